@@ -1,0 +1,91 @@
+"""The append-only audit log: one JSON document per job run under audit/date=YYYY-MM-DD/.
+
+Each run writes a new file and never rewrites an old one, which works the same on a local
+folder and on an object store. Records hold names, hashes and counts, never row contents.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+import subprocess
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from riskradar.lake import Lake, new_run_id, write_json
+
+
+@dataclass
+class RunRecord:
+    job: str
+    run_id: str
+    arguments: dict[str, Any]
+    started_at: str
+    ended_at: str | None = None
+    status: str = "running"
+    error: str | None = None
+    error_type: str | None = None
+    git_commit: str | None = None
+    host: str = field(default_factory=socket.gethostname)
+    user: str = field(default_factory=getpass.getuser)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+@contextmanager
+def audited_run(lake: Lake, job: str, arguments: dict[str, Any]) -> Iterator[RunRecord]:
+    """Record a job run; the record is written on success and on failure (then re-raised)."""
+    record = RunRecord(
+        job=job, run_id=new_run_id(), arguments=arguments, started_at=_now(), git_commit=git_commit()
+    )
+    try:
+        yield record
+        record.status = "succeeded"
+    except BaseException as exc:
+        record.status = "failed"
+        record.error_type = type(exc).__name__
+        record.error = str(exc) or traceback.format_exception_only(exc)[-1].strip()
+        raise
+    finally:
+        record.ended_at = _now()
+        day = record.started_at[:10]
+        write_json(
+            lake.audit
+            / f"date={day}"
+            / f"{record.started_at[11:19].replace(':', '')}-{job}-{record.run_id}.json",
+            asdict(record),
+        )
+
+
+def read_audit(lake: Lake) -> list[dict[str, Any]]:
+    """All run records, oldest first."""
+    if not lake.audit.exists():
+        return []
+    docs = [json.loads(p.read_text(encoding="utf-8")) for p in lake.audit.glob("date=*/*.json")]
+    return sorted(docs, key=lambda d: d["started_at"])

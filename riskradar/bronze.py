@@ -1,0 +1,213 @@
+"""Read one delivered file with Spark into bronze rows: contract columns as strings, personal
+columns pseudonymised or dropped, every row kept (malformed ones marked), plus lineage.
+
+Bronze columns: the contract's kept columns (strings), then LINEAGE_COLUMNS.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from riskradar.config import Contract
+from riskradar.delivery import FileInspection
+from riskradar.pseudonym import hmac_sha256
+
+LINEAGE_COLUMNS = [
+    "ingest_rule",
+    "ingest_reason",
+    "row_hash",
+    "source_file",
+    "source_sha256",
+    "source_row",
+    "ingested_at",
+]
+_CORRUPT = "__corrupt_record"
+_REPLACEMENT_CHAR = "\ufffd"
+
+
+def read_delivery(
+    spark: SparkSession,
+    inspection: FileInspection,
+    contract: Contract,
+    *,
+    key: bytes,
+    ingested_at: datetime,
+    file_issue: tuple[str, str] | None = None,
+) -> DataFrame:
+    """Bronze rows of one file. `file_issue` (rule, reason) marks every row, e.g. a missing column."""
+    raw, present = _read_raw(spark, inspection, contract)
+    raw = _with_row_numbers(raw)
+    rule, reason = _row_issue(raw, contract, present, file_issue)
+    kept = []
+    for name in contract.kept_columns:
+        value = F.col(_q(name)) if name in present else F.lit(None).cast("string")
+        if name in contract.pseudonymised_columns:
+            value = hmac_sha256(value, key, domain=contract.name)
+        kept.append(value.alias(name))
+    out = raw.select(
+        *kept,
+        rule.alias("ingest_rule"),
+        reason.alias("ingest_reason"),
+        F.lit(inspection.name).alias("source_file"),
+        F.lit(inspection.sha256).alias("source_sha256"),
+        F.col("__row").alias("source_row"),
+        F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
+    )
+    # Hash of the delivered content (after pseudonymisation) to find exact duplicates.
+    row_hash = F.sha2(F.to_json(F.struct(*[F.col(_q(n)) for n in contract.kept_columns])), 256).alias(
+        "row_hash"
+    )
+    return out.select(
+        *[F.col(_q(n)) for n in contract.kept_columns],
+        "ingest_rule",
+        "ingest_reason",
+        row_hash,
+        "source_file",
+        "source_sha256",
+        "source_row",
+        "ingested_at",
+    )
+
+
+def _q(name: str) -> str:
+    return f"`{name}`"
+
+
+def _read_raw(
+    spark: SparkSession, inspection: FileInspection, contract: Contract
+) -> tuple[DataFrame, set[str]]:
+    reader = contract.reader
+    path = str(inspection.path)
+    if reader.format in ("csv", "csv.gz"):
+        header = _unique(inspection.header)
+        schema = T.StructType(
+            [T.StructField(h, T.StringType()) for h in header] + [T.StructField(_CORRUPT, T.StringType())]
+        )
+        df = (
+            spark.read.schema(schema)
+            .option("header", reader.header)
+            .option("enforceSchema", True)
+            .option("sep", reader.delimiter)
+            .option("quote", reader.quote)
+            .option("escape", reader.quote)
+            .option("encoding", reader.encoding)
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", _CORRUPT)
+            .csv(path)
+        )
+        return df, set(header)
+    if reader.format == "jsonl":
+        df = (
+            spark.read.option("primitivesAsString", True)
+            .option("encoding", reader.encoding)
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", _CORRUPT)
+            .json(path)
+        )
+        if _CORRUPT not in df.columns:
+            df = df.withColumn(_CORRUPT, F.lit(None).cast("string"))
+        return _all_strings(df), set(df.columns) - {_CORRUPT}
+    if reader.format == "parquet":
+        df = spark.read.parquet(path).withColumn(_CORRUPT, F.lit(None).cast("string"))
+        return _all_strings(df), set(df.columns) - {_CORRUPT}
+    if reader.format == "geojson":
+        doc = spark.read.option("multiLine", True).option("encoding", reader.encoding).json(path)
+        if "features" not in doc.columns:
+            return _empty_raw(spark), set()
+        feats = doc.select(F.explode("features").alias("f"))
+        prop_fields = feats.schema["f"].dataType["properties"].dataType.fieldNames()
+        df = feats.select(
+            *[F.col("f.properties").getField(p).cast("string").alias(p) for p in prop_fields],
+            F.to_json(F.col("f.geometry")).alias("geometry"),
+            F.lit(None).cast("string").alias(_CORRUPT),
+        )
+        return df, set(prop_fields) | {"geometry"}
+    raise ValueError(f"unsupported format {reader.format!r}")
+
+
+def _empty_raw(spark: SparkSession) -> DataFrame:
+    return spark.createDataFrame([], T.StructType([T.StructField(_CORRUPT, T.StringType())]))
+
+
+def _all_strings(df: DataFrame) -> DataFrame:
+    return df.select(
+        *[
+            (
+                F.col(_q(f.name))
+                if isinstance(f.dataType, T.StringType)
+                else F.to_json(F.struct(F.col(_q(f.name)))).alias(f.name)
+            )
+            if isinstance(f.dataType, (T.StructType, T.ArrayType, T.MapType))
+            else F.col(_q(f.name)).cast("string").alias(f.name)
+            for f in df.schema.fields
+        ]
+    )
+
+
+def _unique(header: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for h in header:
+        seen[h] = seen.get(h, 0) + 1
+        out.append(h if seen[h] == 1 else f"{h}__{seen[h]}")
+    return out
+
+
+def _with_row_numbers(df: DataFrame) -> DataFrame:
+    """Add `__row`, the 1-based record number in the file (header excluded), in file order.
+
+    Spark reads a file's splits in order, and a gzip file in one partition, so the row
+    number is the running id within a partition plus the rows of the partitions before it.
+    """
+    df = df.withColumn("__pid", F.spark_partition_id()).withColumn("__mid", F.monotonically_increasing_id())
+    if df.rdd.getNumPartitions() <= 1:
+        return df.withColumn("__row", F.col("__mid") + 1)
+    counts = dict(df.groupBy("__pid").count().collect())
+    offsets, running = {}, 0
+    for pid in sorted(counts):
+        offsets[pid] = running
+        running += counts[pid]
+    offset = F.create_map(*[x for pid, off in offsets.items() for x in (F.lit(pid), F.lit(off))])
+    local = F.col("__mid") - F.shiftleft(F.col("__pid").cast("long"), 33)
+    return df.withColumn("__row", F.element_at(offset, F.col("__pid")) + local + 1)
+
+
+def _row_issue(
+    df: DataFrame, contract: Contract, present: set[str], file_issue: tuple[str, str] | None
+) -> tuple[Column, Column]:
+    """(rule, reason) for rows that cannot be read as the contract says; nulls otherwise."""
+    width = len([c for c in df.columns if not c.startswith("__")])
+    malformed = F.col(_CORRUPT).isNotNull()
+    kept_present = [n for n in contract.kept_columns if n in present]
+    bad_bytes = F.lit(False)
+    first_bad = F.lit(None).cast("string")
+    for name in reversed(kept_present):
+        has = F.coalesce(F.instr(F.col(_q(name)), _REPLACEMENT_CHAR) > 0, F.lit(False))
+        bad_bytes = bad_bytes | has
+        first_bad = F.when(has, F.lit(name)).otherwise(first_bad)
+    rule = F.lit(None).cast("string")
+    reason = F.lit(None).cast("string")
+    rule = F.when(bad_bytes, F.lit("invalid_encoding")).otherwise(rule)
+    reason = F.when(
+        bad_bytes,
+        F.concat(
+            F.lit("column '"),
+            first_bad,
+            F.lit(f"' holds bytes that are not valid {contract.reader.encoding} (the contract's encoding)"),
+        ),
+    ).otherwise(reason)
+    rule = F.when(malformed, F.lit("malformed_row")).otherwise(rule)
+    reason = F.when(
+        malformed,
+        F.lit(
+            f"the row does not split into the header's {width} fields with delimiter "
+            f"{contract.reader.delimiter!r} (a truncated line, an unbalanced quote or a stray delimiter)"
+        ),
+    ).otherwise(reason)
+    if file_issue is not None:
+        rule, reason = F.lit(file_issue[0]), F.lit(file_issue[1])
+    return rule, reason

@@ -1,0 +1,50 @@
+"""The `riskradar` command: one sub-command per pipeline step.
+
+riskradar ingest --all
+riskradar validate --all
+riskradar demo              # the whole pipeline on the bundled sample, embedded defaults
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+from riskradar.errors import RiskradarError
+
+# sub-command -> module with main(argv)
+COMMANDS = {
+    "ingest": ("jobs.ingest", "delivered files -> bronze (lineage, personal data pseudonymised)"),
+    "validate": ("jobs.validate", "bronze -> silver | quarantine, behind the expectation gate"),
+    "demo": ("jobs.demo", "run the pipeline end to end on the bundled Chicago sample"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: riskradar <command> [options]   (riskradar <command> --help)", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"riskradar: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        module.main(rest)
+    except RiskradarError as exc:
+        print(f"riskradar {name}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

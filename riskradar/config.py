@@ -1,0 +1,456 @@
+"""Typed, layered configuration: conf/riskradar.yaml plus one data contract per feed.
+
+Committed defaults live in conf/; the environment may override the lake root
+(`RISKRADAR_LAKE`); secrets come only from the environment. Every wrong value fails with a
+`ConfigError` naming the file, the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from riskradar.errors import ConfigError, UnsafeName
+
+DEFAULT_CONFIG = Path("conf/riskradar.yaml")
+LAKE_ENV = "RISKRADAR_LAKE"
+
+# Feed names become folder names in the lake: keep them to a safe alphabet.
+SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+Name = Annotated[str, Field(pattern=SAFE_NAME.pattern)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_name(value: str, what: str, known: list[str] | None = None) -> str:
+    """Refuse names that could leave their folder (`..`, `/`, `\\`) or are not safe identifiers."""
+    if ".." in value or "/" in value or "\\" in value or "\x00" in value:
+        raise UnsafeName(
+            f"{what} {value!r} is not allowed: it contains '..' or a path separator"
+            + (f" (known: {', '.join(known)})" if known else "")
+        )
+    if not SAFE_NAME.match(value):
+        raise UnsafeName(
+            f"{what} {value!r} is not allowed: use lower-case letters, digits and '_'"
+            + (f" (known: {', '.join(known)})" if known else "")
+        )
+    return value
+
+
+# --------------------------------------------------------------------------- contracts
+
+
+class ReaderOptions(_Model):
+    """How to read the delivered files."""
+
+    format: Literal["csv", "csv.gz", "jsonl", "parquet", "geojson"]
+    encoding: str = "UTF-8"
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    header: bool = True
+    quote: str = Field('"', min_length=1, max_length=1)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {value!r} (e.g. UTF-8, ISO-8859-1, cp1252)") from exc
+        return value
+
+
+class Landing(_Model):
+    """Where the partner drops files, relative to the configured landing root."""
+
+    path: str
+    pattern: str = "*"
+
+
+class SourceColumn(_Model):
+    """A column the partner delivers. `personal` columns never leave landing in clear."""
+
+    name: str = Field(min_length=1)
+    required: bool = True
+    personal: Literal["pseudonymise", "drop"] | None = None
+
+
+class TimestampSpec(_Model):
+    column: str
+    format: str = Field(description="Spark datetime pattern, e.g. MM/dd/yyyy hh:mm:ss a")
+    timezone: str
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _check_zone(value)
+
+
+class CoordinateSpec(_Model):
+    crs: str
+    x: str
+    y: str
+
+    @field_validator("crs")
+    @classmethod
+    def _known_crs(cls, value: str) -> str:
+        from riskradar import crs
+
+        crs.get_crs(value)
+        return value
+
+
+class CategorySpec(_Model):
+    column: str
+    subcategory_column: str | None = None
+    map: dict[str, str] = Field(min_length=1, description="partner code -> canonical category")
+
+
+class OriginSpec(_Model):
+    """Whether events are citizen-reported or found by officers' own activity."""
+
+    default: Literal["reported", "discovered"]
+    discovered_categories: list[str] = []
+    reported_categories: list[str] = []
+
+
+class ExcludeRule(_Model):
+    """Rows the partner itself marks as not separate events (e.g. duplicates of a request)."""
+
+    column: str
+    values: list[str] = Field(min_length=1)
+    reason: str = Field(min_length=1)
+
+
+class EventMapping(_Model):
+    id_column: str
+    timestamp: TimestampSpec
+    coordinates: CoordinateSpec
+    category: CategorySpec
+    origin: OriginSpec
+    domestic_column: str | None = None
+    exclude: list[ExcludeRule] = []
+
+
+class DateSpec(_Model):
+    column: str
+    format: str = "yyyy-MM-dd"
+
+
+class Measure(_Model):
+    name: Name
+    column: str
+    convert: Literal["none", "fahrenheit_to_celsius", "inch_to_mm", "mph_to_mps", "percent_to_fraction"] = (
+        "none"
+    )
+    min: float | None = None
+    max: float | None = None
+
+
+class SeriesMapping(_Model):
+    """A city-wide series with one row per day (e.g. weather)."""
+
+    date: DateSpec
+    measures: list[Measure] = Field(min_length=1)
+
+
+class AreaMapping(_Model):
+    """Area attributes (one row per area) or area boundaries (one feature per area)."""
+
+    code_column: str
+    name_column: str
+    geometry_column: str | None = None
+    indicators: list[Measure] = []
+    not_areas: dict[str, str] = Field(
+        {}, description="codes that are aggregates, not areas, with the reason (e.g. '0': city total)"
+    )
+
+
+class Contract(_Model):
+    """A partner feed's data contract (conf/partners/<name>.yaml)."""
+
+    name: Name
+    partner: str
+    description: str = ""
+    kind: Literal["events", "series", "area_attributes", "area_boundaries"]
+    legal_basis: str
+    retention_days: int = Field(gt=0)
+    landing: Landing
+    reader: ReaderOptions
+    columns: list[SourceColumn] = Field(min_length=1)
+    events: EventMapping | None = None
+    series: SeriesMapping | None = None
+    areas: AreaMapping | None = None
+    expectation_suite: str = Field(description="file under expectations/; it holds the batch gate")
+
+    @model_validator(mode="after")
+    def _mapping_matches_kind(self) -> Contract:
+        wanted = {
+            "events": "events",
+            "series": "series",
+            "area_attributes": "areas",
+            "area_boundaries": "areas",
+        }
+        section = wanted[self.kind]
+        if getattr(self, section) is None:
+            raise ValueError(f"kind {self.kind!r} needs a '{section}' section")
+        names = [c.name for c in self.columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"columns listed twice: {dupes}")
+        missing = sorted(set(self.mapped_columns()) - set(names))
+        if missing:
+            raise ValueError(f"mapping uses columns not declared under 'columns': {missing}")
+        dropped = sorted(
+            c.name for c in self.columns if c.personal == "drop" and c.name in self.mapped_columns()
+        )
+        if dropped:
+            raise ValueError(f"columns marked 'personal: drop' cannot be mapped: {dropped}")
+        return self
+
+    def mapped_columns(self) -> list[str]:
+        """Source columns the canonical mapping reads."""
+        out: list[str] = []
+        if self.events:
+            e = self.events
+            out += [e.id_column, e.timestamp.column, e.coordinates.x, e.coordinates.y, e.category.column]
+            out += [c for c in (e.category.subcategory_column, e.domestic_column) if c]
+            out += [r.column for r in e.exclude]
+        if self.series:
+            out += [self.series.date.column] + [m.column for m in self.series.measures]
+        if self.areas:
+            a = self.areas
+            out += [a.code_column, a.name_column] + [m.column for m in a.indicators]
+            out += [a.geometry_column] if a.geometry_column else []
+        return out
+
+    @property
+    def kept_columns(self) -> list[str]:
+        """Delivered columns that enter bronze (pseudonymised where personal)."""
+        return [c.name for c in self.columns if c.personal != "drop"]
+
+    @property
+    def pseudonymised_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.personal == "pseudonymise"]
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+class LakeConfig(_Model):
+    root: str
+
+
+class GridConfig(_Model):
+    cell_size_m: float = Field(150.0, gt=0, le=10_000)
+
+
+class StudyArea(_Model):
+    """The city's extent: rows outside it are quarantined as out of area."""
+
+    bbox_wgs84: tuple[float, float, float, float] = Field(description="min lon, min lat, max lon, max lat")
+    boundaries_feed: str | None = None
+
+    @field_validator("bbox_wgs84")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        lon0, lat0, lon1, lat1 = v
+        if not (-180 <= lon0 < lon1 <= 180 and -90 <= lat0 < lat1 <= 90):
+            raise ValueError("expected [min lon, min lat, max lon, max lat] with min < max, in degrees")
+        return v
+
+
+class PartnersConfig(_Model):
+    contracts_dir: str = "partners"
+    landing_root: str
+    enabled: list[Name] = Field(min_length=1)
+
+
+class PseudonymConfig(_Model):
+    key_env: str = "RISKRADAR_PSEUDONYM_KEY"
+
+
+class TargetConfig(_Model):
+    categories: list[str] = Field(min_length=1)
+    exclude_domestic: bool = False
+
+
+class SparkConfig(_Model):
+    master: str = "local[*]"
+    conf: dict[str, str] = {}
+
+
+class MlflowConfig(_Model):
+    tracking_uri: str | None = None
+
+
+class Settings(_Model):
+    """conf/riskradar.yaml, with paths resolved and the enabled contracts loaded."""
+
+    city: str
+    timezone: str
+    project_crs: str
+    grid: GridConfig = GridConfig()
+    study_area: StudyArea
+    lake: LakeConfig
+    partners: PartnersConfig
+    expectations_dir: str = "../expectations"
+    categories: list[Name] = Field(min_length=1, description="the canonical category vocabulary")
+    targets: dict[Name, TargetConfig] = {}
+    pseudonymisation: PseudonymConfig = PseudonymConfig()
+    spark: SparkConfig = SparkConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    # Filled by load_settings, not written in YAML.
+    config_file: str = ""
+    contracts: dict[str, Contract] = {}
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _check_zone(value)
+
+    @field_validator("project_crs")
+    @classmethod
+    def _projected(cls, value: str) -> str:
+        from riskradar import crs
+
+        crs.require_projected(value)
+        return value
+
+    @property
+    def lake_root(self) -> Path:
+        return Path(self.lake.root)
+
+    def contract(self, name: str) -> Contract:
+        check_name(name, "partner", sorted(self.contracts))
+        try:
+            return self.contracts[name]
+        except KeyError:
+            raise ConfigError(
+                f"{self.config_file}: partner {name!r} is not enabled under partners.enabled "
+                f"(enabled: {', '.join(sorted(self.contracts))})"
+            ) from None
+
+    def landing_dir(self, contract: Contract) -> Path:
+        return Path(self.partners.landing_root) / contract.landing.path
+
+    def suite_path(self, contract: Contract) -> Path:
+        return Path(self.expectations_dir) / contract.expectation_suite
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r} (an IANA name such as 'America/Chicago')") from exc
+    return value
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
+    return data
+
+
+def _explain(path: Path, exc: ValidationError) -> ConfigError:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        lines.append(f"{path}: key '{key}'{shown}: {err['msg']}")
+    return ConfigError("\n".join(lines))
+
+
+def _resolve(base: Path, value: str) -> str:
+    """Relative paths in a config file are relative to that file's folder; URIs are kept."""
+    if "://" in value:
+        return value
+    p = Path(value)
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def load_contract(path: Path, settings_categories: list[str] | None = None) -> Contract:
+    data = _read_yaml(path)
+    try:
+        contract = Contract.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(path, exc) from None
+    if contract.name != path.stem:
+        raise ConfigError(f"{path}: key 'name' = {contract.name!r}: must equal the file name {path.stem!r}")
+    if settings_categories is not None and contract.events:
+        unknown = sorted(set(contract.events.category.map.values()) - set(settings_categories))
+        if unknown:
+            raise ConfigError(
+                f"{path}: key 'events.category.map' maps to unknown categories {unknown}; "
+                f"allowed: the 'categories' of the pipeline config"
+            )
+        o = contract.events.origin
+        bad = sorted(set(o.discovered_categories + o.reported_categories) - set(settings_categories))
+        if bad:
+            raise ConfigError(f"{path}: key 'events.origin' names unknown categories {bad}")
+    return contract
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Load and validate the pipeline config and the contracts of its enabled feeds."""
+    path = Path(path or DEFAULT_CONFIG).resolve()
+    data = _read_yaml(path)
+    lake_override = os.environ.get(LAKE_ENV)
+    if lake_override:
+        # An environment path is relative to where the command runs, not to the file.
+        data.setdefault("lake", {})["root"] = _resolve(Path.cwd(), lake_override)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(path, exc) from None
+    base = path.parent
+    partners = settings.partners.model_copy(
+        update={
+            "contracts_dir": _resolve(base, settings.partners.contracts_dir),
+            "landing_root": _resolve(base, settings.partners.landing_root),
+        }
+    )
+    contracts: dict[str, Contract] = {}
+    for name in settings.partners.enabled:
+        cpath = Path(partners.contracts_dir) / f"{name}.yaml"
+        if not cpath.exists():
+            raise ConfigError(f"{path}: key 'partners.enabled' names {name!r} but {cpath} does not exist")
+        contracts[name] = load_contract(cpath, settings.categories)
+    for tname, target in settings.targets.items():
+        unknown = sorted(set(target.categories) - set(settings.categories))
+        if unknown:
+            raise ConfigError(f"{path}: key 'targets.{tname}.categories' has unknown categories {unknown}")
+    if settings.study_area.boundaries_feed and settings.study_area.boundaries_feed not in contracts:
+        raise ConfigError(
+            f"{path}: key 'study_area.boundaries_feed' = {settings.study_area.boundaries_feed!r} "
+            f"is not an enabled feed (enabled: {', '.join(contracts)})"
+        )
+    return settings.model_copy(
+        update={
+            "config_file": str(path),
+            "lake": LakeConfig(root=_resolve(base, settings.lake.root)),
+            "partners": partners,
+            "expectations_dir": _resolve(base, settings.expectations_dir),
+            "contracts": contracts,
+        }
+    )

@@ -1,0 +1,43 @@
+"""Named errors: each says what went wrong, where (file, row, key) and what was expected."""
+
+from __future__ import annotations
+
+
+class RiskradarError(Exception):
+    """Base class; the CLI prints these without a traceback and exits non-zero."""
+
+    exit_code = 1
+
+
+class ConfigError(RiskradarError):
+    """A config or contract value is missing or not allowed."""
+
+    exit_code = 2
+
+
+class UnsafeName(RiskradarError):
+    """A partner or file name that could escape the lake or landing folder."""
+
+    exit_code = 2
+
+
+class MissingPseudonymKey(RiskradarError):
+    """No pseudonymisation key in the environment: refusing to touch personal data."""
+
+    exit_code = 2
+
+
+class DeliveryRejected(RiskradarError):
+    """One or more delivered files could not be read as the contract describes."""
+
+
+class ValidationGateFailed(RiskradarError):
+    """A batch failed its expectation suite: nothing of it was published."""
+
+
+class ReconciliationError(RiskradarError):
+    """Rows in != rows published + rows quarantined: something was lost or duplicated."""
+
+
+class NothingToDo(RiskradarError):
+    """A step was asked to work on input that does not exist."""

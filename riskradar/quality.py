@@ -1,0 +1,115 @@
+"""Batch-level quality gates with Great Expectations 1.x suites kept as JSON in expectations/.
+
+A suite runs on the routed batch (canonical columns, null for quarantined rows, plus
+`quarantine_rule`), so one suite gates both the published values and the share of rows
+that failed row rules. The result is written as JSON and as a readable Markdown page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame
+
+from riskradar.errors import ConfigError
+from riskradar.lake import write_json
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+@lru_cache(maxsize=1)
+def _context():
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return ctx
+
+
+def load_suite_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: expectation suite not found") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not data.get("expectations"):
+        raise ConfigError(f"{path}: expected a suite with 'name' and a non-empty 'expectations' list")
+    return data
+
+
+def run_suite(df: DataFrame, suite_path: Path, *, run_name: str) -> dict[str, Any]:
+    """Validate `df` with the suite at `suite_path`; return the GX result as a JSON dict."""
+    import great_expectations as gx
+
+    ctx = _context()
+    spec = load_suite_json(suite_path)
+    name = f"{spec['name']}-{run_name}"
+    try:
+        suite = ctx.suites.add(gx.ExpectationSuite(**{**spec, "name": name}))
+    except Exception as exc:  # GX raises several types for an unknown expectation or kwarg
+        raise ConfigError(f"{suite_path}: the suite cannot be loaded: {exc}") from exc
+    source = ctx.data_sources.add_or_update_spark(f"src-{run_name}")
+    asset = source.add_dataframe_asset(f"asset-{run_name}")
+    batch = asset.add_batch_definition_whole_dataframe(f"batch-{run_name}")
+    definition = gx.ValidationDefinition(data=batch, suite=suite, name=f"vd-{run_name}")
+    result = definition.run(batch_parameters={"dataframe": df}, result_format="SUMMARY")
+    ctx.suites.delete(name)
+    ctx.data_sources.delete(f"src-{run_name}")
+    return result.to_json_dict()
+
+
+def failed_expectations(result: dict[str, Any]) -> list[str]:
+    out = []
+    for item in result["results"]:
+        if item["success"]:
+            continue
+        cfg = item["expectation_config"]
+        kwargs = {k: v for k, v in cfg["kwargs"].items() if k != "batch_id"}
+        observed = item.get("result", {})
+        detail = observed.get("observed_value")
+        if detail is None and "unexpected_percent" in observed:
+            detail = f"{observed['unexpected_percent']:.2f}% unexpected"
+        out.append(f"{cfg['type']}({_short(kwargs)}): observed {detail}")
+    return out
+
+
+def _short(kwargs: dict[str, Any]) -> str:
+    parts = []
+    for k, v in kwargs.items():
+        text = json.dumps(v, default=str)
+        parts.append(f"{k}={text if len(text) <= 60 else text[:57] + '...'}")
+    return ", ".join(parts)
+
+
+def write_report(
+    folder: Path, stem: str, result: dict[str, Any], *, title: str, counts: dict[str, Any]
+) -> Path:
+    """The validation result as JSON plus a Markdown page a reviewer can read."""
+    write_json(folder / f"{stem}.json", {"title": title, "counts": counts, "result": result})
+    lines = [f"# {title}", "", f"**Gate: {'passed' if result['success'] else 'FAILED'}**", ""]
+    lines += ["## Rows", "", "| measure | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in counts.items() if not isinstance(v, dict)]
+    by_rule = counts.get("quarantined_by_rule") or {}
+    if by_rule:
+        lines += ["", "## Quarantined, by rule", "", "| rule | rows |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in sorted(by_rule.items())]
+    lines += ["", "## Expectations", "", "| expectation | column | result | observed |", "|---|---|---|---|"]
+    for item in result["results"]:
+        cfg = item["expectation_config"]
+        observed = item.get("result", {})
+        value = observed.get("observed_value")
+        if value is None and "unexpected_percent" in observed:
+            value = f"{observed['unexpected_percent']:.3f}% unexpected"
+        lines.append(
+            f"| {cfg['type']} | {cfg['kwargs'].get('column', '')} | "
+            f"{'pass' if item['success'] else '**fail**'} | {value} |"
+        )
+    path = folder / f"{stem}.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

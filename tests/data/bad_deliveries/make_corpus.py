@@ -1,0 +1,106 @@
+"""Regenerate the bad-delivery corpus: python tests/data/bad_deliveries/make_corpus.py
+
+Every file imitates a partner export (the Chicago police or 311 layout) with made-up ids,
+made-up blocks and made-up coordinates in the city, and one defect each. `cases.yaml`
+beside it says what riskradar must answer for each file.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+HERE = Path(__file__).parent
+POLICE_HEADER = (
+    "ID,Case Number,Date,Block,IUCR,Primary Type,Description,Location Description,Arrest,"
+    "Domestic,Beat,District,Ward,Community Area,FBI Code,X Coordinate,Y Coordinate,Updated On,"
+    "Latitude,Longitude"
+)
+SR_HEADER = (
+    "Creation_Date,Status,Completion_Date,Service_Request_Number,Type_of_Service_Request,"
+    "What_is_the_Nature_of_this_Code_Violation,Street_Address,ZIP_Code,X_Coordinate,Y_Coordinate,"
+    "Ward,Police_District,Community_Area,Latitude,Longitude,Location"
+)
+
+
+def police_row(
+    i: int,
+    *,
+    date: str = "03/0{d}/2013 10:15:00 PM",
+    ptype: str = "BURGLARY",
+    x: str | None = None,
+    y: str | None = None,
+) -> str:
+    day = 1 + i % 9
+    x = x if x is not None else str(1170000 + 37 * i)
+    y = y if y is not None else str(1890000 + 53 * i)
+    return (
+        f"{90000000 + i},ZZ{100000 + i},{date.format(d=day)},000XX W TEST ST {i},0610,{ptype},"
+        f"FORCIBLE ENTRY,RESIDENCE,false,false,1011,010,24,29,05,{x},{y},"
+        f"02/10/2018 03:50:01 PM,,"
+    )
+
+
+def sr_row(i: int, *, lat: float | None = None, lon: float | None = None) -> str:
+    lat = lat if lat is not None else 41.85 + i * 0.001
+    lon = lon if lon is not None else -87.68 + i * 0.001
+    return (
+        f"2013-05-1{i % 10},Completed,2013-06-01,13-9{i:07d},Sanitation Code Violation,Garbage in yard,"
+        f'{i} W MADEUP AVE,60601,,,2.0,1.0,32.0,{lat},{lon},"({lat}, {lon})"'
+    )
+
+
+def police(rows: list[str], header: str = POLICE_HEADER) -> bytes:
+    return ("\n".join([header, *rows]) + "\n").encode()
+
+
+def good(n: int) -> list[str]:
+    return [police_row(i) for i in range(n)]
+
+
+N = 40
+
+
+def main() -> None:
+    files: dict[str, bytes] = {
+        "police/empty.csv": b"",
+        "police/header_only.csv": police([]),
+        "police/missing_column.csv": police(
+            [",".join(r.split(",")[:2] + r.split(",")[3:]) for r in good(4)],
+            header=POLICE_HEADER.replace("Date,", "", 1),
+        ),
+        "police/extra_column.csv": police(
+            [r + ",note" for r in good(4)], header=POLICE_HEADER + ",Extra Notes"
+        ),
+        "police/wrong_delimiter.csv": police(
+            [r.replace(",", ";") for r in good(4)], header=POLICE_HEADER.replace(",", ";")
+        ),
+        # Row-level defects: one or two bad rows among N good ones, so the batch gate
+        # (at most 5% quarantined) passes and the bad rows are quarantined.
+        "police/non_utf8.csv": police(good(N)).replace(b"BURGLARY", b"BURGL\xc4RY", 1),
+        "police/truncated_last_line.csv": police(good(N)) + police_row(N).encode()[:60],
+        "police/malformed_dates.csv": police(
+            good(N) + [police_row(N, date="2013-13-45 25:61"), police_row(N + 1, date="")]
+        ),
+        "police/outside_city.csv": police(
+            good(N) + [police_row(N, x="900000", y="1500000"), police_row(N + 1, x="0", y="0")]
+        ),
+        "police/future_dates.csv": police(good(N) + [police_row(N, date="01/0{d}/2099 10:00:00 AM")]),
+        "police/duplicate_rows.csv": police(good(N) + [police_row(1), police_row(2)]),
+        "police/unknown_category.csv": police(good(N) + [police_row(N, ptype="ALIEN ABDUCTION")]),
+        "police/too_many_bad_rows.csv": police(
+            good(N) + [police_row(N + i, date="not a date") for i in range(5)]
+        ),
+        "sanitation/swapped_latlon.csv": (
+            "\n".join([SR_HEADER, *[sr_row(i) for i in range(N)], sr_row(N, lat=-87.66, lon=41.87)]) + "\n"
+        ).encode(),
+    }
+    for name, content in files.items():
+        path = HERE / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    (HERE / "police" / "good_delivery.csv.gz").write_bytes(gzip.compress(police(good(5)), mtime=0))
+
+
+if __name__ == "__main__":
+    main()
