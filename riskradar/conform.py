@@ -349,7 +349,7 @@ def route_series(bronze: DataFrame, contract: Contract) -> DataFrame:
     s = contract.series
     assert s is not None
     raw = F.col(_q(s.date.column))
-    day = F.try_to_date(F.trim(raw), F.lit(s.date.format))
+    day = F.try_to_date(F.trim(raw), s.date.format)
     measure_rules, values = _measure_rules(s.measures)
     df, dup_rules = _duplicate_rules(bronze, None)
     df, repeated = _first_per_key(df, day, "date")
