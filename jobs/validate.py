@@ -191,6 +191,8 @@ def validate_batch(
             + ["batch_id"]
         )
         silver = routed.where(F.col(conform.RULE).isNull()).select(*silver_cols)
+        if "partner" in partitions:
+            silver = silver.withColumn("partner", F.lit(contract.name))
         silver_pub.write(silver, partitions)
         quarantine_cols = [conform.RULE, conform.REASON, f"{conform.DELIVERED}.*"] + conform.LINEAGE
         quarantined = routed.where(F.col(conform.RULE).isNotNull()).select(*quarantine_cols)

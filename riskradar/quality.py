@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ def run_suite(df: DataFrame, suite_path: Path, *, run_name: str) -> dict[str, An
 
     ctx = _context()
     spec = load_suite_json(suite_path)
+    run_name = f"{run_name}-{uuid.uuid4().hex[:8]}"  # one process may validate a batch twice
     name = f"{spec['name']}-{run_name}"
     try:
         suite = ctx.suites.add(gx.ExpectationSuite(**{**spec, "name": name}))

@@ -19,6 +19,8 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.pop("RISKRADAR_LAKE", None)
+# Module-scoped pipelines run before any function fixture: the test key is set for the run.
+os.environ["RISKRADAR_PSEUDONYM_KEY"] = TEST_KEY
 
 
 @pytest.fixture(scope="session")

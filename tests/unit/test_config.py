@@ -18,7 +18,10 @@ def test_committed_config_loads_with_every_contract():
         ["police_crimes", "sanitation_311", "weather", "census_indicators", "census_areas"]
     )
     assert settings.lake_root == (ROOT / "lake").resolve()
-    assert settings.landing_dir(settings.contract("police_crimes")) == ROOT / "data" / "chicago" / "police_crimes"
+    assert (
+        settings.landing_dir(settings.contract("police_crimes"))
+        == ROOT / "data" / "chicago" / "police_crimes"
+    )
     police = settings.contract("police_crimes")
     assert "Case Number" not in police.kept_columns and "Block" not in police.kept_columns
     assert police.pseudonymised_columns == ["ID"]
