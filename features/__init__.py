@@ -1,0 +1,1 @@
+"""Pure Spark transforms from silver tables to the cell x week panel (issue 3)."""

@@ -56,6 +56,15 @@ def _shown(c: Column) -> Column:
     return F.concat(F.lit("'"), F.coalesce(c, F.lit("")), F.lit("'"))
 
 
+def _format_rule(name: str, raw: Column, parsed: Column, column: str, fmt: str) -> Rule:
+    """A value that is present but does not parse with the contract's format."""
+    return Rule(
+        name,
+        parsed.isNull(),
+        F.concat(F.lit(f"{column} "), _shown(raw), F.lit(f" does not match the format '{fmt}'")),
+    )
+
+
 def _apply(df: DataFrame, rules: list[Rule], canonical: dict[str, Column]) -> DataFrame:
     """First failing rule wins; canonical columns are nulled for quarantined rows."""
     delivered = [c for c in df.columns if c not in LINEAGE and not c.startswith("__")]
@@ -197,13 +206,7 @@ def route_events(
         *exclude_rules,
         Rule("missing_id", _blank(F.col(_q(m.id_column))), F.lit(f"{m.id_column} is empty")),
         Rule("missing_timestamp", _blank(ts_raw), F.lit(f"{m.timestamp.column} is empty")),
-        Rule(
-            "unparseable_timestamp",
-            local.isNull(),
-            F.concat(
-                F.lit(f"{m.timestamp.column} "), _shown(ts_raw), F.lit(f" does not match the format '{fmt}'")
-            ),
-        ),
+        _format_rule("unparseable_timestamp", ts_raw, local, m.timestamp.column, fmt),
         Rule(
             "future_timestamp",
             occurred > F.col("ingested_at"),
@@ -356,15 +359,7 @@ def route_series(bronze: DataFrame, contract: Contract) -> DataFrame:
     rules = [
         _ingest_rule(),
         Rule("missing_date", _blank(raw), F.lit(f"{s.date.column} is empty")),
-        Rule(
-            "unparseable_date",
-            day.isNull(),
-            F.concat(
-                F.lit(f"{s.date.column} "),
-                _shown(raw),
-                F.lit(f" does not match the format '{s.date.format}'"),
-            ),
-        ),
+        _format_rule("unparseable_date", raw, day, s.date.column, s.date.format),
         *measure_rules,
         *dup_rules,
         Rule(
