@@ -87,14 +87,13 @@ def ingest_feed(
     skipped: list[dict[str, str]] = []
     rejected: list[str] = []
     for path in files:
-        inspection = delivery.inspect_file(path, contract)
-        record.inputs.append({"file": path.name, "sha256": inspection.sha256, "bytes": inspection.size})
-        if inspection.sha256 in seen:
-            skipped.append(
-                {"file": path.name, "reason": f"already ingested in batch {seen[inspection.sha256]}"}
-            )
+        sha256 = delivery.sha256_of(path)
+        record.inputs.append({"file": path.name, "sha256": sha256, "bytes": path.stat().st_size})
+        if sha256 in seen:
+            skipped.append({"file": path.name, "reason": f"already ingested in batch {seen[sha256]}"})
             continue
-        seen[inspection.sha256] = "(this batch)"
+        seen[sha256] = "(this batch)"
+        inspection = delivery.inspect_file(path, contract, sha256)  # only new files are read whole
         report = _file_report(inspection)
         file_reports.append(report)
         if inspection.problems:  # nothing readable in it: record and report, no rows to keep

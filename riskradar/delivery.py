@@ -75,10 +75,13 @@ def _lines(path: Path, reader: ReaderOptions) -> Iterator[tuple[int, bytes]]:
         yield from enumerate(fh, start=1)
 
 
-def inspect_file(path: Path, contract: Contract) -> FileInspection:
-    """Hash the file and, for line-based formats, check header, rows and encoding."""
+def inspect_file(path: Path, contract: Contract, sha256: str | None = None) -> FileInspection:
+    """Hash the file (unless the hash is given) and, for line-based formats, check header,
+    rows and encoding."""
     reader = contract.reader
-    result = FileInspection(path=path, name=path.name, size=path.stat().st_size, sha256=sha256_of(path))
+    result = FileInspection(
+        path=path, name=path.name, size=path.stat().st_size, sha256=sha256 or sha256_of(path)
+    )
     if result.size == 0:
         result.problems.append("the file is empty (0 bytes)")
         return result
