@@ -83,7 +83,8 @@ def _read_raw(
     reader = contract.reader
     path = str(inspection.path)
     if reader.format in ("csv", "csv.gz"):
-        header = _unique(inspection.header)
+        # Without a header line the contract's column order is the file's.
+        header = _unique(inspection.header if reader.header else [c.name for c in contract.columns])
         schema = T.StructType(
             [T.StructField(h, T.StringType()) for h in header] + [T.StructField(_CORRUPT, T.StringType())]
         )
