@@ -17,6 +17,7 @@ from riskradar.errors import RiskradarError
 COMMANDS = {
     "ingest": ("jobs.ingest", "delivered files -> bronze (lineage, personal data pseudonymised)"),
     "validate": ("jobs.validate", "bronze -> silver | quarantine, behind the expectation gate"),
+    "build-features": ("jobs.build_features", "silver -> gold/features, the cell x week panel"),
     "demo": ("jobs.demo", "run the pipeline end to end on the bundled Chicago sample"),
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -288,6 +289,29 @@ class TargetConfig(_Model):
     exclude_domestic: bool = False
 
 
+class FeatureConfig(_Model):
+    """The cell x week panel: which feature groups, windows and switches."""
+
+    crime_feeds: list[Name] = Field(["police_crimes"], min_length=1)
+    category_groups: dict[Name, list[Name]] = Field(min_length=1)
+    signals: dict[Name, list[Name]] = Field({}, description="other partners' feeds -> their categories")
+    windows_weeks: list[int] = Field([1, 2, 4, 8, 13, 26, 52], min_length=1)
+    decay_half_lives_weeks: list[float] = [1.0, 4.0]
+    spatial_lag_windows_weeks: list[int] = [4, 13]
+    horizons_weeks: list[int] = Field([1], min_length=1)
+    discovered_weight: float = Field(
+        1.0, ge=0.0, le=1.0, description="weight of officer-initiated events in crime features (0 = excluded)"
+    )
+    holidays: list[date] = Field([], description="ISO dates; a week holding one is a holiday week")
+
+    @field_validator("windows_weeks", "spatial_lag_windows_weeks", "horizons_weeks")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(w < 1 for w in v):
+            raise ValueError("weeks must be >= 1")
+        return sorted(set(v))
+
+
 class SparkConfig(_Model):
     master: str = "local[*]"
     conf: dict[str, str] = {}
@@ -310,6 +334,7 @@ class Settings(_Model):
     expectations_dir: str = "../expectations"
     categories: list[Name] = Field(min_length=1, description="the canonical category vocabulary")
     targets: dict[Name, TargetConfig] = {}
+    features: FeatureConfig | None = None
     pseudonymisation: PseudonymConfig = PseudonymConfig()
     spark: SparkConfig = SparkConfig()
     mlflow: MlflowConfig = MlflowConfig()
@@ -440,6 +465,23 @@ def load_settings(path: str | Path | None = None) -> Settings:
         unknown = sorted(set(target.categories) - set(settings.categories))
         if unknown:
             raise ConfigError(f"{path}: key 'targets.{tname}.categories' has unknown categories {unknown}")
+    if settings.features:
+        for key, groups in (
+            ("category_groups", settings.features.category_groups),
+            ("signals", settings.features.signals),
+        ):
+            for gname, cats in groups.items():
+                unknown = sorted(set(cats) - set(settings.categories))
+                if unknown:
+                    raise ConfigError(
+                        f"{path}: key 'features.{key}.{gname}' has unknown categories {unknown}"
+                    )
+        for spatial in settings.features.spatial_lag_windows_weeks:
+            if spatial not in settings.features.windows_weeks:
+                raise ConfigError(
+                    f"{path}: key 'features.spatial_lag_windows_weeks' = {spatial}: must be one of "
+                    f"'features.windows_weeks' {settings.features.windows_weeks}"
+                )
     if settings.study_area.boundaries_feed and settings.study_area.boundaries_feed not in contracts:
         raise ConfigError(
             f"{path}: key 'study_area.boundaries_feed' = {settings.study_area.boundaries_feed!r} "

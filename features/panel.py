@@ -1,0 +1,313 @@
+"""The cell x week panel: features and labels, point-in-time correct, native Spark only.
+
+Contract. Input `events` has the silver.events columns (partner, category, occurred_at UTC,
+x, y in the project CRS, origin, domestic). Output has one row per study cell and per week
+in [first_week, last_week] (weeks start Monday 00:00 in the city's time zone), zero weeks
+included, with the columns of `panel_schema(spec)`:
+
+- `n_<group>_w<k>`: events of a category group in the k weeks before the week starts;
+- `d_<group>_hl<h>`: the same counts decayed with half-life h weeks over all earlier weeks;
+- `n3_<group>_w<k>`, `n5_<group>_w<k>`: those counts summed over the 3x3 / 5x5 cells around;
+- `s_<feed>_w<k>`: other partners' signals (e.g. 311 complaints), same windows;
+- area covariates of the cell's community area; last week's weather; calendar;
+- `label_<target>_h<h>`: target events in the h weeks from the week's start (null where the
+  data end before the horizon does).
+
+A feature of week t only uses events that occurred before week t starts: every window ends
+one week before t (`rangeBetween(-k, -1)`); only labels look at week t and later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from features.grid import Grid, cell_id
+from riskradar.config import Settings, TargetConfig
+
+EPOCH_MONDAY = date(1970, 1, 5)
+_MAX_DECAY_SPAN = 900  # weeks / half-life: 2**900 still fits a double
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    timezone: str
+    grid: Grid
+    crime_feeds: list[str]
+    groups: dict[str, list[str]]
+    windows: list[int]
+    half_lives: list[float]
+    spatial_windows: list[int]
+    horizons: list[int]
+    targets: dict[str, TargetConfig]
+    signals: dict[str, list[str]] = field(default_factory=dict)
+    discovered_weight: float = 1.0
+    holidays: list[date] = field(default_factory=list)
+    indicators: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, indicators: list[str]) -> PanelSpec:
+        f = settings.features
+        assert f is not None
+        return cls(
+            timezone=settings.timezone,
+            grid=Grid(settings.grid.cell_size_m, settings.project_crs),
+            crime_feeds=f.crime_feeds,
+            groups=f.category_groups,
+            windows=f.windows_weeks,
+            half_lives=f.decay_half_lives_weeks,
+            spatial_windows=f.spatial_lag_windows_weeks,
+            horizons=f.horizons_weeks,
+            targets=settings.targets,
+            signals=f.signals,
+            discovered_weight=f.discovered_weight,
+            holidays=f.holidays,
+            indicators=indicators,
+        )
+
+
+def week_start(ts_utc: Column, timezone: str) -> Column:
+    """The local Monday (a date) of the week holding a UTC timestamp."""
+    return F.to_date(F.date_trunc("week", F.from_utc_timestamp(ts_utc, timezone)))
+
+
+def week_index(week: Column) -> Column:
+    """Weeks since Monday 1970-01-05: consecutive integers for consecutive weeks."""
+    return F.floor(F.datediff(week, F.lit(EPOCH_MONDAY)) / 7).cast("int")
+
+
+def week_of(index: int) -> date:
+    return EPOCH_MONDAY + timedelta(weeks=index)
+
+
+def index_of(week: date) -> int:
+    return (week - EPOCH_MONDAY).days // 7
+
+
+def _hl(h: float) -> str:
+    return f"{h:g}".replace(".", "p")
+
+
+def feature_columns(spec: PanelSpec) -> list[str]:
+    cols = ["history_weeks", "week_of_year", "holiday_week"]
+    for g in spec.groups:
+        cols += [f"n_{g}_w{k}" for k in spec.windows]
+        cols += [f"d_{g}_hl{_hl(h)}" for h in spec.half_lives]
+        cols += [f"n{r}_{g}_w{k}" for r in (3, 5) for k in spec.spatial_windows]
+    for s in spec.signals:
+        cols += [f"s_{s}_w{k}" for k in spec.windows]
+    cols += list(spec.indicators)
+    cols += ["weather_prev_temp_max_c", "weather_prev_precip_mm"]
+    return cols
+
+
+def label_columns(spec: PanelSpec) -> list[str]:
+    return [f"label_{t}_h{h}" for t in spec.targets for h in spec.horizons]
+
+
+def panel_schema(spec: PanelSpec) -> T.StructType:
+    """The declared output schema; the job checks the built panel against it."""
+    fields = [
+        T.StructField("cell_id", T.StringType(), False),
+        T.StructField("ix", T.IntegerType(), False),
+        T.StructField("iy", T.IntegerType(), False),
+        T.StructField("area_code", T.IntegerType(), True),
+        T.StructField("week", T.DateType(), False),
+        T.StructField("week_idx", T.IntegerType(), False),
+    ]
+    int_features = {"history_weeks", "week_of_year"}
+    for name in feature_columns(spec):
+        if name in int_features:
+            fields.append(T.StructField(name, T.IntegerType(), False))
+        elif name == "holiday_week":
+            fields.append(T.StructField(name, T.BooleanType(), False))
+        else:
+            fields.append(T.StructField(name, T.DoubleType(), True))
+    fields += [T.StructField(c, T.DoubleType(), True) for c in label_columns(spec)]
+    return T.StructType(fields)
+
+
+def weekly_counts(events: DataFrame, spec: PanelSpec) -> DataFrame:
+    """(ix, iy, week_idx, c_<group>, c_sig_<feed>, y_<target>) for cell-weeks with events.
+
+    Crime counts weigh officer-initiated events by `discovered_weight` (feedback-loop
+    control); target counts (labels) count every event of the target.
+    """
+    ev = events.select(
+        spec.grid.ix(F.col("x")).alias("ix"),
+        spec.grid.iy(F.col("y")).alias("iy"),
+        week_index(week_start(F.col("occurred_at"), spec.timezone)).alias("week_idx"),
+        "partner",
+        "category",
+        "origin",
+        "domestic",
+    )
+    crime = F.col("partner").isin(spec.crime_feeds)
+    weight = F.when(F.col("origin") == "discovered", F.lit(spec.discovered_weight)).otherwise(F.lit(1.0))
+    aggs = [
+        F.sum(F.when(crime & F.col("category").isin(cats), weight).otherwise(0.0)).alias(f"c_{g}")
+        for g, cats in spec.groups.items()
+    ]
+    aggs += [
+        F.sum(F.when((F.col("partner") == s) & F.col("category").isin(cats), 1.0).otherwise(0.0)).alias(
+            f"c_sig_{s}"
+        )
+        for s, cats in spec.signals.items()
+    ]
+    for t, target in spec.targets.items():
+        hit = crime & F.col("category").isin(target.categories)
+        if target.exclude_domestic:
+            hit = hit & ~F.coalesce(F.col("domestic"), F.lit(False))
+        aggs.append(F.sum(F.when(hit, 1.0).otherwise(0.0)).alias(f"y_{t}"))
+    return ev.groupBy("ix", "iy", "week_idx").agg(*aggs)
+
+
+def spatial_counts(weekly: DataFrame, spec: PanelSpec) -> DataFrame:
+    """(ix, iy, week_idx, c3_<group>, c5_<group>): weekly counts summed over the 3x3 and 5x5
+    neighbourhoods. Each cell-week with events is spread to its 25 neighbours, so the cost
+    follows the number of non-empty cell-weeks, not the size of the panel."""
+    spark = weekly.sparkSession
+    offsets = spark.createDataFrame(
+        [(dx, dy, 1.0 if max(abs(dx), abs(dy)) <= 1 else 0.0) for dx in range(-2, 3) for dy in range(-2, 3)],
+        "dx int, dy int, in3 double",
+    )
+    spread = weekly.crossJoin(F.broadcast(offsets)).select(
+        (F.col("ix") + F.col("dx")).alias("ix"),
+        (F.col("iy") + F.col("dy")).alias("iy"),
+        "week_idx",
+        *[(F.col(f"c_{g}") * F.col("in3")).alias(f"c3_{g}") for g in spec.groups],
+        *[F.col(f"c_{g}").alias(f"c5_{g}") for g in spec.groups],
+    )
+    sums = [F.sum(f"c{r}_{g}").alias(f"c{r}_{g}") for r in (3, 5) for g in spec.groups]
+    return spread.groupBy("ix", "iy", "week_idx").agg(*sums)
+
+
+def weekly_weather(weather: DataFrame, timezone: str) -> DataFrame:
+    """(week_idx, temp_max_c, precip_mm) for weeks the feed covers fully (7 days), from the
+    silver.weather columns `date`, `temperature_max_c`, `precip_intensity_mm_h`."""
+    del timezone  # weather dates are already local calendar days
+    w = weather.select(
+        week_index(F.to_date(F.date_trunc("week", F.col("date")))).alias("week_idx"),
+        "temperature_max_c",
+        (F.col("precip_intensity_mm_h") * 24.0).alias("precip_mm"),
+    )
+    agg = w.groupBy("week_idx").agg(
+        F.count("*").alias("days"),
+        F.avg("temperature_max_c").alias("temp_max_c"),
+        F.sum("precip_mm").alias("precip_mm"),
+    )
+    full = F.col("days") == 7
+    return agg.select(
+        "week_idx",
+        F.when(full, F.col("temp_max_c")).alias("temp_max_c"),
+        F.when(full, F.col("precip_mm")).alias("precip_mm"),
+    )
+
+
+def build_panel(
+    events: DataFrame,
+    cells: DataFrame,
+    spec: PanelSpec,
+    *,
+    first_week: int,
+    last_week: int,
+    data_end_week: int,
+    history_start_week: int,
+    weather: DataFrame | None = None,
+    areas: DataFrame | None = None,
+) -> DataFrame:
+    """The panel for weeks [first_week, last_week] (week indexes), all rows of `cells`.
+
+    `cells`: (ix, iy, area_code) of the study area. `history_start_week`: the first week with
+    data (history before it is treated as empty). `data_end_week`: the last week with data;
+    labels whose horizon passes it are null. `areas`: (area_code, <indicators>).
+    """
+    if (last_week - history_start_week) / min(spec.half_lives or [1.0]) > _MAX_DECAY_SPAN:
+        raise ValueError("the panel spans too many half-lives for exact decayed counts; raise the half-lives")
+    spark = events.sparkSession
+    weekly = weekly_counts(events, spec)
+    spatial = spatial_counts(weekly, spec)
+    horizon = max(spec.horizons)
+    weeks = spark.range(history_start_week, max(last_week, data_end_week) + horizon + 1).select(
+        F.col("id").cast("int").alias("week_idx")
+    )
+    base = cells.select("ix", "iy", "area_code").crossJoin(weeks)
+    counts = [c for c in weekly.columns + spatial.columns if c.startswith(("c_", "c3_", "c5_", "y_"))]
+    dense = (
+        base.join(weekly, ["ix", "iy", "week_idx"], "left")
+        .join(spatial, ["ix", "iy", "week_idx"], "left")
+        .na.fill(0.0, subset=sorted(set(counts)))
+    )
+    cell = Window.partitionBy("ix", "iy").orderBy("week_idx")
+    rel = (F.col("week_idx") - F.lit(history_start_week)).cast("double")
+    cols: dict[str, Column] = {}
+    for g in spec.groups:
+        for k in spec.windows:
+            cols[f"n_{g}_w{k}"] = F.sum(f"c_{g}").over(cell.rangeBetween(-k, -1))
+        for h in spec.half_lives:
+            # sum_{s<t} c_s 2^(-(t-s)/h) = 2^(-t/h) * sum_{s<t} c_s 2^(s/h), with t, s from the start.
+            grown = F.col(f"c_{g}") * F.pow(F.lit(2.0), rel / h)
+            past = F.sum(grown).over(cell.rangeBetween(Window.unboundedPreceding, -1))
+            cols[f"d_{g}_hl{_hl(h)}"] = past * F.pow(F.lit(2.0), -rel / h)
+        for r in (3, 5):
+            for k in spec.spatial_windows:
+                cols[f"n{r}_{g}_w{k}"] = F.sum(f"c{r}_{g}").over(cell.rangeBetween(-k, -1))
+    for s in spec.signals:
+        for k in spec.windows:
+            cols[f"s_{s}_w{k}"] = F.sum(f"c_sig_{s}").over(cell.rangeBetween(-k, -1))
+    for t in spec.targets:
+        for h in spec.horizons:
+            ahead = F.sum(f"y_{t}").over(cell.rangeBetween(0, h - 1))
+            cols[f"label_{t}_h{h}"] = F.when(F.col("week_idx") + h - 1 <= data_end_week, ahead)
+    panel = dense.withColumns(cols).where(F.col("week_idx").between(first_week, last_week))
+    # Empty windows sum to null in Spark: no events is a count of zero.
+    panel = panel.na.fill(0.0, subset=[c for c in cols if not c.startswith("label_")])
+
+    week = F.date_add(F.lit(EPOCH_MONDAY), F.col("week_idx") * 7)
+    holidays = [F.lit(d) for d in spec.holidays]
+    in_week = F.lit(False)
+    if holidays:
+        in_week = F.exists(F.array(*holidays), lambda d: (d >= week) & (d < F.date_add(week, 7)))
+    panel = panel.withColumns(
+        {
+            "cell_id": cell_id(F.col("ix"), F.col("iy")),
+            "week": week,
+            "history_weeks": (F.col("week_idx") - F.lit(history_start_week)).cast("int"),
+            "week_of_year": F.weekofyear(week),
+            "holiday_week": in_week,
+        }
+    )
+    if weather is not None:
+        prev = weekly_weather(weather, spec.timezone).select(
+            (F.col("week_idx") + 1).alias("week_idx"),  # last week's weather, known when t starts
+            F.col("temp_max_c").alias("weather_prev_temp_max_c"),
+            F.col("precip_mm").alias("weather_prev_precip_mm"),
+        )
+        panel = panel.join(F.broadcast(prev), "week_idx", "left")
+    else:
+        panel = panel.withColumns(
+            {
+                "weather_prev_temp_max_c": F.lit(None).cast("double"),
+                "weather_prev_precip_mm": F.lit(None).cast("double"),
+            }
+        )
+    if spec.indicators:
+        if areas is None:
+            raise ValueError("indicators are configured but no area table was given")
+        panel = panel.join(F.broadcast(areas.select("area_code", *spec.indicators)), "area_code", "left")
+    schema = panel_schema(spec)
+    return panel.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
+
+
+def check_schema(panel: DataFrame, spec: PanelSpec) -> None:
+    """Raise when the built panel's columns or types differ from the declared schema."""
+    want = [(f.name, f.dataType.simpleString()) for f in panel_schema(spec).fields]
+    got = [(f.name, f.dataType.simpleString()) for f in panel.schema.fields]
+    if want != got:
+        missing = [w for w in want if w not in got]
+        extra = [g for g in got if g not in want]
+        raise ValueError(f"panel schema differs from the declared one: missing {missing}, unexpected {extra}")

@@ -1,0 +1,227 @@
+"""Build features: silver tables -> gold/features, the cell x week panel (partitioned by week).
+
+    riskradar build-features [--config conf/riskradar.yaml] [--full | --from-week 2014-06-02]
+
+By default only the weeks whose inputs changed are rebuilt: those from the earliest week
+holding an event of a batch validated since the last build (later weeks depend on it through
+their windows). `--full` rebuilds every week. The panel runs from the first week with crime
+data to the week after the last one (the week to score, whose labels are null).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from features.grid import Grid, cells_in_areas
+from features.panel import PanelSpec, build_panel, check_schema, index_of, week_index, week_of, week_start
+from riskradar.audit import audited_run
+from riskradar.config import Settings
+from riskradar.errors import ConfigError, NothingToDo
+from riskradar.lake import Lake, Publisher, read_json_dir, write_json
+from riskradar.runtime import context, job_parser, parse
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    settings: Settings | None = None,
+    spark: SparkSession | None = None,
+) -> dict[str, Any]:
+    parser = job_parser("riskradar build-features", __doc__)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--full", action="store_true", help="rebuild every week")
+    which.add_argument("--from-week", type=date.fromisoformat, help="rebuild weeks from this Monday on")
+    args = parse(parser, argv)
+    settings, lake, spark = context(args, settings, spark)
+    if settings.features is None:
+        raise ConfigError(f"{settings.config_file}: no 'features' section: nothing to build")
+    with audited_run(lake, "build_features", {"full": args.full, "from_week": str(args.from_week)}) as record:
+        summary = build(spark, settings, lake, full=args.full, from_week=args.from_week, run_id=record.run_id)
+        record.inputs += summary.pop("inputs")
+        record.outputs.append(
+            {"table": "gold.features", "weeks": summary["weeks_written"], "rows": summary["rows"]}
+        )
+        record.counts.update({k: v for k, v in summary.items() if isinstance(v, int)})
+    print(
+        f"build-features: {summary['cells']} cells x {summary['weeks_written']} weeks written "
+        f"({summary['rows']} rows), weeks {summary['first_week']}..{summary['last_week']}"
+    )
+    return summary
+
+
+def _latest(df: DataFrame, key: str) -> DataFrame:
+    """One row per key from the most recently ingested batch (a re-delivery supersedes)."""
+    order = Window.partitionBy(key).orderBy(F.col("ingested_at").desc(), F.col("batch_id").desc())
+    return df.withColumn("__n", F.row_number().over(order)).where("__n = 1").drop("__n")
+
+
+def _read(spark: SparkSession, path) -> DataFrame | None:
+    return spark.read.parquet(str(path)) if path.exists() and any(path.rglob("*.parquet")) else None
+
+
+def load_inputs(spark: SparkSession, settings: Settings, lake: Lake) -> dict[str, DataFrame | None]:
+    return {
+        "events": _read(spark, lake.silver("events")),
+        "weather": _read(spark, lake.silver("weather")),
+        "areas": _read(spark, lake.silver("areas")),
+        "boundaries": _read(spark, lake.silver("boundaries")),
+    }
+
+
+def study_cells(
+    spark: SparkSession, events: DataFrame, boundaries: DataFrame | None, grid: Grid
+) -> DataFrame:
+    """(ix, iy, area_code): cells holding any event, plus cells inside the boundary polygons."""
+    from features.grid import assign_cells
+
+    with_events = assign_cells(events, grid).select("ix", "iy").distinct()
+    if boundaries is None:
+        return with_events.withColumn("area_code", F.lit(None).cast("int"))
+    polygons = [(r["area_code"], r["geometry_geojson"]) for r in _latest(boundaries, "area_code").collect()]
+    inside = spark.createDataFrame(cells_in_areas(polygons, grid), "ix int, iy int, area_code int")
+    inside = inside.dropDuplicates(["ix", "iy"])
+    return with_events.join(inside, ["ix", "iy"], "full").select("ix", "iy", "area_code")
+
+
+def build(
+    spark: SparkSession,
+    settings: Settings,
+    lake: Lake,
+    *,
+    full: bool,
+    from_week: date | None,
+    run_id: str,
+) -> dict[str, Any]:
+    f = settings.features
+    assert f is not None
+    inputs = load_inputs(spark, settings, lake)
+    events = inputs["events"]
+    crime_feeds = f.crime_feeds
+    if events is None or events.where(F.col("partner").isin(crime_feeds)).limit(1).count() == 0:
+        raise NothingToDo(
+            f"silver.events holds no events of the crime feeds {crime_feeds}: run "
+            f"`riskradar ingest --all` and `riskradar validate --all` first"
+        )
+    events = events.select("partner", "category", "occurred_at", "x", "y", "origin", "domestic", "batch_id")
+    span = (
+        events.where(F.col("partner").isin(crime_feeds))
+        .select(week_index(week_start(F.col("occurred_at"), settings.timezone)).alias("w"))
+        .agg(F.min("w").alias("first"), F.max("w").alias("last"))
+        .first()
+    )
+    history_start, data_end = span["first"], span["last"]
+    if data_end - history_start < 1:
+        raise NothingToDo(
+            f"the crime feeds {crime_feeds} hold a single week of data ({week_of(history_start)}); "
+            f"the panel needs at least two weeks (one to learn from, one to predict)"
+        )
+    counts = events.groupBy("category").count().collect()
+    present = {r["category"] for r in counts}
+    for name, target in settings.targets.items():
+        if not present & set(target.categories):
+            raise NothingToDo(
+                f"target {name!r} has no events in silver.events (categories {target.categories}); "
+                f"check 'targets.{name}.categories' in {settings.config_file}"
+            )
+    indicators = []
+    areas = inputs["areas"]
+    contract = settings.contracts.get("census_indicators")
+    if areas is not None and contract is not None and contract.areas is not None:
+        indicators = [m.name for m in contract.areas.indicators]
+        areas = _latest(areas, "area_code")
+    spec = PanelSpec.from_settings(settings, indicators)
+    cells = study_cells(spark, events, inputs["boundaries"], spec.grid).cache()
+    n_cells = cells.count()
+
+    last_week = data_end + 1  # the week to score next
+    first_week = _first_changed_week(
+        spark, lake, events, settings, history_start, full=full, from_week=from_week
+    )
+    weather = inputs["weather"]
+    if weather is not None:
+        weather = _latest(weather, "date")
+    panel = build_panel(
+        events,
+        cells,
+        spec,
+        first_week=first_week,
+        last_week=last_week,
+        data_end_week=data_end,
+        history_start_week=history_start,
+        weather=weather,
+        areas=areas,
+    )
+    check_schema(panel, spec)
+    publisher = Publisher(lake.gold("features"), owner="build_features", run_id=run_id)
+    publisher.write(panel, ["week"])
+    written = spark.read.parquet(str(publisher.staging)).count()
+    weeks = [week_of(w).isoformat() for w in range(first_week, last_week + 1)]
+    publisher.publish([{"week": w} for w in weeks])
+    write_json(
+        lake.gold("features") / "_builds" / f"{run_id}.json",
+        {
+            "run_id": run_id,
+            "built_at": datetime.now(UTC).isoformat(),
+            "validated_batches": _validated_batches(lake, settings),
+            "first_week": weeks[0],
+            "last_week": weeks[-1],
+            "rows": written,
+            "cells": n_cells,
+        },
+    )
+    cells.unpersist()
+    if written != n_cells * len(weeks):
+        raise ValueError(f"panel rows {written} != cells {n_cells} x weeks {len(weeks)}")
+    return {
+        "cells": n_cells,
+        "weeks_written": len(weeks),
+        "rows": written,
+        "first_week": weeks[0],
+        "last_week": weeks[-1],
+        "inputs": [{"table": f"silver.{t}"} for t, df in inputs.items() if df is not None],
+    }
+
+
+def _validated_batches(lake: Lake, settings: Settings) -> list[str]:
+    return sorted(
+        m["batch_id"] for feed in settings.contracts for m in read_json_dir(lake.validated_markers(feed))
+    )
+
+
+def _first_changed_week(
+    spark: SparkSession,
+    lake: Lake,
+    events: DataFrame,
+    settings: Settings,
+    history_start: int,
+    *,
+    full: bool,
+    from_week: date | None,
+) -> int:
+    """The first week to rebuild: given, everything, or the earliest week touched by new batches."""
+    if from_week is not None:
+        if from_week.weekday() != 0:
+            raise ConfigError(f"--from-week {from_week} is not a Monday (weeks start on Monday)")
+        return max(index_of(from_week), history_start)
+    builds = sorted(read_json_dir(lake.gold("features") / "_builds"), key=lambda b: b["built_at"])
+    if full or not builds:
+        return history_start
+    seen = set(builds[-1]["validated_batches"]) if builds else set()
+    new = sorted(set(_validated_batches(lake, settings)) - seen)
+    if not new:
+        return index_of(date.fromisoformat(builds[-1]["last_week"]))  # only the newest week again
+    touched = (
+        events.where(F.col("batch_id").isin(new))
+        .select(F.min(week_index(week_start(F.col("occurred_at"), settings.timezone))))
+        .first()[0]
+    )
+    return history_start if touched is None else max(touched, history_start)
+
+
+if __name__ == "__main__":
+    main()
