@@ -1,0 +1,292 @@
+"""The panel on tiny inline data, against values computed by hand."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, timedelta
+
+import pytest
+from pyspark.sql import functions as F
+
+from features.grid import Grid, assign_cells, cells_in_areas
+from features.panel import PanelSpec, build_panel, check_schema, feature_columns, index_of, panel_schema
+from riskradar.config import TargetConfig
+
+W0 = date(2014, 1, 6)  # a Monday
+I0 = index_of(W0)
+SPEC = PanelSpec(
+    timezone="UTC",
+    grid=Grid(150.0, "EPSG:26916"),
+    crime_feeds=["police"],
+    groups={"burglary": ["burglary"], "all": ["burglary", "theft"]},
+    windows=[1, 2],
+    half_lives=[1.0],
+    spatial_windows=[1],
+    horizons=[1],
+    targets={"burglary": TargetConfig(categories=["burglary"])},
+    signals={"sr": ["sanitation_complaint"]},
+)
+EVENTS = "partner string, category string, occurred_at timestamp, x double, y double, origin string, domestic boolean"
+
+
+def _at(week: int, day: int = 1, hour: int = 12) -> datetime:
+    return datetime.combine(W0 + timedelta(weeks=week, days=day), datetime.min.time()) + timedelta(hours=hour)
+
+
+def _events(spark, rows):
+    return spark.createDataFrame(rows, EVENTS)
+
+
+def _cells(spark, cells):
+    return spark.createDataFrame([(ix, iy, None) for ix, iy in cells], "ix int, iy int, area_code int")
+
+
+def test_cell_ids_are_reproducible_from_coordinates(spark):
+    df = spark.createDataFrame([(0.0, 0.0), (149.99, 150.0), (-0.01, 300.0)], "x double, y double")
+    got = [
+        tuple(r) for r in assign_cells(df, Grid(150.0, "EPSG:26916")).select("ix", "iy", "cell_id").collect()
+    ]
+    assert got == [(0, 0, "0_0"), (0, 1, "0_1"), (-1, 2, "-1_2")]
+
+
+@pytest.fixture(scope="module")
+def panel(spark):
+    events = _events(
+        spark,
+        [
+            ("police", "burglary", _at(0), 10.0, 10.0, "reported", False),  # A, week 0
+            ("police", "theft", _at(1), 20.0, 20.0, "reported", False),  # A, week 1
+            ("police", "burglary", _at(1), 160.0, 10.0, "reported", False),  # B (east of A), week 1
+            ("police", "burglary", _at(0, 6, 23), 310.0, 10.0, "reported", False),  # D (2 east), Sun wk 0
+            ("sr", "sanitation_complaint", _at(0), 30.0, 30.0, "reported", None),  # A, week 0
+        ],
+    )
+    cells = _cells(spark, [(0, 0), (1, 0), (2, 0), (5, 5)])
+    built = build_panel(
+        events, cells, SPEC, first_week=I0, last_week=I0 + 2, data_end_week=I0 + 1, history_start_week=I0
+    )
+    return {(r["cell_id"], r["week_idx"] - I0): r.asDict() for r in built.collect()}, built
+
+
+def test_every_cell_every_week_zero_rows_included(panel):
+    rows, built = panel
+    assert sorted(rows) == sorted((c, w) for c in ("0_0", "1_0", "2_0", "5_5") for w in range(3))
+    check_schema(built, SPEC)
+
+
+COLUMNS = [
+    "history_weeks",
+    "n_burglary_w1",
+    "n_burglary_w2",
+    "n_all_w1",
+    "n_all_w2",
+    "d_burglary_hl1",
+    "n3_burglary_w1",
+    "n5_burglary_w1",
+    "s_sr_w1",
+    "s_sr_w2",
+    "label_burglary_h1",
+]
+
+
+@pytest.mark.parametrize(
+    ("cell", "week", "expected"),
+    [
+        # first week of history: nothing before it; the label counts the week itself
+        ("0_0", 0, [0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, 1]),
+        # week 1 sees week 0: own burglary, decayed by one half-life; D is 2 cells away (5x5 only)
+        ("0_0", 1, [1, 1, 1, 1, 1, 0.5, 1, 2, 1, 1, 0]),
+        # week 2: the burglary is two weeks back; B's week-1 burglary is a 3x3 neighbour; no label
+        ("0_0", 2, [2, 0, 1, 1, 2, 0.25, 1, 1, 0, 1, None]),
+        # B at the grid's edge of events: A and D are 3x3 neighbours in week 0
+        ("1_0", 1, [1, 0, 0, 0, 0, 0.0, 2, 2, 0, 0, 1]),
+        # a quiet cell: zeros, not nulls, and labels until the data end
+        ("5_5", 1, [1, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, 0]),
+        ("5_5", 2, [2, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, None]),
+    ],
+)
+def test_feature_values_by_hand(panel, cell, week, expected):
+    rows, _ = panel
+    assert [rows[(cell, week)][c] for c in COLUMNS] == expected
+
+
+def test_sunday_night_local_time_belongs_to_the_local_week(spark):
+    """23:30 on Sunday in Chicago is Monday 05:30 UTC: the event belongs to the local week
+    (week 0), not to the UTC week (week 1)."""
+    spec = PanelSpec(**{**SPEC.__dict__, "timezone": "America/Chicago"})
+    sunday_night_utc = datetime(2014, 1, 13, 5, 30)  # Sunday 2014-01-12 23:30 CST
+    events = _events(
+        spark,
+        [
+            ("police", "burglary", sunday_night_utc, 10.0, 10.0, "reported", False),
+            ("police", "theft", _at(2), 10.0, 10.0, "reported", False),
+        ],
+    )
+    built = build_panel(
+        events,
+        _cells(spark, [(0, 0)]),
+        spec,
+        first_week=I0,
+        last_week=I0 + 2,
+        data_end_week=I0 + 2,
+        history_start_week=I0,
+    )
+    labels = {r["week_idx"] - I0: r["label_burglary_h1"] for r in built.collect()}
+    assert labels == {0: 1.0, 1: 0.0, 2: 0.0}
+
+
+def test_discovered_events_are_down_weighted_in_features_not_in_labels(spark):
+    spec = PanelSpec(**{**SPEC.__dict__, "discovered_weight": 0.0})
+    events = _events(spark, [("police", "burglary", _at(0), 10.0, 10.0, "discovered", False)])
+    built = build_panel(
+        events,
+        _cells(spark, [(0, 0)]),
+        spec,
+        first_week=I0,
+        last_week=I0 + 1,
+        data_end_week=I0 + 1,
+        history_start_week=I0,
+    )
+    rows = {r["week_idx"] - I0: (r["n_burglary_w1"], r["label_burglary_h1"]) for r in built.collect()}
+    assert rows == {0: (0.0, 1.0), 1: (0.0, 0.0)}
+
+
+def test_domestic_events_are_left_out_of_a_target_that_says_so(spark):
+    spec = PanelSpec(
+        **{
+            **SPEC.__dict__,
+            "targets": {"robbery": TargetConfig(categories=["burglary"], exclude_domestic=True)},
+        }
+    )
+    events = _events(
+        spark,
+        [
+            ("police", "burglary", _at(0), 10.0, 10.0, "reported", True),
+            ("police", "burglary", _at(0), 10.0, 10.0, "reported", False),
+        ],
+    )
+    built = build_panel(
+        events,
+        _cells(spark, [(0, 0)]),
+        spec,
+        first_week=I0,
+        last_week=I0,
+        data_end_week=I0,
+        history_start_week=I0,
+    )
+    assert built.first()["label_robbery_h1"] == 1.0
+
+
+def test_weather_is_last_weeks_and_only_for_full_weeks(spark):
+    days = [(W0 + timedelta(days=d), 10.0 + d, 0.5) for d in range(7)]  # week 0 complete
+    days += [(W0 + timedelta(days=7 + d), 0.0, 1.0) for d in range(3)]  # week 1: 3 days only
+    weather = spark.createDataFrame(days, "date date, temperature_max_c double, precip_intensity_mm_h double")
+    events = _events(spark, [("police", "burglary", _at(0), 10.0, 10.0, "reported", False)])
+    built = build_panel(
+        events,
+        _cells(spark, [(0, 0)]),
+        SPEC,
+        first_week=I0,
+        last_week=I0 + 2,
+        data_end_week=I0 + 2,
+        history_start_week=I0,
+        weather=weather,
+    )
+    got = {
+        r["week_idx"] - I0: (r["weather_prev_temp_max_c"], r["weather_prev_precip_mm"])
+        for r in built.collect()
+    }
+    assert got == {0: (None, None), 1: (13.0, 7 * 0.5 * 24), 2: (None, None)}
+
+
+def test_holiday_weeks_and_week_of_year(spark):
+    spec = PanelSpec(**{**SPEC.__dict__, "holidays": [date(2014, 1, 20)]})  # MLK day, week 2
+    events = _events(spark, [("police", "burglary", _at(0), 10.0, 10.0, "reported", False)])
+    built = build_panel(
+        events,
+        _cells(spark, [(0, 0)]),
+        spec,
+        first_week=I0,
+        last_week=I0 + 2,
+        data_end_week=I0,
+        history_start_week=I0,
+    )
+    got = {r["week_idx"] - I0: (r["holiday_week"], r["week_of_year"]) for r in built.collect()}
+    assert got == {0: (False, 2), 1: (False, 3), 2: (True, 4)}
+
+
+def test_no_leakage_features_equal_on_data_truncated_at_week_start(spark):
+    """For several t, features of week t from the full data equal those from data cut at t's start."""
+    rnd = random.Random(7)
+    rows = []
+    for _ in range(300):
+        week, day, hour = rnd.randrange(12), rnd.randrange(7), rnd.randrange(24)
+        x, y = rnd.uniform(0, 900), rnd.uniform(0, 900)
+        partner, category = rnd.choice(
+            [("police", "burglary"), ("police", "theft"), ("sr", "sanitation_complaint")]
+        )
+        rows.append(
+            (partner, category, _at(week, day, hour), x, y, rnd.choice(["reported", "discovered"]), False)
+        )
+    events = _events(spark, rows)
+    cells = _cells(spark, [(ix, iy) for ix in range(6) for iy in range(6)])
+    features = [
+        "cell_id",
+        *[c for c in feature_columns(SPEC) if c not in ("weather_prev_temp_max_c", "weather_prev_precip_mm")],
+    ]
+    for t in (1, 4, 7, 11):
+        start = datetime.combine(W0 + timedelta(weeks=t), datetime.min.time())
+        kwargs = {
+            "first_week": I0 + t,
+            "last_week": I0 + t,
+            "data_end_week": I0 + 11,
+            "history_start_week": I0,
+        }
+        full = build_panel(events, cells, SPEC, **kwargs).select(*features)
+        cut = build_panel(events.where(F.col("occurred_at") < F.lit(start)), cells, SPEC, **kwargs).select(
+            *features
+        )
+        from pyspark.testing import assertDataFrameEqual
+
+        assertDataFrameEqual(full, cut)
+        assert full.where(F.col("n_all_w1") > 0).count() > 0  # the week really has history
+
+
+def test_schema_check_names_missing_and_unexpected_columns(spark, panel):
+    _, built = panel
+    with pytest.raises(
+        ValueError, match=r"missing \[\('n_all_w1', 'double'\)\], unexpected \[\('extra', 'int'\)\]"
+    ):
+        check_schema(built.drop("n_all_w1").withColumn("extra", F.lit(1)), SPEC)
+    assert [f.name for f in panel_schema(SPEC).fields][:6] == [
+        "cell_id",
+        "ix",
+        "iy",
+        "area_code",
+        "week",
+        "week_idx",
+    ]
+
+
+def test_cells_inside_polygons_include_quiet_cells_and_respect_holes():
+    # a 1 km square around a point in Chicago with a hole in the middle, in lon/lat
+    import json
+
+    from riskradar.crs import transform_array
+
+    x0, y0 = 447000.0, 4637000.0
+
+    def ring(a, b, c, d):
+        xs = [a, c, c, a, a]
+        ys = [b, b, d, d, b]
+        lon, lat = transform_array(xs, ys, "EPSG:26916", "EPSG:4326")
+        return [[float(o), float(t)] for o, t in zip(lon, lat, strict=True)]
+
+    square = {
+        "type": "Polygon",
+        "coordinates": [ring(x0, y0, x0 + 1500, y0 + 1500), ring(x0 + 600, y0 + 600, x0 + 900, y0 + 900)],
+    }
+    cells = cells_in_areas([(7, json.dumps(square))], Grid(150.0, "EPSG:26916"))
+    assert len(cells) == 100 - 4  # 10 x 10 cells of 150 m, minus the 2 x 2 cells of the hole
+    assert {c[2] for c in cells} == {7}
+    assert (int(x0 // 150) + 4, int(y0 // 150) + 4, 7) not in cells
