@@ -26,7 +26,10 @@ SPEC = PanelSpec(
     targets={"burglary": TargetConfig(categories=["burglary"])},
     signals={"sr": ["sanitation_complaint"]},
 )
-EVENTS = "partner string, category string, occurred_at timestamp, x double, y double, origin string, domestic boolean"
+EVENTS = (
+    "partner string, category string, occurred_at timestamp, x double, y double, "
+    "origin string, domestic boolean"
+)
 
 
 def _at(week: int, day: int = 1, hour: int = 12) -> datetime:
