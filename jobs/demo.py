@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from jobs import ingest, validate
+from jobs import build_features, ingest, validate
 from riskradar.config import Settings
 from riskradar.pseudonym import ensure_demo_key
 from riskradar.runtime import context, job_parser, parse
@@ -43,7 +43,11 @@ def main(
     print(f"demo: lake at {lake.root}")
     ingest.main(["--all", "--config", settings.config_file], settings=settings, spark=spark)
     validate.main(["--all", "--config", settings.config_file], settings=settings, spark=spark)
-    print(f"demo: done. Validation reports: {lake.reports('validation')}; audit log: {lake.audit}")
+    build_features.main(["--config", settings.config_file], settings=settings, spark=spark)
+    print(
+        f"demo: done. Validation reports: {lake.reports('validation')}; features: {lake.gold('features')}; "
+        f"audit log: {lake.audit}"
+    )
 
 
 if __name__ == "__main__":
