@@ -70,14 +70,22 @@ def main() -> None:
     print(json.dumps(result, indent=2))
 
     panel = spark.read.parquet(str(lake.gold("features")))
-    numeric = [f.name for f in panel.schema.fields if f.dataType.simpleString() in ("double", "int")
-               and f.name not in ("ix", "iy", "week_idx", "area_code")]
-    stats = panel.agg(
-        *[F.avg(c).alias(f"{c}|mean") for c in numeric],
-        *[F.avg(F.when(F.col(c) != 0, 1.0).otherwise(0.0)).alias(f"{c}|nonzero") for c in numeric],
-        *[F.max(c).alias(f"{c}|max") for c in numeric],
-        *[F.avg(F.when(F.col(c).isNull(), 1.0).otherwise(0.0)).alias(f"{c}|null") for c in numeric],
-    ).first().asDict()
+    numeric = [
+        f.name
+        for f in panel.schema.fields
+        if f.dataType.simpleString() in ("double", "int")
+        and f.name not in ("ix", "iy", "week_idx", "area_code")
+    ]
+    stats = (
+        panel.agg(
+            *[F.avg(c).alias(f"{c}|mean") for c in numeric],
+            *[F.avg(F.when(F.col(c) != 0, 1.0).otherwise(0.0)).alias(f"{c}|nonzero") for c in numeric],
+            *[F.max(c).alias(f"{c}|max") for c in numeric],
+            *[F.avg(F.when(F.col(c).isNull(), 1.0).otherwise(0.0)).alias(f"{c}|null") for c in numeric],
+        )
+        .first()
+        .asDict()
+    )
     lines = ["| feature | mean | non-zero share | max | null share |", "|---|---|---|---|---|"]
     for c in numeric:
         lines.append(

@@ -135,15 +135,15 @@ def _empty_raw(spark: SparkSession) -> DataFrame:
 
 
 def _all_strings(df: DataFrame) -> DataFrame:
+    """Every column as a string, as bronze keeps them; nested values as JSON text."""
+    nested = (T.StructType, T.ArrayType, T.MapType)
     return df.select(
         *[
             (
-                F.col(_q(f.name))
-                if isinstance(f.dataType, T.StringType)
-                else F.to_json(F.struct(F.col(_q(f.name)))).alias(f.name)
-            )
-            if isinstance(f.dataType, (T.StructType, T.ArrayType, T.MapType))
-            else F.col(_q(f.name)).cast("string").alias(f.name)
+                F.to_json(F.col(_q(f.name)))
+                if isinstance(f.dataType, nested)
+                else F.col(_q(f.name)).cast("string")
+            ).alias(f.name)
             for f in df.schema.fields
         ]
     )

@@ -75,6 +75,7 @@ def _contract_file(tmp_path: Path, **changes) -> Path:
         ({"events.timestamp.column": "When"}, "mapping uses columns not declared under 'columns': ['When']"),
         ({"events.id_column": "Case Number"}, "columns marked 'personal: drop' cannot be mapped"),
         ({"kind": "series"}, "kind 'series' needs a 'series' section"),
+        ({"columns": [{"name": "ID"}, {"name": "batch_id"}]}, "columns ['batch_id'] clash with the lineage"),
     ],
 )
 def test_wrong_contract_value_is_explained(tmp_path: Path, change, message):

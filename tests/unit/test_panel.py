@@ -97,11 +97,12 @@ COLUMNS = [
     [
         # first week of history: nothing before it; the label counts the week itself
         ("0_0", 0, [0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, 1]),
-        # week 1 sees week 0: own burglary, decayed by one half-life; D is 2 cells away (5x5 only)
+        # week 1 sees week 0: own burglary, decayed by one half-life; D is 2 cells away (5x5
+        # only); A is at the study area's west edge, where the missing neighbours add nothing
         ("0_0", 1, [1, 1, 1, 1, 1, 0.5, 1, 2, 1, 1, 0]),
         # week 2: the burglary is two weeks back; B's week-1 burglary is a 3x3 neighbour; no label
         ("0_0", 2, [2, 0, 1, 1, 2, 0.25, 1, 1, 0, 1, None]),
-        # B at the grid's edge of events: A and D are 3x3 neighbours in week 0
+        # B: A and D are its 3x3 neighbours in week 0
         ("1_0", 1, [1, 0, 0, 0, 0, 0.0, 2, 2, 0, 0, 1]),
         # a quiet cell: zeros, not nulls, and labels until the data end
         ("5_5", 1, [1, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, 0]),
@@ -293,3 +294,29 @@ def test_cells_inside_polygons_include_quiet_cells_and_respect_holes():
     assert len(cells) == 100 - 4  # 10 x 10 cells of 150 m, minus the 2 x 2 cells of the hole
     assert {c[2] for c in cells} == {7}
     assert (int(x0 // 150) + 4, int(y0 // 150) + 4, 7) not in cells
+
+
+def test_cell_centroid_and_polygon_are_derivable(spark):
+    from pyproj import Transformer
+
+    from features.grid import with_geometry
+
+    cells = spark.createDataFrame([(2980, 30913)], "ix int, iy int")
+    row = with_geometry(cells, Grid(150.0, "EPSG:26916")).first()
+    lon, lat = Transformer.from_crs("EPSG:26916", "EPSG:4326", always_xy=True).transform(
+        2980.5 * 150, 30913.5 * 150
+    )
+    assert row["lon"] == pytest.approx(lon, abs=1e-9) and row["lat"] == pytest.approx(lat, abs=1e-9)
+    corners = row["polygon_wkt"].removeprefix("POLYGON((").removesuffix("))").split(", ")
+    assert len(corners) == 5 and corners[0] == corners[-1]
+    x0, y0 = Transformer.from_crs("EPSG:26916", "EPSG:4326", always_xy=True).transform(
+        2980 * 150, 30913 * 150
+    )
+    assert corners[0] == f"{x0:.7f} {y0:.7f}"
+
+
+def test_panel_plan_has_no_python_udf(panel):
+    _, built = panel
+    plan = built._jdf.queryExecution().executedPlan().toString()
+    assert "Window" in plan  # the plan is the real one
+    assert "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan
