@@ -9,6 +9,8 @@ included, with the columns of `panel_schema(spec)`:
 - `d_<group>_hl<h>`: the same counts decayed with half-life h weeks over all earlier weeks;
 - `n3_<group>_w<k>`, `n5_<group>_w<k>`: those counts summed over the 3x3 / 5x5 cells around;
 - `s_<feed>_w<k>`: other partners' signals (e.g. 311 complaints), same windows;
+- `hist_<target>_w<k>`, `histd_<target>_hl<h>`: the target's own past counts (what the
+  naive baselines predict from);
 - area covariates of the cell's community area; last week's weather; calendar;
 - `label_<target>_h<h>`: target events in the h weeks from the week's start (null where the
   data end before the horizon does).
@@ -100,6 +102,9 @@ def feature_columns(spec: PanelSpec) -> list[str]:
         cols += [f"n{r}_{g}_w{k}" for r in (3, 5) for k in spec.spatial_windows]
     for s in spec.signals:
         cols += [f"s_{s}_w{k}" for k in spec.windows]
+    for t in spec.targets:  # each target's own history: what the baselines predict from
+        cols += [f"hist_{t}_w{k}" for k in spec.windows]
+        cols += [f"histd_{t}_hl{_hl(h)}" for h in spec.half_lives]
     cols += list(spec.indicators)
     cols += ["weather_prev_temp_max_c", "weather_prev_precip_mm"]
     return cols
@@ -244,15 +249,20 @@ def build_panel(
     )
     cell = Window.partitionBy("ix", "iy").orderBy("week_idx")
     rel = (F.col("week_idx") - F.lit(history_start_week)).cast("double")
+
+    def decayed(count: str, h: float) -> Column:
+        """sum_{s<t} c_s 2^(-(t-s)/h) = 2^(-t/h) * sum_{s<t} c_s 2^(s/h), t and s from the start."""
+        past = F.sum(F.col(count) * F.pow(F.lit(2.0), rel / h)).over(
+            cell.rangeBetween(Window.unboundedPreceding, -1)
+        )
+        return past * F.pow(F.lit(2.0), -rel / h)
+
     cols: dict[str, Column] = {}
     for g in spec.groups:
         for k in spec.windows:
             cols[f"n_{g}_w{k}"] = F.sum(f"c_{g}").over(cell.rangeBetween(-k, -1))
         for h in spec.half_lives:
-            # sum_{s<t} c_s 2^(-(t-s)/h) = 2^(-t/h) * sum_{s<t} c_s 2^(s/h), with t, s from the start.
-            grown = F.col(f"c_{g}") * F.pow(F.lit(2.0), rel / h)
-            past = F.sum(grown).over(cell.rangeBetween(Window.unboundedPreceding, -1))
-            cols[f"d_{g}_hl{_hl(h)}"] = past * F.pow(F.lit(2.0), -rel / h)
+            cols[f"d_{g}_hl{_hl(h)}"] = decayed(f"c_{g}", h)
         for r in (3, 5):
             for k in spec.spatial_windows:
                 cols[f"n{r}_{g}_w{k}"] = F.sum(f"c{r}_{g}").over(cell.rangeBetween(-k, -1))
@@ -260,6 +270,10 @@ def build_panel(
         for k in spec.windows:
             cols[f"s_{s}_w{k}"] = F.sum(f"c_sig_{s}").over(cell.rangeBetween(-k, -1))
     for t in spec.targets:
+        for k in spec.windows:
+            cols[f"hist_{t}_w{k}"] = F.sum(f"y_{t}").over(cell.rangeBetween(-k, -1))
+        for h in spec.half_lives:
+            cols[f"histd_{t}_hl{_hl(h)}"] = decayed(f"y_{t}", h)
         for h in spec.horizons:
             ahead = F.sum(f"y_{t}").over(cell.rangeBetween(0, h - 1))
             cols[f"label_{t}_h{h}"] = F.when(F.col("week_idx") + h - 1 <= data_end_week, ahead)

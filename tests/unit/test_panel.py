@@ -89,6 +89,8 @@ COLUMNS = [
     "s_sr_w1",
     "s_sr_w2",
     "label_burglary_h1",
+    "hist_burglary_w2",
+    "histd_burglary_hl1",
 ]
 
 
@@ -96,17 +98,17 @@ COLUMNS = [
     ("cell", "week", "expected"),
     [
         # first week of history: nothing before it; the label counts the week itself
-        ("0_0", 0, [0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, 1]),
+        ("0_0", 0, [0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, 1, 0, 0.0]),
         # week 1 sees week 0: own burglary, decayed by one half-life; D is 2 cells away (5x5
         # only); A is at the study area's west edge, where the missing neighbours add nothing
-        ("0_0", 1, [1, 1, 1, 1, 1, 0.5, 1, 2, 1, 1, 0]),
+        ("0_0", 1, [1, 1, 1, 1, 1, 0.5, 1, 2, 1, 1, 0, 1, 0.5]),
         # week 2: the burglary is two weeks back; B's week-1 burglary is a 3x3 neighbour; no label
-        ("0_0", 2, [2, 0, 1, 1, 2, 0.25, 1, 1, 0, 1, None]),
+        ("0_0", 2, [2, 0, 1, 1, 2, 0.25, 1, 1, 0, 1, None, 1, 0.25]),
         # B: A and D are its 3x3 neighbours in week 0
-        ("1_0", 1, [1, 0, 0, 0, 0, 0.0, 2, 2, 0, 0, 1]),
+        ("1_0", 1, [1, 0, 0, 0, 0, 0.0, 2, 2, 0, 0, 1, 0, 0.0]),
         # a quiet cell: zeros, not nulls, and labels until the data end
-        ("5_5", 1, [1, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, 0]),
-        ("5_5", 2, [2, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, None]),
+        ("5_5", 1, [1, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, 0, 0, 0.0]),
+        ("5_5", 2, [2, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, None, 0, 0.0]),
     ],
 )
 def test_feature_values_by_hand(panel, cell, week, expected):

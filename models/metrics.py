@@ -1,0 +1,129 @@
+"""The field's metrics for place-based forecasts, per week, in NumPy. No I/O.
+
+For one week, `y` holds the observed counts per cell and `score` the predicted risk. Flagging
+the top `coverage` share of the study area means flagging k = round(coverage * n) cells
+(all cells have the same area). Cells tied at the cut-off are taken at random, so their
+hits count in expectation: the tied cells' mean count times the slots left for them.
+
+- hit rate: share of the week's incidents that fall in the flagged cells;
+- PAI (predictive accuracy index): hit rate / flagged share of the area;
+- PEI*: hits / the most hits any set of k cells could have caught that week.
+A week with no incidents has no hit rate, PAI or PEI* (NaN): it is left out of the means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import spearmanr
+
+COVERAGES = (0.01, 0.03, 0.05)
+
+
+def flagged_count(n_cells: int, coverage: float) -> int:
+    if not 0 < coverage <= 1:
+        raise ValueError(f"coverage must be in (0, 1], got {coverage}")
+    return max(1, int(round(coverage * n_cells)))
+
+
+def expected_hits(y: np.ndarray, score: np.ndarray, k: int) -> float:
+    """Incidents caught by the k highest scores, ties at the cut-off shared in expectation."""
+    y = np.asarray(y, dtype=float)
+    score = np.asarray(score, dtype=float)
+    if k >= len(y):
+        return float(y.sum())
+    cut = np.sort(score)[::-1][k - 1]
+    above = score > cut
+    tied = score == cut
+    slots = k - int(above.sum())
+    return float(y[above].sum() + slots * y[tied].mean())
+
+
+def hit_rate(y: np.ndarray, score: np.ndarray, coverage: float) -> float:
+    total = float(np.sum(y))
+    if total == 0:
+        return float("nan")
+    return expected_hits(y, score, flagged_count(len(y), coverage)) / total
+
+
+def pai(y: np.ndarray, score: np.ndarray, coverage: float) -> float:
+    k = flagged_count(len(y), coverage)
+    return hit_rate(y, score, coverage) / (k / len(y))
+
+
+def pei_star(y: np.ndarray, score: np.ndarray, coverage: float) -> float:
+    k = flagged_count(len(y), coverage)
+    best = float(np.sort(np.asarray(y, dtype=float))[::-1][:k].sum())
+    if best == 0:
+        return float("nan")
+    return expected_hits(y, score, k) / best
+
+
+def poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
+    """Mean Poisson deviance; predictions are floored at 1e-9 (a zero forecast of a count)."""
+    y = np.asarray(y, dtype=float)
+    mu = np.maximum(np.asarray(mu, dtype=float), 1e-9)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(y > 0, y * np.log(y / mu), 0.0)
+    return float(np.mean(2.0 * (term - (y - mu))))
+
+
+def spearman(y: np.ndarray, score: np.ndarray) -> float:
+    if np.all(y == y[0]) or np.all(score == score[0]):
+        return float("nan")
+    return float(spearmanr(y, score).statistic)
+
+
+def calibration_by_decile(y: np.ndarray, mu: np.ndarray) -> list[dict[str, float]]:
+    """Mean predicted vs mean observed count per decile of the prediction."""
+    order = np.argsort(mu, kind="stable")
+    out = []
+    for d, idx in enumerate(np.array_split(order, 10), start=1):
+        if len(idx):
+            out.append(
+                {
+                    "decile": d,
+                    "predicted": float(np.mean(mu[idx])),
+                    "observed": float(np.mean(y[idx])),
+                    "cells": int(len(idx)),
+                }
+            )
+    return out
+
+
+def week_metrics(y: np.ndarray, mu: np.ndarray, coverages: tuple[float, ...] = COVERAGES) -> dict[str, float]:
+    """All per-week metrics of one prediction."""
+    out: dict[str, float] = {
+        "incidents": float(np.sum(y)),
+        "deviance": poisson_deviance(y, mu),
+        "spearman": spearman(np.asarray(y, float), np.asarray(mu, float)),
+    }
+    for c in coverages:
+        tag = f"{round(c * 100):d}"
+        out[f"hit_rate_{tag}"] = hit_rate(y, mu, c)
+        out[f"pai_{tag}"] = pai(y, mu, c)
+        out[f"pei_{tag}"] = pei_star(y, mu, c)
+    return out
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    low: float
+    high: float
+    weeks: int
+
+
+def bootstrap_mean(values: np.ndarray, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Interval:
+    """Mean over weeks with a percentile bootstrap interval; NaN weeks are left out."""
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), 0)
+    rng = np.random.default_rng(seed)
+    means = rng.choice(v, size=(n_boot, len(v)), replace=True).mean(axis=1)
+    tail = (1 - level) / 2
+    return Interval(
+        float(v.mean()), float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)), len(v)
+    )
