@@ -18,6 +18,7 @@ COMMANDS = {
     "ingest": ("jobs.ingest", "delivered files -> bronze (lineage, personal data pseudonymised)"),
     "validate": ("jobs.validate", "bronze -> silver | quarantine, behind the expectation gate"),
     "build-features": ("jobs.build_features", "silver -> gold/features, the cell x week panel"),
+    "train": ("jobs.train", "backtest candidates vs baselines, log to MLflow, register, gate the champion"),
     "demo": ("jobs.demo", "run the pipeline end to end on the bundled Chicago sample"),
 }
 

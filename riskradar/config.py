@@ -331,6 +331,19 @@ class FeatureConfig(_Model):
         return sorted(set(v))
 
 
+class TrainingConfig(_Model):
+    """Rolling-origin backtest, candidates and the promotion gate."""
+
+    backtest_weeks: int = Field(26, ge=1)
+    refit_every_weeks: int = Field(4, ge=1)
+    zero_row_fraction: float = Field(0.1, gt=0.0, le=1.0)
+    max_train_rows: int = Field(2_000_000, gt=0, description="bounds the driver's memory")
+    seed: int = 42
+    promotion_metric: str = "pai_3"
+    promotion_margin: float = Field(0.0, ge=0.0, description="absolute margin on the promotion metric")
+    candidates: dict[str, dict[str, Any]] = Field(min_length=1)
+
+
 class SparkConfig(_Model):
     master: str = "local[*]"
     conf: dict[str, str] = {}
@@ -354,6 +367,7 @@ class Settings(_Model):
     categories: list[Name] = Field(min_length=1, description="the canonical category vocabulary")
     targets: dict[Name, TargetConfig] = {}
     features: FeatureConfig | None = None
+    training: TrainingConfig | None = None
     pseudonymisation: PseudonymConfig = PseudonymConfig()
     spark: SparkConfig = SparkConfig()
     mlflow: MlflowConfig = MlflowConfig()

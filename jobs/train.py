@@ -1,0 +1,428 @@
+"""Train: rolling-origin backtest of candidates against baselines, logged to MLflow, with a
+promotion gate that cannot be talked around.
+
+    riskradar train --target burglary [--config conf/riskradar.yaml]
+    riskradar train --all
+
+Per target: one MLflow experiment `riskradar-<target>`, a parent run per training with a
+child run per candidate and per baseline. The best candidate is refitted on every labelled
+week and registered as `riskradar-<target>`; it gets the alias `champion` only if its mean
+promotion metric beats the best baseline and the current champion by the margin, otherwise
+`challenger`, with the reason logged on the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from features.panel import PanelSpec, feature_columns
+from models.backtest import BacktestResult, exposure_table, pai_curve, run_baseline, run_candidate
+from models.baselines import baselines_for
+from models.estimators import fit_weighted, make_candidates
+from riskradar.audit import audited_run, git_commit
+from riskradar.config import Settings, TrainingConfig, check_name
+from riskradar.errors import ConfigError, NothingToDo
+from riskradar.lake import Lake
+from riskradar.runtime import context, job_parser, parse
+
+ID_COLUMNS = ["cell_id", "week_idx", "area_code"]
+
+
+def tracking_uri(settings: Settings, lake: Lake) -> str:
+    if settings.mlflow.tracking_uri:
+        return settings.mlflow.tracking_uri
+    (lake.root / "mlflow").mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{lake.root / 'mlflow' / 'mlflow.db'}"
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    settings: Settings | None = None,
+    spark: SparkSession | None = None,
+) -> dict[str, dict[str, Any]]:
+    parser = job_parser("riskradar train", __doc__)
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--target", action="append", help="a target from the config (repeatable)")
+    group.add_argument("--all", action="store_true", help="every configured target")
+    args = parse(parser, argv)
+    settings, lake, spark = context(args, settings, spark)
+    if settings.training is None or settings.features is None:
+        raise ConfigError(f"{settings.config_file}: 'features' and 'training' sections are needed to train")
+    targets = (
+        list(settings.targets)
+        if args.all
+        else [check_name(t, "target", list(settings.targets)) for t in args.target]
+    )
+    for t in targets:
+        if t not in settings.targets:
+            raise ConfigError(
+                f"{settings.config_file}: target {t!r} is not under 'targets' ({', '.join(settings.targets)})"
+            )
+    panel_path = lake.gold("features")
+    if not panel_path.exists() or not any(panel_path.rglob("*.parquet")):
+        raise NothingToDo(f"no feature panel under {panel_path}: run `riskradar build-features` first")
+    panel = spark.read.parquet(str(panel_path))
+    results = {}
+    for target in targets:
+        with audited_run(lake, "train", {"target": target}) as record:
+            results[target] = train_target(spark, settings, lake, panel, target)
+            record.inputs.append({"table": "gold.features", "weeks": results[target]["weeks"]})
+            record.outputs.append(
+                {
+                    "model": results[target]["model"],
+                    "version": results[target]["version"],
+                    "alias": results[target]["alias"],
+                    "run_id": results[target]["run_id"],
+                }
+            )
+        print(_summary_table(target, results[target]))
+    return results
+
+
+def _config_hash(settings: Settings) -> str:
+    payload = settings.model_dump(mode="json", exclude={"contracts", "config_file"})
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def load_frames(
+    panel: DataFrame, features: list[str], label: str, horizon: int, training: TrainingConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, list[int]]:
+    """(train sample, evaluation frame, backtest origins). Sampling happens in Spark: rows
+    with events are kept, zero rows at `zero_row_fraction` with compensating weights."""
+    labelled = panel.where(F.col(label).isNotNull())
+    weeks = sorted(r[0] for r in labelled.select("week_idx").distinct().collect())
+    if len(weeks) < training.backtest_weeks + 2:
+        raise NothingToDo(
+            f"{len(weeks)} labelled weeks in gold.features; the backtest of {training.backtest_weeks} weeks "
+            f"needs at least {training.backtest_weeks + 2} (training.backtest_weeks)"
+        )
+    origins = weeks[-training.backtest_weeks :]
+    cols = [*ID_COLUMNS, *features, label]
+    f = training.zero_row_fraction
+    sample = labelled.where((F.col(label) > 0) | (F.rand(training.seed) < f)).withColumn(
+        "sample_weight", F.when(F.col(label) > 0, 1.0).otherwise(1.0 / f)
+    )
+    n = sample.count()
+    if n > training.max_train_rows:
+        raise ConfigError(
+            f"the training sample has {n} rows, more than training.max_train_rows = "
+            f"{training.max_train_rows}; lower training.zero_row_fraction or raise the bound"
+        )
+    train = sample.select(*cols, "sample_weight").toPandas()
+    evaluate = labelled.where(F.col("week_idx").isin(origins)).select(*cols).toPandas()
+    return train, evaluate, origins
+
+
+def _strata(evaluate: pd.DataFrame) -> pd.DataFrame:
+    """Cells grouped by the census hardship index of their area, in quintiles of areas."""
+    cells = evaluate.drop_duplicates("cell_id")[["cell_id", "area_code", "hardship_index"]]
+    areas = cells.dropna(subset=["area_code", "hardship_index"]).drop_duplicates("area_code")
+    quintile = pd.qcut(
+        areas["hardship_index"],
+        5,
+        labels=[
+            f"Q{i} (least hardship)" if i == 1 else (f"Q{i} (most hardship)" if i == 5 else f"Q{i}")
+            for i in range(1, 6)
+        ],
+    )
+    lookup = dict(zip(areas["area_code"], quintile.astype(str), strict=True))
+    strata = cells[["cell_id"]].copy()
+    strata["stratum"] = cells["area_code"].map(lookup).fillna("outside the areas").to_numpy()
+    return strata
+
+
+def train_target(
+    spark: SparkSession, settings: Settings, lake: Lake, panel: DataFrame, target: str
+) -> dict[str, Any]:
+    import mlflow
+    from mlflow import MlflowClient
+
+    training, feats = settings.training, settings.features
+    assert training is not None and feats is not None
+    horizon = feats.horizons_weeks[0]
+    label = f"label_{target}_h{horizon}"
+    indicators = [c for c in panel.columns if c in _indicator_names(settings)]
+    features = [
+        c for c in feature_columns(PanelSpec.from_settings(settings, indicators)) if c in panel.columns
+    ]
+    train, evaluate, origins = load_frames(panel, features, label, horizon, training)
+
+    results: list[BacktestResult] = []
+    for name, baseline in baselines_for(target, feats.windows_weeks, feats.decay_half_lives_weeks).items():
+        results.append(run_baseline(name, baseline, evaluate, label))
+    fitted = {}
+    for name, estimator in make_candidates(training.candidates).items():
+        result, _ = run_candidate(
+            name,
+            estimator,
+            train,
+            evaluate,
+            features=features,
+            label=label,
+            horizon=horizon,
+            origins=origins,
+            refit_every=training.refit_every_weeks,
+        )
+        results.append(result)
+        fitted[name] = estimator
+    metric = training.promotion_metric
+    candidates = [r for r in results if r.kind == "candidate"]
+    baselines = [r for r in results if r.kind == "baseline"]
+    best = max(candidates, key=lambda r: np.nan_to_num(r.mean(metric), nan=-np.inf))
+    best_baseline = max(baselines, key=lambda r: np.nan_to_num(r.mean(metric), nan=-np.inf))
+    final = make_candidates({best.name: training.candidates[best.name]})[best.name]
+    fit_weighted(final, train[features], train[label], train["sample_weight"])
+
+    mlflow.set_tracking_uri(tracking_uri(settings, lake))
+    experiment = f"riskradar-{target}"
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(
+            experiment, artifact_location=(lake.root / "mlflow" / "artifacts" / target).as_uri()
+        )
+    mlflow.set_experiment(experiment)
+    client = MlflowClient()
+    model_name = f"riskradar-{target}"
+    champion_value = _champion_metric(client, model_name, metric)
+    tags = {
+        "riskradar.target": target,
+        "riskradar.git_commit": git_commit() or "unknown",
+        "riskradar.config_hash": _config_hash(settings),
+        "riskradar.label": label,
+        "riskradar.features_table": str(lake.gold("features")),
+    }
+    weeks = {
+        "backtest_first_week_idx": origins[0],
+        "backtest_last_week_idx": origins[-1],
+        "train_rows": len(train),
+        "evaluate_rows": len(evaluate),
+    }
+    with mlflow.start_run(run_name=f"train-{target}", tags=tags) as parent:
+        mlflow.log_params(
+            {
+                **weeks,
+                "horizon_weeks": horizon,
+                "backtest_weeks": training.backtest_weeks,
+                "refit_every_weeks": training.refit_every_weeks,
+                "zero_row_fraction": training.zero_row_fraction,
+                "n_features": len(features),
+            }
+        )
+        dataset = mlflow.data.from_pandas(
+            evaluate.head(1000), source=str(lake.gold("features")), name="gold.features", targets=label
+        )
+        mlflow.log_input(dataset, context="backtest")
+        strata = _strata(evaluate)
+        child_runs = {}
+        for result in results:
+            with mlflow.start_run(
+                run_name=result.name, nested=True, tags={**tags, "riskradar.kind": result.kind}
+            ) as run:
+                child_runs[result.name] = run.info.run_id
+                _log_result(result, strata, training.candidates.get(result.name))
+        mlflow.log_metrics(
+            {
+                f"best_{metric}_mean": best.mean(metric),
+                f"best_baseline_{metric}_mean": best_baseline.mean(metric),
+            }
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            table = _comparison(results)
+            (Path(tmp) / "comparison.md").write_text(table)
+            card = _model_card(
+                settings, target, label, best, best_baseline, results, features, origins, strata
+            )
+            (Path(tmp) / "model_card.md").write_text(card)
+            mlflow.log_artifacts(tmp)
+        signature_input = train[features].head(50)
+        info = mlflow.sklearn.log_model(
+            final,
+            name="model",
+            input_example=signature_input.head(5),
+            signature=mlflow.models.infer_signature(signature_input, final.predict(signature_input)),
+            registered_model_name=model_name,
+            skops_trusted_types=["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
+        )
+        version = info.registered_model_version
+        alias, reason = _gate(best, best_baseline, champion_value, metric, training.promotion_margin)
+        client.set_registered_model_alias(model_name, alias, version)
+        mlflow.set_tags(
+            {"riskradar.alias": alias, "riskradar.gate_reason": reason, "riskradar.best_candidate": best.name}
+        )
+        client.set_model_version_tag(model_name, version, "gate_reason", reason)
+        client.set_model_version_tag(model_name, version, f"{metric}_mean", f"{best.mean(metric):.4f}")
+        mlflow.log_text(reason, "gate_decision.txt")
+    return {
+        "experiment": experiment,
+        "run_id": parent.info.run_id,
+        "model": model_name,
+        "version": version,
+        "alias": alias,
+        "reason": reason,
+        "weeks": [int(origins[0]), int(origins[-1])],
+        "results": {r.name: r for r in results},
+        "child_runs": child_runs,
+    }
+
+
+def _indicator_names(settings: Settings) -> set[str]:
+    contract = settings.contracts.get("census_indicators")
+    return {m.name for m in contract.areas.indicators} if contract and contract.areas else set()
+
+
+def _champion_metric(client, model_name: str, metric: str) -> float | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = client.get_model_version_by_alias(model_name, "champion")
+    except MlflowException:
+        return None
+    value = (version.tags or {}).get(f"{metric}_mean")
+    return float(value) if value is not None else None
+
+
+def _gate(best: BacktestResult, baseline: BacktestResult, champion: float | None, metric: str, margin: float):
+    """champion only if the best candidate beats the best baseline and the champion by the margin."""
+    value, base = best.mean(metric), baseline.mean(metric)
+    if not value > base + margin:
+        return "challenger", (
+            f"{best.name} {metric} {value:.3f} does not beat the best baseline "
+            f"{baseline.name} ({base:.3f}) by the margin {margin}"
+        )
+    if champion is not None and not value > champion + margin:
+        return "challenger", (
+            f"{best.name} {metric} {value:.3f} does not beat the current champion "
+            f"({champion:.3f}) by the margin {margin}"
+        )
+    return "champion", (
+        f"{best.name} {metric} {value:.3f} beats the best baseline {baseline.name} ({base:.3f})"
+        + (f" and the champion ({champion:.3f})" if champion is not None else " (no champion yet)")
+        + f" by more than {margin}"
+    )
+
+
+def _log_result(result: BacktestResult, strata: pd.DataFrame, params: dict[str, Any] | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    if params:
+        mlflow.log_params(params)
+    for name, interval in result.summary.items():
+        mlflow.log_metrics(
+            {f"{name}_mean": interval.mean, f"{name}_low": interval.low, f"{name}_high": interval.high}
+        )
+    for _, row in result.weekly.iterrows():
+        mlflow.log_metrics(
+            {k: float(v) for k, v in row.items() if k != "week_idx" and pd.notna(v)},
+            step=int(row["week_idx"]),
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        result.weekly.to_csv(out / "weekly_metrics.csv", index=False)
+        coverage = np.linspace(0.005, 0.2, 40)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(coverage * 100, pai_curve(result.predictions, coverage))
+        ax.set(
+            xlabel="share of the study area flagged (%)",
+            ylabel="mean PAI over backtest weeks",
+            title=f"PAI vs coverage: {result.name}",
+        )
+        fig.savefig(out / "pai_curve.png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        from models.metrics import calibration_by_decile
+
+        cal = pd.DataFrame(
+            calibration_by_decile(result.predictions["y"].to_numpy(), result.predictions["mu"].to_numpy())
+        )
+        cal.to_csv(out / "calibration.csv", index=False)
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.plot(cal["predicted"], cal["observed"], "o-")
+        top = max(cal["predicted"].max(), cal["observed"].max())
+        ax.plot([0, top], [0, top], "--", color="grey")
+        ax.set(
+            xlabel="mean predicted count", ylabel="mean observed count", title=f"Calibration: {result.name}"
+        )
+        fig.savefig(out / "calibration.png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        exposure_table(result.predictions, strata, 0.03).to_csv(out / "exposure_3pct.csv", index=False)
+        mlflow.log_artifacts(tmp)
+
+
+def _comparison(results: list[BacktestResult]) -> str:
+    lines = [
+        "| model | kind | PAI@1% | PAI@3% | PAI@5% | PEI*@3% | deviance |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(results, key=lambda r: -np.nan_to_num(r.mean("pai_3"), nan=-1)):
+        cells = [
+            f"{r.summary[m].mean:.2f} [{r.summary[m].low:.2f}, {r.summary[m].high:.2f}]"
+            for m in ("pai_1", "pai_3", "pai_5")
+        ]
+        pei, dev = r.mean("pei_3"), r.mean("deviance")
+        lines.append(f"| {r.name} | {r.kind} | {' | '.join(cells)} | {pei:.3f} | {dev:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _model_card(settings, target, label, best, best_baseline, results, features, origins, strata) -> str:
+    from features.panel import week_of
+
+    partners = ", ".join(f"{c.name} ({c.partner})" for c in settings.contracts.values())
+    return f"""# Model card: riskradar-{target}
+
+## Intended use
+Forecast the expected number of `{target}` incidents per {settings.grid.cell_size_m:g} m grid cell for
+the coming week in {settings.city}, to direct place-based prevention (patrols, lighting, outreach).
+**Not for individuals.** It scores places only; it must not be used to score, rank or list
+people, and its inputs hold no person identifiers (pseudonymised or dropped at ingest).
+
+## Data
+Partners: {partners}. Label `{label}`. {len(features)} features from the cell x week panel
+(gold.features): past counts per category group, decayed counts, spatial lags, 311 signals,
+census covariates, last week's weather, calendar. Backtest weeks {week_of(origins[0])} ..
+{week_of(origins[-1])} ({len(origins)} weeks, rolling origin, refit every
+{settings.training.refit_every_weeks} weeks).
+
+## Metrics (mean over backtest weeks, 95% bootstrap interval)
+{_comparison(results)}
+Best candidate: **{best.name}**; best baseline: **{best_baseline.name}**.
+
+## Limitations
+- Police counts reflect where incidents are recorded, not where they all happen; officer-initiated
+  categories follow patrol patterns (config `features.discovered_weight` controls their weight).
+- Trained on {settings.city} data of a limited period; performance elsewhere or later is unknown
+  until monitored.
+- Weeks with few incidents make PAI noisy; read the intervals, not only the means.
+
+## Fairness and feedback-loop risks
+- Flagging places concentrates attention; the exposure table (artifact `exposure_3pct.csv` of each
+  run) compares the share of flagged cells with the share of area and of incidents per quintile of
+  the census hardship index ({strata["stratum"].nunique()} strata). Population per area is not in the
+  bundled census data, so population shares are not reported.
+- Extra patrols in flagged cells can raise recorded crime there and reinforce the forecast;
+  monitor realised hit rates and prefer citizen-reported events for features.
+"""
+
+
+def _summary_table(target: str, result: dict[str, Any]) -> str:
+    rows = [
+        f"train {target}: {result['model']} v{result['version']} -> {result['alias']} ({result['reason']})"
+    ]
+    rows.append(_comparison(list(result["results"].values())))
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Rolling-origin backtest: for each of the last weeks, fit only on weeks before it.
+
+Pure pandas / NumPy / scikit-learn. `train` holds the (sampled) training rows with a
+`sample_weight` column; `evaluate` holds every study cell of the backtest weeks. The refit
+cadence bounds the cost: a fit at origin w predicts weeks w .. w + refit_every - 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.base import RegressorMixin, clone
+
+from models.estimators import fit_weighted
+from models.metrics import COVERAGES, Interval, bootstrap_mean, week_metrics
+
+Baseline = Callable[[pd.DataFrame], np.ndarray]
+
+
+@dataclass
+class BacktestResult:
+    name: str
+    kind: str  # "candidate" | "baseline"
+    weekly: pd.DataFrame  # one row per backtest week, one column per metric
+    predictions: pd.DataFrame  # cell_id, week_idx, y, mu
+    summary: dict[str, Interval] = field(default_factory=dict)
+
+    def mean(self, metric: str) -> float:
+        return self.summary[metric].mean
+
+
+def _summarise(weekly: pd.DataFrame) -> dict[str, Interval]:
+    return {m: bootstrap_mean(weekly[m].to_numpy()) for m in weekly.columns if m not in ("week_idx",)}
+
+
+def _score(name: str, kind: str, predictions: pd.DataFrame, coverages: tuple[float, ...]) -> BacktestResult:
+    rows = []
+    for week, group in predictions.groupby("week_idx", sort=True):
+        rows.append(
+            {"week_idx": week, **week_metrics(group["y"].to_numpy(), group["mu"].to_numpy(), coverages)}
+        )
+    weekly = pd.DataFrame(rows)
+    return BacktestResult(name, kind, weekly, predictions, _summarise(weekly.drop(columns=["incidents"])))
+
+
+def backtest_weeks(weeks: list[int], n: int) -> list[int]:
+    return sorted(weeks)[-n:]
+
+
+def run_baseline(
+    name: str,
+    baseline: Baseline,
+    evaluate: pd.DataFrame,
+    label: str,
+    coverages: tuple[float, ...] = COVERAGES,
+) -> BacktestResult:
+    preds = evaluate[["cell_id", "week_idx"]].copy()
+    preds["y"] = evaluate[label].to_numpy(dtype=float)
+    preds["mu"] = baseline(evaluate)
+    return _score(name, "baseline", preds, coverages)
+
+
+def run_candidate(
+    name: str,
+    estimator: RegressorMixin,
+    train: pd.DataFrame,
+    evaluate: pd.DataFrame,
+    *,
+    features: list[str],
+    label: str,
+    horizon: int,
+    origins: list[int],
+    refit_every: int,
+    coverages: tuple[float, ...] = COVERAGES,
+) -> tuple[BacktestResult, RegressorMixin]:
+    """Refit every `refit_every` weeks on rows whose label was known at the origin."""
+    parts = []
+    model = None
+    for start in range(0, len(origins), refit_every):
+        block = origins[start : start + refit_every]
+        origin = block[0]
+        known = train[(train["week_idx"] + horizon - 1 < origin) & train[label].notna()]
+        if known.empty:
+            raise ValueError(f"no training rows before week {origin}: the backtest starts too early")
+        model = fit_weighted(clone(estimator), known[features], known[label], known["sample_weight"])
+        rows = evaluate[evaluate["week_idx"].isin(block)]
+        part = rows[["cell_id", "week_idx"]].copy()
+        part["y"] = rows[label].to_numpy(dtype=float)
+        part["mu"] = model.predict(rows[features])
+        parts.append(part)
+    assert model is not None
+    return _score(name, "candidate", pd.concat(parts, ignore_index=True), coverages), model
+
+
+def pai_curve(predictions: pd.DataFrame, coverages: np.ndarray) -> np.ndarray:
+    """Mean PAI over weeks at each coverage (for the PAI-vs-coverage plot)."""
+    from models.metrics import pai
+
+    out = []
+    for c in coverages:
+        values = [
+            pai(g["y"].to_numpy(), g["mu"].to_numpy(), float(c)) for _, g in predictions.groupby("week_idx")
+        ]
+        out.append(np.nanmean(values) if np.any(~np.isnan(values)) else np.nan)
+    return np.asarray(out)
+
+
+def exposure_table(predictions: pd.DataFrame, strata: pd.DataFrame, coverage: float) -> pd.DataFrame:
+    """Per area stratum: share of flagged cell-weeks vs share of area, of incidents and, when
+    `strata` has a `population` column, of population.
+
+    `strata`: cell_id, stratum[, population]. Flagged = each week's top `coverage` of cells.
+    """
+    from models.metrics import flagged_count
+
+    flagged = [
+        g.nlargest(flagged_count(len(g), coverage), "mu", keep="first")["cell_id"]
+        for _, g in predictions.groupby("week_idx")
+    ]
+    flags = pd.concat(flagged).value_counts().rename("flagged")
+    incidents = predictions.groupby("cell_id")["y"].sum().rename("incidents")
+    table = (
+        strata.set_index("cell_id")
+        .join(flags, how="left")
+        .join(incidents, how="left")
+        .fillna({"flagged": 0, "incidents": 0})
+    )
+    sums = {"flagged": ("flagged", "sum"), "incidents": ("incidents", "sum"), "cells": ("stratum", "size")}
+    if "population" in table:
+        sums["population"] = ("population", "sum")
+    agg = table.groupby("stratum").agg(**sums)
+    for col in sums:
+        total = agg[col].sum()
+        agg[f"share_{col}"] = agg[col] / total if total else np.nan
+    return agg.reset_index()
