@@ -36,6 +36,9 @@ from riskradar.lake import Lake
 from riskradar.runtime import context, job_parser, parse
 
 ID_COLUMNS = ["cell_id", "week_idx", "area_code"]
+# Types our candidates hold that skops does not trust by default (the tree predictor of the
+# gradient boosting model, the dtype kept by the imputer of the linear model).
+SKOPS_TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", "numpy.dtype"]
 
 
 def tracking_uri(settings: Settings, lake: Lake) -> str:
@@ -251,7 +254,7 @@ def train_target(
             input_example=signature_input.head(5),
             signature=mlflow.models.infer_signature(signature_input, final.predict(signature_input)),
             registered_model_name=model_name,
-            skops_trusted_types=["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
         version = info.registered_model_version
         alias, reason = _gate(best, best_baseline, champion_value, metric, training.promotion_margin)
@@ -260,7 +263,7 @@ def train_target(
             {"riskradar.alias": alias, "riskradar.gate_reason": reason, "riskradar.best_candidate": best.name}
         )
         client.set_model_version_tag(model_name, version, "gate_reason", reason)
-        client.set_model_version_tag(model_name, version, f"{metric}_mean", f"{best.mean(metric):.4f}")
+        client.set_model_version_tag(model_name, version, f"{metric}_mean", repr(best.mean(metric)))
         mlflow.log_text(reason, "gate_decision.txt")
     return {
         "experiment": experiment,

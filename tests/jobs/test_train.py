@@ -1,0 +1,234 @@
+"""train on a synthetic panel: MLflow holds the experiment, runs, artifacts, registered model
+and alias (checked through a real tracking server's REST API), and the gate refuses a worse model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import write_config
+
+from features.panel import week_of
+from jobs import train
+from riskradar.config import load_settings
+from riskradar.lake import Lake
+
+WEEKS, CELLS = 14, 300
+FIRST = 2275  # a week index in 2013
+
+
+def _panel(spark, lake: Lake) -> None:
+    """Cells with very different true rates; the candidate sees the rate (as `hardship_index`),
+    the baselines' history columns are noise, so the ranking of who should win is known."""
+    rng = np.random.default_rng(3)
+    rate = rng.lognormal(-2.0, 1.2, CELLS)
+    rows = []
+    for w in range(WEEKS):
+        for c in range(CELLS):
+            noise = {f"hist_burglary_w{k}": float(rng.poisson(0.2 * k)) for k in (1, 2, 4, 8, 13, 26, 52)}
+            noise.update(
+                {"histd_burglary_hl1": float(rng.random()), "histd_burglary_hl4": float(rng.random())}
+            )
+            rows.append(
+                {
+                    "cell_id": f"{c}_0",
+                    "ix": c,
+                    "iy": 0,
+                    "area_code": 1 + c % 5,
+                    "week": week_of(FIRST + w),
+                    "week_idx": FIRST + w,
+                    "hardship_index": float(rate[c]),
+                    "label_burglary_h1": float(rng.poisson(rate[c])) if w < WEEKS - 1 else None,
+                    **noise,
+                }
+            )
+    spark.createDataFrame(pd.DataFrame(rows)).write.partitionBy("week").parquet(str(lake.gold("features")))
+
+
+def _settings(tmp_path, **training):
+    defaults = {
+        "training.backtest_weeks": 4,
+        "training.refit_every_weeks": 2,
+        "training.zero_row_fraction": 0.5,
+        "training.promotion_margin": 0.0,
+        "targets": {"burglary": {"categories": ["burglary"]}},
+    }
+    return load_settings(
+        write_config(
+            tmp_path,
+            landing=tmp_path,
+            enabled=["police_crimes", "census_indicators"],
+            **{**defaults, **training},
+        )
+    )
+
+
+GOOD = {"hgb_poisson": {"max_iter": 40, "random_state": 0}, "poisson_glm": {"alpha": 1.0}}
+# A deliberately worse model: leaves may not be smaller than the data, so no tree can split and
+# every cell gets the same prediction (a random ranking, PAI about 1).
+WORSE = {"hgb_poisson": {"max_iter": 5, "min_samples_leaf": 1_000_000, "random_state": 0}}
+
+
+@pytest.fixture(scope="module")
+def trained(spark, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    settings = _settings(tmp, **{"training.candidates": GOOD})
+    _panel(spark, Lake(settings.lake_root))
+    first = train.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
+    return tmp, settings, first
+
+
+def test_best_candidate_beats_the_baselines_and_becomes_champion(trained):
+    _, _, first = trained
+    assert first["alias"] == "champion", first["reason"]
+    results = first["results"]
+    assert set(results) >= {
+        "hgb_poisson",
+        "poisson_glm",
+        "prior_1w",
+        "prior_4w",
+        "prior_13w",
+        "prior_52w",
+        "ewma_hl4",
+    }
+    assert results["hgb_poisson"].mean("pai_3") > max(
+        r.mean("pai_3") for r in results.values() if r.kind == "baseline"
+    )
+    assert "beats the best baseline" in first["reason"] and "(no champion yet)" in first["reason"]
+
+
+def test_a_worse_model_does_not_become_champion_and_the_reason_is_recorded(trained, spark):
+    tmp, _, first = trained
+    settings = _settings(tmp, **{"training.candidates": WORSE})
+    worse = train.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
+    assert worse["alias"] == "challenger"
+    flat = worse["results"]["hgb_poisson"].predictions.groupby("week_idx")["mu"].nunique()
+    assert flat.max() == 1  # it really ranks no cell above another
+    assert "does not beat the best baseline" in worse["reason"]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(train.tracking_uri(settings, Lake(settings.lake_root)))
+    assert client.get_model_version_by_alias("riskradar-burglary", "champion").version == first["version"]
+    assert client.get_run(worse["run_id"]).data.tags["riskradar.gate_reason"] == worse["reason"]
+    assert (
+        client.get_model_version("riskradar-burglary", worse["version"]).tags["gate_reason"]
+        == worse["reason"]
+    )
+
+
+def test_the_same_model_again_does_not_replace_the_champion(trained, spark):
+    tmp, settings, first = trained
+    again = train.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
+    assert again["alias"] == "challenger"
+    assert "does not beat the current champion" in again["reason"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(base: str, path: str, **params) -> dict:
+    url = f"{base}{path}?{urllib.parse.urlencode(params)}" if params else f"{base}{path}"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_tracking_server_api_shows_the_training(trained):
+    _, settings, first = trained
+    lake = Lake(settings.lake_root)
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            train.tracking_uri(settings, lake),
+            "--default-artifact-root",
+            (lake.root / "mlflow" / "artifacts").as_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError("the MLflow server did not answer /health") from None
+                time.sleep(1)
+        exp = _get(base, "/api/2.0/mlflow/experiments/get-by-name", experiment_name="riskradar-burglary")[
+            "experiment"
+        ]
+        runs = json.loads(
+            urllib.request.urlopen(
+                urllib.request.Request(
+                    f"{base}/api/2.0/mlflow/runs/search",
+                    method="POST",
+                    data=json.dumps({"experiment_ids": [exp["experiment_id"]], "max_results": 100}).encode(),
+                    headers={"Content-Type": "application/json"},
+                ),
+                timeout=10,
+            ).read()
+        )["runs"]
+        by_id = {r["info"]["run_id"]: r for r in runs}
+        parent = by_id[first["run_id"]]
+        children = [
+            r
+            for r in runs
+            if any(
+                t["key"] == "mlflow.parentRunId" and t["value"] == first["run_id"]
+                for t in r["data"].get("tags", [])
+            )
+        ]
+        assert {c["info"]["run_name"] for c in children} >= {
+            "hgb_poisson",
+            "poisson_glm",
+            "prior_52w",
+            "ewma_hl4",
+        }
+        assert any(m["key"] == "pai_3_mean" for m in children[0]["data"]["metrics"])
+        files = {
+            f["path"] for f in _get(base, "/api/2.0/mlflow/artifacts/list", run_id=first["run_id"])["files"]
+        }
+        assert {"model_card.md", "comparison.md", "gate_decision.txt"} <= files
+        child = first["child_runs"]["hgb_poisson"]
+        child_files = {f["path"] for f in _get(base, "/api/2.0/mlflow/artifacts/list", run_id=child)["files"]}
+        assert {"pai_curve.png", "calibration.png", "exposure_3pct.csv", "weekly_metrics.csv"} <= child_files
+        model = _get(base, "/api/2.0/mlflow/registered-models/get", name="riskradar-burglary")[
+            "registered_model"
+        ]
+        aliases = {a["alias"]: a["version"] for a in model.get("aliases", [])}
+        assert aliases["champion"] == str(first["version"])
+        assert parent["data"]["tags"] and any(
+            t["key"] == "riskradar.git_commit" for t in parent["data"]["tags"]
+        )
+        assert parent["inputs"]["dataset_inputs"][0]["dataset"]["name"] == "gold.features"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
