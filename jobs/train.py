@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 from features.panel import PanelSpec, feature_columns
 from models.backtest import BacktestResult, exposure_table, pai_curve, run_baseline, run_candidate
 from models.baselines import baselines_for
-from models.estimators import fit_weighted, make_candidates
+from models.estimators import FACTORIES, fit_weighted, make_candidates
 from riskradar.audit import audited_run, git_commit
 from riskradar.config import Settings, TrainingConfig, check_name
 from riskradar.errors import ConfigError, NothingToDo
@@ -196,7 +196,23 @@ def train_target(
     mlflow.set_experiment(experiment)
     client = MlflowClient()
     model_name = f"riskradar-{target}"
-    champion_value = _champion_metric(client, model_name, metric)
+    champion = _champion_recipe(client, model_name)
+    champion_value = None
+    if champion is not None:
+        # The champion's recipe on today's backtest: the gate compares like with like.
+        name, params = champion
+        rerun, _ = run_candidate(
+            f"champion_{name}",
+            make_candidates({name: params})[name],
+            train,
+            evaluate,
+            features=features,
+            label=label,
+            horizon=horizon,
+            origins=origins,
+            refit_every=training.refit_every_weeks,
+        )
+        champion_value = rerun.mean(metric)
     tags = {
         "riskradar.target": target,
         "riskradar.git_commit": git_commit() or "unknown",
@@ -264,6 +280,10 @@ def train_target(
         )
         client.set_model_version_tag(model_name, version, "gate_reason", reason)
         client.set_model_version_tag(model_name, version, f"{metric}_mean", repr(best.mean(metric)))
+        client.set_model_version_tag(model_name, version, "candidate", best.name)
+        client.set_model_version_tag(
+            model_name, version, "params", json.dumps(training.candidates[best.name])
+        )
         mlflow.log_text(reason, "gate_decision.txt")
     return {
         "experiment": experiment,
@@ -283,15 +303,18 @@ def _indicator_names(settings: Settings) -> set[str]:
     return {m.name for m in contract.areas.indicators} if contract and contract.areas else set()
 
 
-def _champion_metric(client, model_name: str, metric: str) -> float | None:
+def _champion_recipe(client, model_name: str) -> tuple[str, dict[str, Any]] | None:
+    """(candidate name, hyperparameters) of the current champion, if there is one."""
     from mlflow.exceptions import MlflowException
 
     try:
         version = client.get_model_version_by_alias(model_name, "champion")
     except MlflowException:
         return None
-    value = (version.tags or {}).get(f"{metric}_mean")
-    return float(value) if value is not None else None
+    tags = version.tags or {}
+    if "candidate" not in tags or tags["candidate"] not in FACTORIES:
+        return None
+    return tags["candidate"], json.loads(tags.get("params", "{}"))
 
 
 def _gate(best: BacktestResult, baseline: BacktestResult, champion: float | None, metric: str, margin: float):
