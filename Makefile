@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint venv clean-lake
+.PHONY: demo test test-fast lint venv clean-lake mlflow-ui
 
 venv: $(STAMP)
 
@@ -29,3 +29,7 @@ lint: $(STAMP)
 
 clean-lake:
 	rm -rf lake
+
+# The MLflow UI on the embedded store of the local lake: http://127.0.0.1:5000
+mlflow-ui: $(STAMP)
+	MLFLOW_DISABLE_TELEMETRY=true $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(or $(RISKRADAR_LAKE),$(CURDIR)/lake)/mlflow/mlflow.db --host 127.0.0.1 --port 5000

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from jobs import build_features, ingest, validate
+from jobs import build_features, ingest, train, validate
 from riskradar.config import Settings
 from riskradar.pseudonym import ensure_demo_key
 from riskradar.runtime import context, job_parser, parse
@@ -44,9 +44,10 @@ def main(
     ingest.main(["--all", "--config", settings.config_file], settings=settings, spark=spark)
     validate.main(["--all", "--config", settings.config_file], settings=settings, spark=spark)
     build_features.main(["--config", settings.config_file], settings=settings, spark=spark)
+    train.main(["--all", "--config", settings.config_file], settings=settings, spark=spark)
     print(
         f"demo: done. Validation reports: {lake.reports('validation')}; features: {lake.gold('features')}; "
-        f"audit log: {lake.audit}"
+        f"audit log: {lake.audit}; experiments: `make mlflow-ui`, then http://127.0.0.1:5000"
     )
 
 
