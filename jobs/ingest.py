@@ -23,8 +23,8 @@ from pyspark.sql import functions as F
 
 from riskradar import delivery
 from riskradar.audit import RunRecord, audited_run
-from riskradar.bronze import LINEAGE_COLUMNS, read_delivery
-from riskradar.config import Contract, Settings
+from riskradar.bronze import read_delivery
+from riskradar.config import LINEAGE_COLUMNS, Contract, Settings
 from riskradar.conform import REASON as QUARANTINE_REASON
 from riskradar.conform import RULE as QUARANTINE_RULE
 from riskradar.errors import DeliveryRejected

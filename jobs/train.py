@@ -165,7 +165,8 @@ def train_target(
     for name, baseline in baselines_for(target, feats.windows_weeks, feats.decay_half_lives_weeks).items():
         results.append(run_baseline(name, baseline, evaluate, label))
     fitted = {}
-    for name, estimator in make_candidates(training.candidates).items():
+
+    def backtest(name: str, estimator) -> BacktestResult:
         result, _ = run_candidate(
             name,
             estimator,
@@ -177,7 +178,10 @@ def train_target(
             origins=origins,
             refit_every=training.refit_every_weeks,
         )
-        results.append(result)
+        return result
+
+    for name, estimator in make_candidates(training.candidates).items():
+        results.append(backtest(name, estimator))
         fitted[name] = estimator
     metric = training.promotion_metric
     candidates = [r for r in results if r.kind == "candidate"]
@@ -201,18 +205,7 @@ def train_target(
     if champion is not None:
         # The champion's recipe on today's backtest: the gate compares like with like.
         name, params = champion
-        rerun, _ = run_candidate(
-            f"champion_{name}",
-            make_candidates({name: params})[name],
-            train,
-            evaluate,
-            features=features,
-            label=label,
-            horizon=horizon,
-            origins=origins,
-            refit_every=training.refit_every_weeks,
-        )
-        champion_value = rerun.mean(metric)
+        champion_value = backtest(f"champion_{name}", make_candidates({name: params})[name]).mean(metric)
     tags = {
         "riskradar.target": target,
         "riskradar.git_commit": git_commit() or "unknown",

@@ -16,15 +16,6 @@ from riskradar.config import Contract
 from riskradar.delivery import FileInspection
 from riskradar.pseudonym import hmac_sha256
 
-LINEAGE_COLUMNS = [
-    "ingest_rule",
-    "ingest_reason",
-    "row_hash",
-    "source_file",
-    "source_sha256",
-    "source_row",
-    "ingested_at",
-]
 _CORRUPT = "__corrupt_record"
 _REPLACEMENT_CHAR = "\ufffd"
 

@@ -25,11 +25,8 @@ LAKE_ENV = "RISKRADAR_LAKE"
 # Feed names become folder names in the lake: keep them to a safe alphabet.
 SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 Name = Annotated[str, Field(pattern=SAFE_NAME.pattern)]
-# Lineage and partition columns the pipeline adds to bronze, silver and quarantine rows.
-RESERVED_COLUMNS = {
-    "batch_id",
-    "step",
-    "partner",
+# Bronze columns that describe each delivered row's reading (after its own columns).
+LINEAGE_COLUMNS = [
     "ingest_rule",
     "ingest_reason",
     "row_hash",
@@ -37,6 +34,13 @@ RESERVED_COLUMNS = {
     "source_sha256",
     "source_row",
     "ingested_at",
+]
+# Lineage and partition columns the pipeline adds to bronze, silver and quarantine rows.
+RESERVED_COLUMNS = {
+    *LINEAGE_COLUMNS,
+    "batch_id",
+    "step",
+    "partner",
     "quarantine_rule",
     "quarantine_reason",
     "delivered",
