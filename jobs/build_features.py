@@ -5,7 +5,7 @@
 By default only the weeks whose inputs changed are rebuilt: those from the earliest week
 holding an event of a batch validated since the last build (later weeks depend on it through
 their windows). `--full` rebuilds every week. The panel runs from the first week with crime
-data to the week after the last one (the week to score, whose labels are null).
+data to the week after the last complete one (the week to score, whose labels are null).
 """
 
 from __future__ import annotations
@@ -108,17 +108,23 @@ def build(
             f"`riskradar ingest --all` and `riskradar validate --all` first"
         )
     events = events.select("partner", "category", "occurred_at", "x", "y", "origin", "domestic", "batch_id")
+    local = F.from_utc_timestamp(F.col("occurred_at"), settings.timezone)
     span = (
         events.where(F.col("partner").isin(crime_feeds))
-        .select(week_index(week_start(F.col("occurred_at"), settings.timezone)).alias("w"))
-        .agg(F.min("w").alias("first"), F.max("w").alias("last"))
+        .select(week_index(week_start(F.col("occurred_at"), settings.timezone)).alias("w"), local.alias("t"))
+        .agg(F.min("w").alias("first"), F.max("w").alias("last"), F.max("t").alias("newest"))
         .first()
     )
-    history_start, data_end = span["first"], span["last"]
+    history_start = span["first"]
+    # A label needs a whole week: if the newest data end before Sunday, the last week is partial
+    # and only the weeks before it get labels (the partial week is the week to score).
+    complete = span["newest"].date().weekday() == 6
+    data_end = span["last"] if complete else span["last"] - 1
     if data_end - history_start < 1:
         raise NothingToDo(
-            f"the crime feeds {crime_feeds} hold a single week of data ({week_of(history_start)}); "
-            f"the panel needs at least two weeks (one to learn from, one to predict)"
+            f"the crime feeds {crime_feeds} hold less than two complete weeks of data (from "
+            f"{week_of(history_start)} to {span['newest']:%Y-%m-%d}); the panel needs at least two "
+            f"(one to learn from, one to predict)"
         )
     counts = events.groupBy("category").count().collect()
     present = {r["category"] for r in counts}

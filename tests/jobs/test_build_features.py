@@ -55,7 +55,9 @@ def test_panel_is_every_study_cell_times_every_week(built, spark):
     assert all(
         b - a == timedelta(weeks=1) and a.weekday() == 0 for a, b in zip(weeks, weeks[1:], strict=False)
     )
-    assert (weeks[0], weeks[-1]) == (date(2014, 4, 28), date(2014, 7, 7))  # May 1 is a Thursday; +1 week
+    # May 1 is a Thursday; the data end on Monday June 30, so the last complete week is June 23
+    # and the panel ends with the week to score, June 30.
+    assert (weeks[0], weeks[-1]) == (date(2014, 4, 28), date(2014, 6, 30))
     # quiet cells of the city are there, with zeros: far more cells than cells with crimes
     with_crime = panel.where(F.col("n_all_crime_w52") > 0).select("cell_id").distinct().count()
     assert cells > 10 * with_crime
@@ -108,13 +110,15 @@ def test_empty_silver_gives_a_clear_message(spark, tmp_path):
 
 def test_single_week_gives_a_clear_message(spark, tmp_path):
     settings = _silver(spark, tmp_path, [_row(datetime(2014, 6, 3, 12)), _row(datetime(2014, 6, 4, 12))])
-    with pytest.raises(NothingToDo, match=r"a single week of data \(2014-06-02\).*at least two weeks"):
+    with pytest.raises(
+        NothingToDo, match=r"less than two complete weeks of data \(from 2014-06-02 to 2014-06-04\)"
+    ):
         build_features.main([], settings=settings, spark=spark)
 
 
 def test_target_without_events_gives_a_clear_message(spark, tmp_path):
     settings = _silver(
-        spark, tmp_path, [_row(datetime(2014, 6, 3, 12), "theft"), _row(datetime(2014, 6, 13, 12), "theft")]
+        spark, tmp_path, [_row(datetime(2014, 6, 3, 12), "theft"), _row(datetime(2014, 6, 22, 12), "theft")]
     )
     with pytest.raises(NothingToDo, match=r"target 'burglary' has no events in silver.events"):
         build_features.main([], settings=settings, spark=spark)
