@@ -26,7 +26,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features.panel import PanelSpec, feature_columns
-from models.backtest import BacktestResult, exposure_table, pai_curve, run_baseline, run_candidate
+from models.backtest import (
+    BacktestResult,
+    exposure_table,
+    pai_curve,
+    permutation_importances,
+    run_baseline,
+    run_candidate,
+)
 from models.baselines import baselines_for
 from models.estimators import FACTORIES, fit_weighted, make_candidates
 from riskradar.audit import audited_run, git_commit
@@ -164,10 +171,9 @@ def train_target(
     results: list[BacktestResult] = []
     for name, baseline in baselines_for(target, feats.windows_weeks, feats.decay_half_lives_weeks).items():
         results.append(run_baseline(name, baseline, evaluate, label))
-    fitted = {}
 
     def backtest(name: str, estimator) -> BacktestResult:
-        result, _ = run_candidate(
+        result, model = run_candidate(
             name,
             estimator,
             train,
@@ -178,11 +184,13 @@ def train_target(
             origins=origins,
             refit_every=training.refit_every_weeks,
         )
+        # Importances of the last fit, on the weeks it predicted.
+        last_block = evaluate[evaluate["week_idx"] >= origins[-1] - training.refit_every_weeks + 1]
+        result.importances = permutation_importances(model, last_block, features, label, seed=training.seed)
         return result
 
     for name, estimator in make_candidates(training.candidates).items():
         results.append(backtest(name, estimator))
-        fitted[name] = estimator
     metric = training.promotion_metric
     candidates = [r for r in results if r.kind == "candidate"]
     baselines = [r for r in results if r.kind == "baseline"]
@@ -377,6 +385,17 @@ def _log_result(result: BacktestResult, strata: pd.DataFrame, params: dict[str, 
         fig.savefig(out / "calibration.png", dpi=100, bbox_inches="tight")
         plt.close(fig)
         exposure_table(result.predictions, strata, 0.03).to_csv(out / "exposure_3pct.csv", index=False)
+        if result.importances is not None:
+            result.importances.to_csv(out / "permutation_importances.csv", index=False)
+            top = result.importances.head(20).iloc[::-1]
+            fig, ax = plt.subplots(figsize=(6, 6))
+            ax.barh(top["feature"], top["importance_mean"], xerr=top["importance_std"])
+            ax.set(
+                xlabel="increase in mean Poisson deviance when shuffled",
+                title=f"Permutation importance: {result.name}",
+            )
+            fig.savefig(out / "permutation_importances.png", dpi=100, bbox_inches="tight")
+            plt.close(fig)
         mlflow.log_artifacts(tmp)
 
 

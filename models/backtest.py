@@ -27,6 +27,7 @@ class BacktestResult:
     weekly: pd.DataFrame  # one row per backtest week, one column per metric
     predictions: pd.DataFrame  # cell_id, week_idx, y, mu
     summary: dict[str, Interval] = field(default_factory=dict)
+    importances: pd.DataFrame | None = None  # candidates: permutation importances of the last fit
 
     def mean(self, metric: str) -> float:
         return self.summary[metric].mean
@@ -136,3 +137,35 @@ def exposure_table(predictions: pd.DataFrame, strata: pd.DataFrame, coverage: fl
         total = agg[col].sum()
         agg[f"share_{col}"] = agg[col] / total if total else np.nan
     return agg.reset_index()
+
+
+def permutation_importances(
+    model: RegressorMixin,
+    frame: pd.DataFrame,
+    features: list[str],
+    label: str,
+    *,
+    n_rows: int = 20_000,
+    repeats: int = 3,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Increase in mean Poisson deviance when each feature is shuffled, on a sample of `frame`."""
+    from sklearn.inspection import permutation_importance
+
+    sample = frame.sample(n=min(n_rows, len(frame)), random_state=seed)
+    found = permutation_importance(
+        model,
+        sample[features],
+        sample[label].to_numpy(dtype=float),
+        scoring="neg_mean_poisson_deviance",
+        n_repeats=repeats,
+        random_state=seed,
+    )
+    table = pd.DataFrame(
+        {
+            "feature": features,
+            "importance_mean": found.importances_mean,
+            "importance_std": found.importances_std,
+        }
+    )
+    return table.sort_values("importance_mean", ascending=False, ignore_index=True)

@@ -105,6 +105,8 @@ def test_best_candidate_beats_the_baselines_and_becomes_champion(trained):
         r.mean("pai_3") for r in results.values() if r.kind == "baseline"
     )
     assert "beats the best baseline" in first["reason"] and "(no champion yet)" in first["reason"]
+    # the candidate learnt from the one informative column, and the importances say so
+    assert results["hgb_poisson"].importances["feature"].iloc[0] == "hardship_index"
 
 
 def test_a_worse_model_does_not_become_champion_and_the_reason_is_recorded(trained, spark):
@@ -219,7 +221,14 @@ def test_tracking_server_api_shows_the_training(trained):
         assert {"model_card.md", "comparison.md", "gate_decision.txt"} <= files
         child = first["child_runs"]["hgb_poisson"]
         child_files = {f["path"] for f in _get(base, "/api/2.0/mlflow/artifacts/list", run_id=child)["files"]}
-        assert {"pai_curve.png", "calibration.png", "exposure_3pct.csv", "weekly_metrics.csv"} <= child_files
+        assert {
+            "pai_curve.png",
+            "calibration.png",
+            "exposure_3pct.csv",
+            "weekly_metrics.csv",
+            "permutation_importances.csv",
+            "permutation_importances.png",
+        } <= child_files
         model = _get(base, "/api/2.0/mlflow/registered-models/get", name="riskradar-burglary")[
             "registered_model"
         ]
