@@ -44,6 +44,20 @@ def _cells(spark, cells):
     return spark.createDataFrame([(ix, iy, None) for ix, iy in cells], "ix int, iy int, area_code int")
 
 
+def _one_cell(spark, events, spec: PanelSpec, *, last: int, data_end: int, **extra):
+    """The panel of cell (0, 0) for weeks 0..last, with labels up to week `data_end`."""
+    return build_panel(
+        events,
+        _cells(spark, [(0, 0)]),
+        spec,
+        first_week=I0,
+        last_week=I0 + last,
+        data_end_week=I0 + data_end,
+        history_start_week=I0,
+        **extra,
+    )
+
+
 def test_cell_ids_are_reproducible_from_coordinates(spark):
     df = spark.createDataFrame([(0.0, 0.0), (149.99, 150.0), (-0.01, 300.0)], "x double, y double")
     got = [
@@ -128,15 +142,7 @@ def test_sunday_night_local_time_belongs_to_the_local_week(spark):
             ("police", "theft", _at(2), 10.0, 10.0, "reported", False),
         ],
     )
-    built = build_panel(
-        events,
-        _cells(spark, [(0, 0)]),
-        spec,
-        first_week=I0,
-        last_week=I0 + 2,
-        data_end_week=I0 + 2,
-        history_start_week=I0,
-    )
+    built = _one_cell(spark, events, spec, last=2, data_end=2)
     labels = {r["week_idx"] - I0: r["label_burglary_h1"] for r in built.collect()}
     assert labels == {0: 1.0, 1: 0.0, 2: 0.0}
 
@@ -144,15 +150,7 @@ def test_sunday_night_local_time_belongs_to_the_local_week(spark):
 def test_discovered_events_are_down_weighted_in_features_not_in_labels(spark):
     spec = PanelSpec(**{**SPEC.__dict__, "discovered_weight": 0.0})
     events = _events(spark, [("police", "burglary", _at(0), 10.0, 10.0, "discovered", False)])
-    built = build_panel(
-        events,
-        _cells(spark, [(0, 0)]),
-        spec,
-        first_week=I0,
-        last_week=I0 + 1,
-        data_end_week=I0 + 1,
-        history_start_week=I0,
-    )
+    built = _one_cell(spark, events, spec, last=1, data_end=1)
     rows = {r["week_idx"] - I0: (r["n_burglary_w1"], r["label_burglary_h1"]) for r in built.collect()}
     assert rows == {0: (0.0, 1.0), 1: (0.0, 0.0)}
 
@@ -171,15 +169,7 @@ def test_domestic_events_are_left_out_of_a_target_that_says_so(spark):
             ("police", "burglary", _at(0), 10.0, 10.0, "reported", False),
         ],
     )
-    built = build_panel(
-        events,
-        _cells(spark, [(0, 0)]),
-        spec,
-        first_week=I0,
-        last_week=I0,
-        data_end_week=I0,
-        history_start_week=I0,
-    )
+    built = _one_cell(spark, events, spec, last=0, data_end=0)
     assert built.first()["label_robbery_h1"] == 1.0
 
 
@@ -188,16 +178,7 @@ def test_weather_is_last_weeks_and_only_for_full_weeks(spark):
     days += [(W0 + timedelta(days=7 + d), 0.0, 1.0) for d in range(3)]  # week 1: 3 days only
     weather = spark.createDataFrame(days, "date date, temperature_max_c double, precip_intensity_mm_h double")
     events = _events(spark, [("police", "burglary", _at(0), 10.0, 10.0, "reported", False)])
-    built = build_panel(
-        events,
-        _cells(spark, [(0, 0)]),
-        SPEC,
-        first_week=I0,
-        last_week=I0 + 2,
-        data_end_week=I0 + 2,
-        history_start_week=I0,
-        weather=weather,
-    )
+    built = _one_cell(spark, events, SPEC, last=2, data_end=2, weather=weather)
     got = {
         r["week_idx"] - I0: (r["weather_prev_temp_max_c"], r["weather_prev_precip_mm"])
         for r in built.collect()
@@ -208,15 +189,7 @@ def test_weather_is_last_weeks_and_only_for_full_weeks(spark):
 def test_holiday_weeks_and_week_of_year(spark):
     spec = PanelSpec(**{**SPEC.__dict__, "holidays": [date(2014, 1, 20)]})  # MLK day, week 2
     events = _events(spark, [("police", "burglary", _at(0), 10.0, 10.0, "reported", False)])
-    built = build_panel(
-        events,
-        _cells(spark, [(0, 0)]),
-        spec,
-        first_week=I0,
-        last_week=I0 + 2,
-        data_end_week=I0,
-        history_start_week=I0,
-    )
+    built = _one_cell(spark, events, spec, last=2, data_end=0)
     got = {r["week_idx"] - I0: (r["holiday_week"], r["week_of_year"]) for r in built.collect()}
     assert got == {0: (False, 2), 1: (False, 3), 2: (True, 4)}
 
