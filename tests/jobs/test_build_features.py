@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from jobs import build_features, ingest, validate
 from riskradar.config import load_settings
-from riskradar.errors import NothingToDo
+from riskradar.errors import ConfigError, NothingToDo
 from riskradar.lake import Lake
 
 FEEDS = ["police_crimes", "sanitation_311", "weather", "census_indicators", "census_areas"]
@@ -122,3 +122,14 @@ def test_target_without_events_gives_a_clear_message(spark, tmp_path):
     )
     with pytest.raises(NothingToDo, match=r"target 'burglary' has no events in silver.events"):
         build_features.main([], settings=settings, spark=spark)
+
+
+def test_rebuild_from_a_day_that_is_not_monday_is_refused(spark, tmp_path):
+    rows = [
+        _row(datetime(2014, 6, 3, 12)),
+        _row(datetime(2014, 6, 10, 12), "robbery"),
+        _row(datetime(2014, 6, 22, 12)),
+    ]
+    settings = _silver(spark, tmp_path, rows)
+    with pytest.raises(ConfigError, match=r"--from-week 2014-06-04 is not a Monday"):
+        build_features.main(["--from-week", "2014-06-04"], settings=settings, spark=spark)

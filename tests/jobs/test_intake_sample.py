@@ -226,3 +226,17 @@ def test_crash_between_write_and_publish_then_rerun(pipeline, spark, tmp_path, m
 
     assertDataFrameEqual(rerun, reference)
     assert not list((lake.silver("events") / "_staging").rglob("*.parquet"))
+
+
+def test_a_count_mismatch_refuses_to_publish(spark, tmp_path):
+    """The reconciliation check itself: 5 rows in, nothing written, must raise."""
+    from jobs.validate import _reconcile
+    from riskradar.errors import ReconciliationError
+
+    contract = load_settings(write_config(tmp_path, landing=tmp_path, enabled=["police_crimes"])).contract(
+        "police_crimes"
+    )
+    with pytest.raises(
+        ReconciliationError, match=r"5 rows ingested, 5 read from bronze, 0 written to silver"
+    ):
+        _reconcile(spark, contract, "b1", 5, 5, tmp_path / "silver", tmp_path / "quarantine")

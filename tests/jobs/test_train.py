@@ -21,6 +21,7 @@ from conftest import write_config
 from features.panel import week_of
 from jobs import train
 from riskradar.config import load_settings
+from riskradar.errors import ConfigError, NothingToDo
 from riskradar.lake import Lake
 
 WEEKS, CELLS = 14, 300
@@ -241,3 +242,16 @@ def test_tracking_server_api_shows_the_training(trained):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_training_sample_over_the_bound_is_refused(trained, spark):
+    tmp, _, _ = trained
+    settings = _settings(tmp, **{"training.candidates": GOOD, "training.max_train_rows": 10})
+    with pytest.raises(ConfigError, match=r"more than training.max_train_rows = 10"):
+        train.main(["--target", "burglary"], settings=settings, spark=spark)
+
+
+def test_training_without_a_panel_says_what_to_run(spark, tmp_path):
+    settings = _settings(tmp_path, **{"training.candidates": GOOD})
+    with pytest.raises(NothingToDo, match=r"no feature panel under .*run `riskradar build-features` first"):
+        train.main(["--all"], settings=settings, spark=spark)
