@@ -66,6 +66,15 @@ def run_suite(df: DataFrame, suite_path: Path, *, run_name: str) -> dict[str, An
     return result.to_json_dict()
 
 
+def _observed(item: dict[str, Any]) -> Any:
+    """What an expectation saw: its observed value, or the share of unexpected rows."""
+    observed = item.get("result", {})
+    value = observed.get("observed_value")
+    if value is None and "unexpected_percent" in observed:
+        value = f"{observed['unexpected_percent']:.3f}% unexpected"
+    return value
+
+
 def failed_expectations(result: dict[str, Any]) -> list[str]:
     out = []
     for item in result["results"]:
@@ -73,11 +82,7 @@ def failed_expectations(result: dict[str, Any]) -> list[str]:
             continue
         cfg = item["expectation_config"]
         kwargs = {k: v for k, v in cfg["kwargs"].items() if k != "batch_id"}
-        observed = item.get("result", {})
-        detail = observed.get("observed_value")
-        if detail is None and "unexpected_percent" in observed:
-            detail = f"{observed['unexpected_percent']:.2f}% unexpected"
-        out.append(f"{cfg['type']}({_short(kwargs)}): observed {detail}")
+        out.append(f"{cfg['type']}({_short(kwargs)}): observed {_observed(item)}")
     return out
 
 
@@ -104,13 +109,9 @@ def write_report(
     lines += ["", "## Expectations", "", "| expectation | column | result | observed |", "|---|---|---|---|"]
     for item in result["results"]:
         cfg = item["expectation_config"]
-        observed = item.get("result", {})
-        value = observed.get("observed_value")
-        if value is None and "unexpected_percent" in observed:
-            value = f"{observed['unexpected_percent']:.3f}% unexpected"
         lines.append(
             f"| {cfg['type']} | {cfg['kwargs'].get('column', '')} | "
-            f"{'pass' if item['success'] else '**fail**'} | {value} |"
+            f"{'pass' if item['success'] else '**fail**'} | {_observed(item)} |"
         )
     path = folder / f"{stem}.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
