@@ -22,7 +22,7 @@ from features.panel import PanelSpec, build_panel, check_schema, index_of, week_
 from riskradar.audit import audited_run
 from riskradar.config import Settings
 from riskradar.errors import ConfigError, NothingToDo
-from riskradar.lake import Lake, Publisher, read_json_dir, write_json
+from riskradar.lake import Lake, Publisher, has_parquet, read_json_dir, write_json
 from riskradar.runtime import context, job_parser, parse
 
 
@@ -61,7 +61,7 @@ def _latest(df: DataFrame, key: str) -> DataFrame:
 
 
 def _read(spark: SparkSession, path) -> DataFrame | None:
-    return spark.read.parquet(str(path)) if path.exists() and any(path.rglob("*.parquet")) else None
+    return spark.read.parquet(str(path)) if has_parquet(path) else None
 
 
 def load_inputs(spark: SparkSession, settings: Settings, lake: Lake) -> dict[str, DataFrame | None]:

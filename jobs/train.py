@@ -39,7 +39,7 @@ from models.estimators import FACTORIES, fit_weighted, make_candidates
 from riskradar.audit import audited_run, git_commit
 from riskradar.config import Settings, TrainingConfig, check_name
 from riskradar.errors import ConfigError, NothingToDo
-from riskradar.lake import Lake
+from riskradar.lake import Lake, has_parquet
 from riskradar.runtime import context, job_parser, parse
 
 ID_COLUMNS = ["cell_id", "week_idx", "area_code"]
@@ -80,7 +80,7 @@ def main(
                 f"{settings.config_file}: target {t!r} is not under 'targets' ({', '.join(settings.targets)})"
             )
     panel_path = lake.gold("features")
-    if not panel_path.exists() or not any(panel_path.rglob("*.parquet")):
+    if not has_parquet(panel_path):
         raise NothingToDo(f"no feature panel under {panel_path}: run `riskradar build-features` first")
     panel = spark.read.parquet(str(panel_path))
     results = {}

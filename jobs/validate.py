@@ -23,7 +23,7 @@ from riskradar import conform
 from riskradar.audit import RunRecord, audited_run
 from riskradar.config import Contract, Settings
 from riskradar.errors import ReconciliationError, RiskradarError, ValidationGateFailed
-from riskradar.lake import Lake, Publisher, read_json_dir, write_json
+from riskradar.lake import Lake, Publisher, has_parquet, read_json_dir, write_json
 from riskradar.pseudonym import load_key
 from riskradar.quality import failed_expectations, run_suite, write_report
 from riskradar.runtime import add_feed_arguments, context, job_parser, parse, selected_feeds
@@ -269,7 +269,7 @@ def _reconcile(
 
 
 def _count(spark: SparkSession, path: Path) -> int:
-    return spark.read.parquet(str(path)).count() if path.exists() and any(path.rglob("*.parquet")) else 0
+    return spark.read.parquet(str(path)).count() if has_parquet(path) else 0
 
 
 def _commit(

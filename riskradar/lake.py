@@ -103,6 +103,11 @@ class Publisher:
         return published
 
 
+def has_parquet(path: Path) -> bool:
+    """Whether a table folder holds any data file (Spark cannot read an empty folder)."""
+    return path.exists() and any(path.rglob("*.parquet"))
+
+
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:
     """Write a small JSON document atomically (temp file + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
