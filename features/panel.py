@@ -110,6 +110,43 @@ def feature_columns(spec: PanelSpec) -> list[str]:
     return cols
 
 
+_COUNT_PREFIXES = ("n_", "d_", "n3_", "n5_", "s_", "hist_", "histd_")
+
+
+def is_count_feature(name: str) -> bool:
+    """Whether a feature counts events (what small-count suppression applies to)."""
+    return name.startswith(_COUNT_PREFIXES)
+
+
+def describe_feature(name: str) -> str:
+    """A plain-language name for analysts: `n3_burglary_w4` -> 'burglary incidents in the 3x3
+    cells around, past 4 weeks'."""
+    import re
+
+    fixed = {
+        "history_weeks": "weeks of history",
+        "week_of_year": "week of the year",
+        "holiday_week": "holiday week",
+        "weather_prev_temp_max_c": "last week's mean daily max temperature (C)",
+        "weather_prev_precip_mm": "last week's precipitation (mm)",
+    }
+    if name in fixed:
+        return fixed[name]
+    patterns = [
+        (r"n_(\w+)_w(\d+)", "{0} incidents in the cell, past {1} weeks"),
+        (r"hist_(\w+)_w(\d+)", "{0} incidents in the cell, past {1} weeks"),
+        (r"(?:d|histd)_(\w+)_hl([\dp]+)", "{0} incidents in the cell, recent-weighted (half-life {1} weeks)"),
+        (r"n(3|5)_(\w+)_w(\d+)", "{1} incidents in the {0}x{0} cells around, past {2} weeks"),
+        (r"s_(\w+)_w(\d+)", "{0} reports in the cell, past {1} weeks"),
+    ]
+    for pattern, text in patterns:
+        match = re.fullmatch(pattern, name)
+        if match:
+            parts = [p.replace("p", ".") if p[0].isdigit() else p.replace("_", " ") for p in match.groups()]
+            return text.format(*parts)
+    return f"{name.replace('_', ' ')} (area)"
+
+
 def label_columns(spec: PanelSpec) -> list[str]:
     return [f"label_{t}_h{h}" for t in spec.targets for h in spec.horizons]
 

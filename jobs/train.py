@@ -37,22 +37,16 @@ from models.backtest import (
 from models.baselines import baselines_for
 from models.estimators import FACTORIES, fit_weighted, make_candidates
 from riskradar.audit import audited_run, git_commit
-from riskradar.config import Settings, TrainingConfig, check_name
+from riskradar.config import Settings, TrainingConfig
 from riskradar.errors import ConfigError, NothingToDo
 from riskradar.lake import Lake, has_parquet
-from riskradar.runtime import context, job_parser, parse
+from riskradar.registry import tracking_uri
+from riskradar.runtime import add_target_arguments, context, job_parser, parse, selected_targets
 
 ID_COLUMNS = ["cell_id", "week_idx", "area_code"]
 # Types our candidates hold that skops does not trust by default (the tree predictor of the
 # gradient boosting model, the dtype kept by the imputer of the linear model).
 SKOPS_TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", "numpy.dtype"]
-
-
-def tracking_uri(settings: Settings, lake: Lake) -> str:
-    if settings.mlflow.tracking_uri:
-        return settings.mlflow.tracking_uri
-    (lake.root / "mlflow").mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{lake.root / 'mlflow' / 'mlflow.db'}"
 
 
 def main(
@@ -62,23 +56,12 @@ def main(
     spark: SparkSession | None = None,
 ) -> dict[str, dict[str, Any]]:
     parser = job_parser("riskradar train", __doc__)
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--target", action="append", help="a target from the config (repeatable)")
-    group.add_argument("--all", action="store_true", help="every configured target")
+    add_target_arguments(parser)
     args = parse(parser, argv)
     settings, lake, spark = context(args, settings, spark)
     if settings.training is None or settings.features is None:
         raise ConfigError(f"{settings.config_file}: 'features' and 'training' sections are needed to train")
-    targets = (
-        list(settings.targets)
-        if args.all
-        else [check_name(t, "target", list(settings.targets)) for t in args.target]
-    )
-    for t in targets:
-        if t not in settings.targets:
-            raise ConfigError(
-                f"{settings.config_file}: target {t!r} is not under 'targets' ({', '.join(settings.targets)})"
-            )
+    targets = selected_targets(settings, args)
     panel_path = lake.gold("features")
     if not has_parquet(panel_path):
         raise NothingToDo(f"no feature panel under {panel_path}: run `riskradar build-features` first")
@@ -130,7 +113,15 @@ def load_frames(
             f"{training.max_train_rows}; lower training.zero_row_fraction or raise the bound"
         )
     train = sample.select(*cols, "sample_weight").toPandas()
-    evaluate = labelled.where(F.col("week_idx").isin(origins)).select(*cols).toPandas()
+    evaluation = labelled.where(F.col("week_idx").isin(origins))
+    m = evaluation.count()
+    if m > training.max_evaluate_rows:
+        raise ConfigError(
+            f"the backtest frame has {m} rows ({len(origins)} weeks x study cells), more than "
+            f"training.max_evaluate_rows = {training.max_evaluate_rows}; lower training.backtest_weeks "
+            "or raise the bound"
+        )
+    evaluate = evaluation.select(*cols).toPandas()
     return train, evaluate, origins
 
 

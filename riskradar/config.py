@@ -342,10 +342,24 @@ class TrainingConfig(_Model):
     refit_every_weeks: int = Field(4, ge=1)
     zero_row_fraction: float = Field(0.1, gt=0.0, le=1.0)
     max_train_rows: int = Field(2_000_000, gt=0, description="bounds the driver's memory")
+    max_evaluate_rows: int = Field(
+        3_000_000, gt=0, description="bounds the backtest weeks x cells brought to the driver"
+    )
     seed: int = 42
     promotion_metric: str = "pai_3"
     promotion_margin: float = Field(0.0, ge=0.0, description="absolute margin on the promotion metric")
     candidates: dict[str, dict[str, Any]] = Field(min_length=1)
+
+
+class ScoringConfig(_Model):
+    """Scoring and what analysts see: hotspots, drivers, suppression of small counts."""
+
+    hotspot_coverage: float = Field(0.03, gt=0.0, le=0.5, description="share of study cells flagged")
+    drivers: int = Field(3, ge=1, le=10, description="features named as a cell's drivers")
+    min_count_shown: int = Field(
+        5, ge=1, description="k: a count below k is shown as '<k' in published outputs"
+    )
+    report_top_n: int = Field(20, ge=1)
 
 
 class SparkConfig(_Model):
@@ -372,6 +386,7 @@ class Settings(_Model):
     targets: dict[Name, TargetConfig] = {}
     features: FeatureConfig | None = None
     training: TrainingConfig | None = None
+    scoring: ScoringConfig = ScoringConfig()
     pseudonymisation: PseudonymConfig = PseudonymConfig()
     spark: SparkConfig = SparkConfig()
     mlflow: MlflowConfig = MlflowConfig()
@@ -410,7 +425,10 @@ class Settings(_Model):
         return Path(self.partners.landing_root) / contract.landing.path
 
     def suite_path(self, contract: Contract) -> Path:
-        return Path(self.expectations_dir) / contract.expectation_suite
+        return self.suite_path_for(contract.expectation_suite)
+
+    def suite_path_for(self, file_name: str) -> Path:
+        return Path(self.expectations_dir) / file_name
 
 
 def _check_zone(value: str) -> str:

@@ -41,3 +41,7 @@ class ReconciliationError(RiskradarError):
 
 class NothingToDo(RiskradarError):
     """A step was asked to work on input that does not exist."""
+
+
+class NoChampion(RiskradarError):
+    """A registered model has no version with the alias `champion`: nothing reviewed to score with."""

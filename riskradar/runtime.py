@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from datetime import date
 
 from pyspark.sql import SparkSession
 
 from riskradar.config import DEFAULT_CONFIG, Settings, check_name, load_settings
+from riskradar.errors import ConfigError
 from riskradar.lake import Lake
 from riskradar.spark import get_session
 
@@ -45,3 +47,33 @@ def context(
 
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(list(argv) if argv is not None else None)
+
+
+def monday(text: str) -> date:
+    """An argparse type: an ISO date that starts a week (weeks start on Monday)."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if day.weekday() != 0:
+        raise argparse.ArgumentTypeError(f"{day} is a {day:%A}; weeks start on Monday")
+    return day
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--target", action="append", help="a target from the config (repeatable)")
+    group.add_argument("--all", action="store_true", help="every configured target")
+
+
+def selected_targets(settings: Settings, args: argparse.Namespace) -> list[str]:
+    known = list(settings.targets)
+    if args.all:
+        return known
+    names = [check_name(t, "target", known) for t in args.target]
+    for name in names:
+        if name not in settings.targets:
+            raise ConfigError(
+                f"{settings.config_file}: target {name!r} is not under 'targets' ({', '.join(known)})"
+            )
+    return names

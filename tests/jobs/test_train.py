@@ -13,78 +13,20 @@ import time
 import urllib.parse
 import urllib.request
 
-import numpy as np
-import pandas as pd
 import pytest
-from conftest import write_config
+from synthetic_panel import GOOD, WORSE, synthetic_settings, write_synthetic_panel
 
-from features.panel import week_of
 from jobs import train
-from riskradar.config import load_settings
 from riskradar.errors import ConfigError, NothingToDo
 from riskradar.lake import Lake
-
-WEEKS, CELLS = 14, 300
-FIRST = 2275  # a week index in 2013
-
-
-def _panel(spark, lake: Lake) -> None:
-    """Cells with very different true rates; the candidate sees the rate (as `hardship_index`),
-    the baselines' history columns are noise, so the ranking of who should win is known."""
-    rng = np.random.default_rng(3)
-    rate = rng.lognormal(-2.0, 1.2, CELLS)
-    rows = []
-    for w in range(WEEKS):
-        for c in range(CELLS):
-            noise = {f"hist_burglary_w{k}": float(rng.poisson(0.2 * k)) for k in (1, 2, 4, 8, 13, 26, 52)}
-            noise.update(
-                {"histd_burglary_hl1": float(rng.random()), "histd_burglary_hl4": float(rng.random())}
-            )
-            rows.append(
-                {
-                    "cell_id": f"{c}_0",
-                    "ix": c,
-                    "iy": 0,
-                    "area_code": 1 + c % 5,
-                    "week": week_of(FIRST + w),
-                    "week_idx": FIRST + w,
-                    "hardship_index": float(rate[c]),
-                    "label_burglary_h1": float(rng.poisson(rate[c])) if w < WEEKS - 1 else None,
-                    **noise,
-                }
-            )
-    spark.createDataFrame(pd.DataFrame(rows)).write.partitionBy("week").parquet(str(lake.gold("features")))
-
-
-def _settings(tmp_path, **training):
-    defaults = {
-        "training.backtest_weeks": 4,
-        "training.refit_every_weeks": 2,
-        "training.zero_row_fraction": 0.5,
-        "training.promotion_margin": 0.0,
-        "targets": {"burglary": {"categories": ["burglary"]}},
-    }
-    return load_settings(
-        write_config(
-            tmp_path,
-            landing=tmp_path,
-            enabled=["police_crimes", "census_indicators"],
-            **{**defaults, **training},
-        )
-    )
-
-
-GOOD = {"hgb_poisson": {"max_iter": 40, "random_state": 0}, "poisson_glm": {"alpha": 1.0}}
-# A deliberately worse model: leaves may not be smaller than the data, so no tree can split and
-# every cell gets the same prediction (a random ranking, PAI about 1).
-WORSE = {"hgb_poisson": {"max_iter": 5, "min_samples_leaf": 1_000_000, "random_state": 0}}
+from riskradar.registry import tracking_uri
 
 
 @pytest.fixture(scope="module")
 def trained(spark, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
-    settings = _settings(tmp, **{"training.candidates": GOOD})
-    _panel(spark, Lake(settings.lake_root))
+    settings = synthetic_settings(tmp, **{"training.candidates": GOOD})
+    write_synthetic_panel(spark, Lake(settings.lake_root))
     first = train.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
     return tmp, settings, first
 
@@ -112,7 +54,7 @@ def test_best_candidate_beats_the_baselines_and_becomes_champion(trained):
 
 def test_a_worse_model_does_not_become_champion_and_the_reason_is_recorded(trained, spark):
     tmp, _, first = trained
-    settings = _settings(tmp, **{"training.candidates": WORSE})
+    settings = synthetic_settings(tmp, **{"training.candidates": WORSE})
     worse = train.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
     assert worse["alias"] == "challenger"
     flat = worse["results"]["hgb_poisson"].predictions.groupby("week_idx")["mu"].nunique()
@@ -120,7 +62,7 @@ def test_a_worse_model_does_not_become_champion_and_the_reason_is_recorded(train
     assert "does not beat the best baseline" in worse["reason"]
     from mlflow import MlflowClient
 
-    client = MlflowClient(train.tracking_uri(settings, Lake(settings.lake_root)))
+    client = MlflowClient(tracking_uri(settings, Lake(settings.lake_root)))
     assert client.get_model_version_by_alias("riskradar-burglary", "champion").version == first["version"]
     assert client.get_run(worse["run_id"]).data.tags["riskradar.gate_reason"] == worse["reason"]
     assert (
@@ -159,7 +101,7 @@ def test_tracking_server_api_shows_the_training(trained):
             "mlflow",
             "server",
             "--backend-store-uri",
-            train.tracking_uri(settings, lake),
+            tracking_uri(settings, lake),
             "--default-artifact-root",
             (lake.root / "mlflow" / "artifacts").as_uri(),
             "--host",
@@ -246,12 +188,12 @@ def test_tracking_server_api_shows_the_training(trained):
 
 def test_training_sample_over_the_bound_is_refused(trained, spark):
     tmp, _, _ = trained
-    settings = _settings(tmp, **{"training.candidates": GOOD, "training.max_train_rows": 10})
+    settings = synthetic_settings(tmp, **{"training.candidates": GOOD, "training.max_train_rows": 10})
     with pytest.raises(ConfigError, match=r"more than training.max_train_rows = 10"):
         train.main(["--target", "burglary"], settings=settings, spark=spark)
 
 
 def test_training_without_a_panel_says_what_to_run(spark, tmp_path):
-    settings = _settings(tmp_path, **{"training.candidates": GOOD})
+    settings = synthetic_settings(tmp_path, **{"training.candidates": GOOD})
     with pytest.raises(NothingToDo, match=r"no feature panel under .*run `riskradar build-features` first"):
         train.main(["--all"], settings=settings, spark=spark)

@@ -1,0 +1,161 @@
+"""score on a synthetic panel with a trained champion: every study cell of the week scored in
+Spark, equal to the registered model's own predictions, ranked and flagged, one partition per
+(target, week) replaced on a rerun; clear errors without a champion or without features."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pandas as pd
+import pytest
+from synthetic_panel import CELLS, FIRST, GOOD, WEEKS, WORSE, synthetic_settings, write_synthetic_panel
+
+from features.panel import week_of
+from jobs import score, train
+from riskradar.errors import NoChampion, NothingToDo
+from riskradar.lake import Lake
+from riskradar.registry import tracking_uri
+
+NEWEST = week_of(FIRST + WEEKS - 1)
+EARLIER = week_of(FIRST + WEEKS - 3)
+
+
+@pytest.fixture(scope="module")
+def scored(spark, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("score")
+    settings = synthetic_settings(tmp, **{"training.candidates": GOOD})
+    lake = Lake(settings.lake_root)
+    write_synthetic_panel(spark, lake)
+    trained = train.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
+    assert trained["alias"] == "champion", trained["reason"]
+    result = score.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
+    return settings, lake, trained, result
+
+
+def _partition(lake: Lake, week) -> pd.DataFrame:
+    return pd.read_parquet(lake.gold("scores") / "target=burglary" / f"week={week}")
+
+
+def test_every_study_cell_of_the_newest_week_is_scored_by_the_champion(scored, spark):
+    settings, lake, trained, result = scored
+    assert result["week"] == NEWEST and result["version"] == trained["version"]
+    out = _partition(lake, NEWEST)
+    assert len(out) == CELLS and out["cell_id"].is_unique
+    assert list(out.columns) == [c for c in score.score_columns(3) if c not in ("target", "week")]
+    # the same numbers as the registered model predicting the panel rows on the driver
+    mlflow.set_tracking_uri(tracking_uri(settings, lake))
+    model = mlflow.sklearn.load_model("models:/riskradar-burglary@champion")
+    panel = spark.read.parquet(str(lake.gold("features"))).where(f"week = '{NEWEST}'").toPandas()
+    features = model.feature_names_in_
+    expected = pd.Series(model.predict(panel[features]), index=panel["cell_id"])
+    pd.testing.assert_series_equal(
+        out.set_index("cell_id")["expected_count"].sort_index(),
+        expected.sort_index().rename("expected_count"),
+        check_names=False,
+    )
+    assert set(out["model_version"]) == {trained["version"]}
+    assert set(out["model_run_id"]) == {trained["run_id"]}
+
+
+def test_ranks_percentiles_and_hotspots(scored):
+    _, lake, _, result = scored
+    out = _partition(lake, NEWEST).sort_values("rank")
+    assert out["rank"].tolist() == list(range(1, CELLS + 1))
+    assert out["expected_count"].is_monotonic_decreasing
+    assert out["percentile"].iloc[0] == 100.0 and out["percentile"].iloc[-1] == round(100 / CELLS, 2)
+    flagged = round(0.03 * CELLS)
+    assert out["hotspot"].tolist() == [True] * flagged + [False] * (CELLS - flagged)
+    assert result["hotspots"] == flagged
+
+
+def test_drivers_name_what_the_model_learnt_from(scored):
+    _, lake, _, _ = scored
+    top = _partition(lake, NEWEST).sort_values("rank").head(5)
+    # the panel's only informative column is the (synthetic) rate, stored as hardship_index
+    assert (top["driver_1"] == "hardship_index").all()
+    assert top["driver_1_detail"].str.startswith("hardship index (area): ").all()
+    assert top["driver_1_detail"].str.contains(r", \+\d").all()  # it raises the score
+
+
+def test_geometry_of_a_cell_matches_its_id(scored):
+    _, lake, _, _ = scored
+    row = _partition(lake, NEWEST).set_index("cell_id").loc["7_0"]
+    # synthetic cells lie on row iy = 0 of the grid; the centroid is inside the polygon
+    ring = [tuple(map(float, p.split())) for p in row["polygon_wkt"][9:-2].split(", ")]
+    lons, lats = zip(*ring, strict=True)
+    assert len(ring) == 5 and ring[0] == ring[-1]
+    assert min(lons) < row["lon"] < max(lons) and min(lats) < row["lat"] < max(lats)
+
+
+def test_rescoring_a_week_replaces_only_its_partition(scored, spark):
+    settings, lake, _, _ = scored
+    score.main(["--target", "burglary", "--week", str(EARLIER)], settings=settings, spark=spark)
+    newest_files = sorted(
+        p.name for p in (lake.gold("scores") / "target=burglary" / f"week={NEWEST}").iterdir()
+    )
+    first = _partition(lake, EARLIER)
+    score.main(["--target", "burglary", "--week", str(EARLIER)], settings=settings, spark=spark)
+    again = _partition(lake, EARLIER)
+    assert len(again) == CELLS  # replaced, not appended
+    assert again["scored_at"].iloc[0] > first["scored_at"].iloc[0]
+    assert sorted(p.name for p in (lake.gold("scores") / "target=burglary" / f"week={NEWEST}").iterdir()) == (
+        newest_files
+    )
+    weeks = sorted(p.name for p in (lake.gold("scores") / "target=burglary").iterdir())
+    assert weeks == [f"week={EARLIER}", f"week={NEWEST}"]
+    pd.testing.assert_frame_equal(
+        first.drop(columns="scored_at").sort_values("cell_id").reset_index(drop=True),
+        again.drop(columns="scored_at").sort_values("cell_id").reset_index(drop=True),
+    )
+
+
+def test_the_gate_report_and_the_audit_record_are_written(scored):
+    _, lake, trained, _ = scored
+    report = json.loads((lake.reports("scores", "burglary") / f"{NEWEST}-validation.json").read_text())
+    assert report["result"]["success"] and report["counts"]["cells"] == CELLS
+    audits = [json.loads(p.read_text()) for p in lake.audit.glob("date=*/*-score-*.json")]
+    assert any(
+        a["status"] == "succeeded"
+        and {"model": "riskradar-burglary", "version": trained["version"], "model_run_id": trained["run_id"]}
+        in a["inputs"]
+        for a in audits
+    )
+
+
+def test_a_week_without_features_is_a_clear_error(scored, spark):
+    settings, _, _, _ = scored
+    with pytest.raises(
+        NothingToDo, match=r"no features for the week of 2030-01-07 in gold.features \(it holds"
+    ):
+        score.main(["--target", "burglary", "--week", "2030-01-07"], settings=settings, spark=spark)
+
+
+def test_a_week_that_is_not_a_monday_is_refused(scored, spark, capsys):
+    settings, _, _, _ = scored
+    with pytest.raises(SystemExit):
+        score.main(["--target", "burglary", "--week", "2013-08-07"], settings=settings, spark=spark)
+    assert "2013-08-07 is a Wednesday; weeks start on Monday" in capsys.readouterr().err
+
+
+def test_scoring_without_a_registered_model_says_to_train(spark, tmp_path):
+    settings = synthetic_settings(tmp_path, **{"training.candidates": GOOD})
+    write_synthetic_panel(spark, Lake(settings.lake_root))
+    with pytest.raises(
+        NoChampion, match=r"no model 'riskradar-burglary' is registered: run `riskradar train`"
+    ):
+        score.main(["--target", "burglary"], settings=settings, spark=spark)
+
+
+def test_scoring_when_no_version_passed_the_gate_names_the_aliases(spark, tmp_path):
+    settings = synthetic_settings(tmp_path, **{"training.candidates": WORSE})
+    write_synthetic_panel(spark, Lake(settings.lake_root))
+    assert (
+        train.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]["alias"]
+        == "challenger"
+    )
+    with pytest.raises(
+        NoChampion, match=r"has 1 version\(s\) but none is the champion \(aliases: challenger\)"
+    ):
+        score.main(["--target", "burglary"], settings=settings, spark=spark)
+    assert not (Lake(settings.lake_root).gold("scores")).exists()

@@ -1,0 +1,66 @@
+"""A synthetic cell x week panel whose ranking is known, and a config to train on it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from conftest import write_config
+
+from features.panel import week_of
+from riskradar.config import load_settings
+from riskradar.lake import Lake
+
+WEEKS, CELLS = 14, 300
+FIRST = 2275  # a week index in 2013
+
+
+def write_synthetic_panel(spark, lake: Lake) -> None:
+    """Cells with very different true rates; the candidate sees the rate (as `hardship_index`),
+    the baselines' history columns are noise, so the ranking of who should win is known."""
+    rng = np.random.default_rng(3)
+    rate = rng.lognormal(-2.0, 1.2, CELLS)
+    rows = []
+    for w in range(WEEKS):
+        for c in range(CELLS):
+            noise = {f"hist_burglary_w{k}": float(rng.poisson(0.2 * k)) for k in (1, 2, 4, 8, 13, 26, 52)}
+            noise.update(
+                {"histd_burglary_hl1": float(rng.random()), "histd_burglary_hl4": float(rng.random())}
+            )
+            rows.append(
+                {
+                    "cell_id": f"{c}_0",
+                    "ix": c,
+                    "iy": 0,
+                    "area_code": 1 + c % 5,
+                    "week": week_of(FIRST + w),
+                    "week_idx": FIRST + w,
+                    "hardship_index": float(rate[c]),
+                    "label_burglary_h1": float(rng.poisson(rate[c])) if w < WEEKS - 1 else None,
+                    **noise,
+                }
+            )
+    spark.createDataFrame(pd.DataFrame(rows)).write.partitionBy("week").parquet(str(lake.gold("features")))
+
+
+def synthetic_settings(tmp_path, **training):
+    defaults = {
+        "training.backtest_weeks": 4,
+        "training.refit_every_weeks": 2,
+        "training.zero_row_fraction": 0.5,
+        "training.promotion_margin": 0.0,
+        "targets": {"burglary": {"categories": ["burglary"]}},
+    }
+    return load_settings(
+        write_config(
+            tmp_path,
+            landing=tmp_path,
+            enabled=["police_crimes", "census_indicators"],
+            **{**defaults, **training},
+        )
+    )
+
+
+GOOD = {"hgb_poisson": {"max_iter": 40, "random_state": 0}, "poisson_glm": {"alpha": 1.0}}
+# A deliberately worse model: leaves may not be smaller than the data, so no tree can split and
+# every cell gets the same prediction (a random ranking, PAI about 1).
+WORSE = {"hgb_poisson": {"max_iter": 5, "min_samples_leaf": 1_000_000, "random_state": 0}}
