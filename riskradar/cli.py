@@ -19,6 +19,8 @@ COMMANDS = {
     "validate": ("jobs.validate", "bronze -> silver | quarantine, behind the expectation gate"),
     "build-features": ("jobs.build_features", "silver -> gold/features, the cell x week panel"),
     "train": ("jobs.train", "backtest candidates vs baselines, log to MLflow, register, gate the champion"),
+    "score": ("jobs.score", "the champion's expected counts for every study cell of a week -> gold/scores"),
+    "export": ("jobs.export", "a scored week as CSV, GeoJSON and an offline HTML map report"),
     "demo": ("jobs.demo", "run the pipeline end to end on the bundled Chicago sample"),
 }
 

@@ -1,0 +1,165 @@
+"""Export: one week of gold.scores as the files analysts open.
+
+    riskradar export --target burglary [--week 2015-01-05]
+    riskradar export --all
+
+Writes, under reports/scores/<target>/<week>/: `<target>_<week>.csv` (all columns, polygon as
+WKT), `<target>_<week>.geojson` (opens in QGIS and ArcGIS) and `<target>_<week>.html`, a
+self-contained map report that works offline: the hotspot map, the top cells with what drives
+them, the model card summary and the date of each partner's newest data. The week defaults to
+the newest scored week of the target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from riskradar.audit import audited_run
+from riskradar.config import Settings
+from riskradar.errors import NothingToDo
+from riskradar.exports import ReportContext, render_report, to_csv, to_geojson, write_text
+from riskradar.lake import Lake, has_parquet
+from riskradar.registry import tracking_uri
+from riskradar.runtime import add_target_arguments, context, job_parser, monday, parse, selected_targets
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    settings: Settings | None = None,
+    spark: SparkSession | None = None,
+) -> dict[str, dict[str, Path]]:
+    parser = job_parser("riskradar export", __doc__)
+    add_target_arguments(parser)
+    parser.add_argument("--week", type=monday, help="the Monday of the scored week (default: newest)")
+    args = parse(parser, argv)
+    settings, lake, spark = context(args, settings, spark)
+    written = {}
+    for target in selected_targets(settings, args):
+        week = args.week or newest_scored_week(lake, target)
+        with audited_run(lake, "export", {"target": target, "week": str(week)}) as record:
+            written[target] = export_week(spark, settings, lake, target, week)
+            record.inputs.append({"table": "gold.scores", "target": target, "week": str(week)})
+            record.outputs += [{"file": str(p)} for p in written[target].values()]
+        print(f"export {target} {week}: " + ", ".join(str(p) for p in written[target].values()))
+    return written
+
+
+def scored_weeks(lake: Lake, target: str) -> list[date]:
+    folder = lake.gold("scores") / f"target={target}"
+    if not folder.exists():
+        return []
+    return sorted(
+        date.fromisoformat(p.name.split("=", 1)[1]) for p in folder.glob("week=*") if has_parquet(p)
+    )
+
+
+def newest_scored_week(lake: Lake, target: str) -> date:
+    weeks = scored_weeks(lake, target)
+    if not weeks:
+        raise NothingToDo(
+            f"no scores for {target!r} under {lake.gold('scores')}: run `riskradar score` first"
+        )
+    return weeks[-1]
+
+
+def read_scores(spark: SparkSession, lake: Lake, target: str, week: date) -> pd.DataFrame:
+    """One (target, week) partition of gold.scores as pandas: one row per study cell."""
+    if week not in scored_weeks(lake, target):
+        known = ", ".join(str(w) for w in scored_weeks(lake, target)) or "none"
+        raise NothingToDo(
+            f"no scores for {target!r} in the week of {week} (scored weeks: {known}): run `riskradar score`"
+        )
+    scores = spark.read.parquet(str(lake.gold("scores"))).where(
+        (F.col("target") == target) & (F.col("week") == F.lit(week))
+    )
+    return scores.toPandas()
+
+
+def export_week(
+    spark: SparkSession, settings: Settings, lake: Lake, target: str, week: date
+) -> dict[str, Path]:
+    scores = read_scores(spark, lake, target, week)
+    folder = lake.reports("scores", target, str(week))
+    stem = f"{target}_{week}"
+    ctx = ReportContext(
+        city=settings.city,
+        target=target,
+        week=week,
+        cell_size_m=settings.grid.cell_size_m,
+        project_crs=settings.project_crs,
+        hotspot_coverage=settings.scoring.hotspot_coverage,
+        min_count_shown=settings.scoring.min_count_shown,
+        top_n=settings.scoring.report_top_n,
+        drivers=settings.scoring.drivers,
+        boundaries=_boundaries(spark, settings, lake),
+        freshness=partner_freshness(spark, settings, lake),
+        model_card=_model_card(settings, lake, scores["model_run_id"].iloc[0]),
+        generated_at=f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+    )
+    files = {
+        "csv": folder / f"{stem}.csv",
+        "geojson": folder / f"{stem}.geojson",
+        "html": folder / f"{stem}.html",
+    }
+    write_text(files["csv"], to_csv(scores))
+    write_text(files["geojson"], to_geojson(scores))
+    write_text(files["html"], render_report(scores, ctx))
+    return files
+
+
+def partner_freshness(spark: SparkSession, settings: Settings, lake: Lake) -> dict[str, str]:
+    """Each enabled feed -> the local date of its newest data (events and series), or the date
+    its newest delivery was ingested (area tables, which have no time of their own)."""
+    out: dict[str, str] = {}
+    events = lake.silver("events")
+    if has_parquet(events):
+        local = F.to_date(F.from_utc_timestamp(F.max("occurred_at"), settings.timezone))
+        for row in spark.read.parquet(str(events)).groupBy("partner").agg(local.alias("d")).collect():
+            out[row["partner"]] = f"{row['d']} (newest event)"
+    weather = lake.silver("weather")
+    if has_parquet(weather):
+        newest = spark.read.parquet(str(weather)).agg(F.max("date")).first()[0]
+        for name, contract in settings.contracts.items():
+            if contract.series is not None:
+                out[name] = f"{newest} (newest day)"
+    for table in ("areas", "boundaries"):
+        path = lake.silver(table)
+        if has_parquet(path):
+            rows = spark.read.parquet(str(path)).groupBy("partner").agg(F.max("ingested_at").alias("d"))
+            for row in rows.collect():
+                out[row["partner"]] = f"{str(row['d'])[:10]} (delivered)"
+    for name in settings.contracts:
+        out.setdefault(name, "no data published yet")
+    return out
+
+
+def _boundaries(spark: SparkSession, settings: Settings, lake: Lake) -> list[tuple[Any, str, str]]:
+    path = lake.silver("boundaries")
+    if not has_parquet(path):
+        return []
+    rows = spark.read.parquet(str(path)).select("area_code", "area_name", "geometry_geojson")
+    return [tuple(r) for r in rows.dropDuplicates(["area_code"]).collect()]
+
+
+def _model_card(settings: Settings, lake: Lake, run_id: str) -> str:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking_uri(settings, lake))
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model_card.md")
+    except (MlflowException, OSError):
+        return ""
+    return Path(path).read_text(encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
