@@ -60,6 +60,27 @@ def pei_star(y: np.ndarray, score: np.ndarray, coverage: float) -> float:
     return expected_hits(y, score, k) / best
 
 
+def flagged_metrics(y: np.ndarray, flagged: np.ndarray) -> dict[str, float]:
+    """Hit rate, PAI and PEI* of a published set of flagged cells (no ties: the set is given).
+
+    y: the incidents per cell that happened; flagged: a boolean per cell. NaN where the week
+    had no incidents.
+    """
+    y = np.asarray(y, dtype=float)
+    flagged = np.asarray(flagged, dtype=bool)
+    total, k = float(y.sum()), int(flagged.sum())
+    if total == 0 or k == 0:
+        return {"hit_rate": float("nan"), "pai": float("nan"), "pei": float("nan"), "flagged": float(k)}
+    hits = float(y[flagged].sum())
+    best = float(np.sort(y)[::-1][:k].sum())
+    return {
+        "hit_rate": hits / total,
+        "pai": (hits / total) / (k / len(y)),
+        "pei": hits / best,
+        "flagged": float(k),
+    }
+
+
 def poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
     """Mean Poisson deviance; predictions are floored at 1e-9 (a zero forecast of a count)."""
     y = np.asarray(y, dtype=float)

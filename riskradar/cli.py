@@ -21,6 +21,8 @@ COMMANDS = {
     "train": ("jobs.train", "backtest candidates vs baselines, log to MLflow, register, gate the champion"),
     "score": ("jobs.score", "the champion's expected counts for every study cell of a week -> gold/scores"),
     "export": ("jobs.export", "a scored week as CSV, GeoJSON and an offline HTML map report"),
+    "scores": ("jobs.show_scores", "print the ranked cells of a scored week"),
+    "evaluate-scores": ("jobs.evaluate_scores", "compare published scores with what happened, log to MLflow"),
     "demo": ("jobs.demo", "run the pipeline end to end on the bundled Chicago sample"),
 }
 

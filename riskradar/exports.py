@@ -313,3 +313,36 @@ def _card_summary(card: str) -> str:
         if not title.startswith("data"):
             keep.append("### " + section)
     return "\n".join(keep)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def screenshot(html_path: Path, png_path: Path, *, width: int = 1400, height: int = 1500) -> Path:
+    """Render a report in headless Chromium (Debian's package) and save a PNG. Chromium gets a
+    fresh profile and no network features, so the page shows only what the file holds."""
+    import subprocess
+    import tempfile
+
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as profile:
+        cmd = [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--hide-scrollbars",
+            f"--window-size={width},{height}",
+            f"--screenshot={png_path}",
+            html_path.resolve().as_uri(),
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    if done.returncode != 0 or not png_path.exists():
+        raise RuntimeError(f"chromium could not render {html_path}: {done.stderr[-500:]}")
+    return png_path

@@ -5,15 +5,20 @@ Spark, equal to the registered model's own predictions, ranked and flagged, one 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from synthetic_panel import CELLS, FIRST, GOOD, WEEKS, WORSE, synthetic_settings, write_synthetic_panel
 
 from features.panel import week_of
-from jobs import score, train
+from jobs import evaluate_scores, export, score, show_scores, train
 from riskradar.errors import NoChampion, NothingToDo
+from riskradar.exports import screenshot
 from riskradar.lake import Lake
 from riskradar.registry import tracking_uri
 
@@ -159,3 +164,115 @@ def test_scoring_when_no_version_passed_the_gate_names_the_aliases(spark, tmp_pa
     ):
         score.main(["--target", "burglary"], settings=settings, spark=spark)
     assert not (Lake(settings.lake_root).gold("scores")).exists()
+
+
+def test_exports_hold_every_cell_and_the_report_is_self_contained(scored, spark):
+    settings, lake, trained, _ = scored
+    files = export.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
+    assert {p.name for p in files.values()} == {
+        f"burglary_{NEWEST}.{ext}" for ext in ("csv", "geojson", "html")
+    }
+    published = _partition(lake, NEWEST).sort_values("rank").reset_index(drop=True)
+
+    csv = pd.read_csv(files["csv"])
+    assert csv["cell_id"].tolist() == published["cell_id"].tolist()
+    assert csv["expected_count"].tolist() == pytest.approx(published["expected_count"].tolist())
+
+    collection = json.loads(files["geojson"].read_text())
+    assert collection["type"] == "FeatureCollection" and len(collection["features"]) == CELLS
+    top = collection["features"][0]
+    ring = top["geometry"]["coordinates"][0]
+    assert top["id"] == published["cell_id"][0] and ring[0] == ring[-1] and len(ring) == 5
+    assert top["properties"]["rank"] == 1 and top["properties"]["week"] == str(NEWEST)
+    assert "polygon_wkt" not in top["properties"]
+
+    page = files["html"].read_text()
+    # offline: nothing to fetch (the only URL is the SVG namespace), no scripts
+    assert re.findall(r"https?://[^\"']+", page) == ["http://www.w3.org/2000/svg"]
+    assert "<script" not in page and "url(" not in page and "<link" not in page
+    assert page.count('<rect class="hot"') == round(0.03 * CELLS)
+    assert page.count("<tr><td class=num>") == 20  # the top-N table (scoring.report_top_n)
+    assert f"Model riskradar-burglary version {trained['version']}" in page
+    assert "Intended use" in page and "Not for individuals" in page  # the model card summary
+
+
+@pytest.mark.skipif(
+    not shutil.which("chromium"), reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+def test_the_report_renders_in_headless_chromium_with_the_map(scored, spark, tmp_path):
+    settings, _, _, _ = scored
+    files = export.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
+    png = screenshot(files["html"], tmp_path / "report.png", width=1000, height=900)
+    from PIL import Image
+
+    image = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    # the hotspot red (#c8102e) of the map is on screen, in the left (map) half of the page
+    red = (
+        (abs(image[:, :, 0] - 0xC8) < 8) & (abs(image[:, :, 1] - 0x10) < 8) & (abs(image[:, :, 2] - 0x2E) < 8)
+    )
+    assert red.sum() > 20
+    assert np.nonzero(red)[1].mean() < image.shape[1] / 2
+
+
+def test_the_terminal_table_lists_the_top_cells(scored, capsys):
+    settings, lake, _, _ = scored
+    top = show_scores.main(["--target", "burglary", "--top", "5"], settings=settings)
+    out = capsys.readouterr().out
+    published = _partition(lake, NEWEST).sort_values("rank").head(5)
+    assert top["cell_id"].tolist() == published["cell_id"].tolist()
+    lines = out.splitlines()
+    assert lines[0].startswith(f"burglary, week of {NEWEST}: top 5 of {CELLS} cells")
+    assert [line.split()[1] for line in lines[2:]] == published["cell_id"].tolist()
+
+
+def test_evaluating_a_passed_week_logs_realised_metrics_to_mlflow(scored, spark):
+    settings, lake, trained, _ = scored
+    score.main(["--target", "burglary", "--week", str(EARLIER)], settings=settings, spark=spark)
+    result = evaluate_scores.main(["--week", str(EARLIER)], settings=settings, spark=spark)["burglary"]
+    published = _partition(lake, EARLIER)
+    panel = spark.read.parquet(str(lake.gold("features"))).where(f"week = '{EARLIER}'").toPandas()
+    y = published.merge(panel[["cell_id", "label_burglary_h1"]], on="cell_id")
+    hits = y.loc[y["hotspot"], "label_burglary_h1"].sum()
+    assert result["hit_rate"] == pytest.approx(hits / y["label_burglary_h1"].sum())
+    assert result["pai"] == pytest.approx(result["hit_rate"] / (y["hotspot"].sum() / CELLS))
+    client = MlflowClient(tracking_uri(settings, lake))
+    run = client.get_run(result["run_id"])
+    assert run.data.metrics["realised_pai"] == pytest.approx(result["pai"])
+    assert run.data.tags["riskradar.model_version"] == str(trained["version"])
+    assert run.data.tags["riskradar.week"] == str(EARLIER)
+    assert np.isfinite(result["backtest_low"]) and result["backtest_low"] < result["backtest_high"]
+    version = client.get_model_version("riskradar-burglary", str(trained["version"]))
+    assert float(version.tags[f"realised_pai_{EARLIER}"]) == pytest.approx(result["pai"], abs=1e-4)
+    # a rerun updates the same run instead of adding one
+    again = evaluate_scores.main(["--week", str(EARLIER)], settings=settings, spark=spark)["burglary"]
+    assert again["run_id"] == result["run_id"]
+
+
+def test_a_week_that_has_not_passed_cannot_be_evaluated(scored, spark):
+    settings, _, _, _ = scored
+    with pytest.raises(NothingToDo, match=rf"the week of {NEWEST} has not passed for 'burglary'"):
+        evaluate_scores.main(["--week", str(NEWEST)], settings=settings, spark=spark)
+
+
+def test_a_realised_pai_below_the_backtest_interval_raises_an_alert(scored, spark, tmp_path, capsys):
+    settings, lake, _, _ = scored
+    score.main(["--target", "burglary", "--week", str(EARLIER)], settings=settings, spark=spark)
+    # a copy of the lake where that week's incidents all happened outside the hotspots
+    shutil.copytree(lake.root, tmp_path / "lake")
+    copy_settings = synthetic_settings(tmp_path, **{"training.candidates": GOOD})
+    copy = Lake(copy_settings.lake_root)
+    hot = set(_partition(copy, EARLIER).query("hotspot")["cell_id"])
+    part = copy.gold("features") / f"week={EARLIER}"
+    frame = pd.read_parquet(part)
+    frame["label_burglary_h1"] = [0.0 if c in hot else 1.0 for c in frame["cell_id"]]
+    shutil.rmtree(part)
+    part.mkdir()
+    frame.to_parquet(part / "part-0.parquet", index=False)
+    result = evaluate_scores.main(["--week", str(EARLIER)], settings=copy_settings, spark=spark)["burglary"]
+    assert result["pai"] == 0.0
+    assert result["alert"].startswith(
+        f"burglary week of {EARLIER}: realised PAI 0.00 is below the backtest interval"
+    )
+    assert "WARNING: burglary week of" in capsys.readouterr().out
+    audits = [json.loads(p.read_text()) for p in copy.audit.glob("date=*/*-evaluate_scores-*.json")]
+    assert any(result["alert"] in a["notes"] for a in audits)

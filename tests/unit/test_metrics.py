@@ -13,6 +13,7 @@ from models.metrics import (
     calibration_by_decile,
     expected_hits,
     flagged_count,
+    flagged_metrics,
     hit_rate,
     pai,
     pei_star,
@@ -79,3 +80,19 @@ def test_bootstrap_interval_leaves_out_empty_weeks():
     assert (interval.mean, interval.low, interval.high, interval.weeks) == (2.0, 2.0, 2.0, 3)
     spread = bootstrap_mean(np.array([1.0, 2.0, 3.0, 4.0, 5.0]), seed=1)
     assert spread.low < spread.mean == 3.0 < spread.high
+
+
+def test_flagged_metrics_of_a_published_hotspot_set():
+    # 10 cells, 2 flagged (20% of the area); 8 incidents, 4 of them in flagged cells
+    y = np.array([3, 1, 0, 0, 2, 0, 1, 1, 0, 0])
+    flagged = np.array([True, True, False, False, False, False, False, False, False, False])
+    m = flagged_metrics(y, flagged)
+    assert m["hit_rate"] == 4 / 8
+    assert m["pai"] == (4 / 8) / (2 / 10)
+    assert m["pei"] == 4 / 5  # the best 2 cells held 3 + 2
+    assert m["flagged"] == 2
+
+
+def test_flagged_metrics_of_a_week_without_incidents_are_undefined():
+    m = flagged_metrics(np.zeros(5), np.array([True, False, False, False, False]))
+    assert np.isnan(m["hit_rate"]) and np.isnan(m["pai"]) and np.isnan(m["pei"])
