@@ -14,8 +14,9 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from jobs import build_features, ingest, train, validate
+from jobs import build_features, export, ingest, score, train, validate
 from riskradar.config import Settings
+from riskradar.errors import NoChampion
 from riskradar.pseudonym import ensure_demo_key
 from riskradar.runtime import context, job_parser, parse
 
@@ -45,8 +46,21 @@ def main(
     validate.main(["--all", "--config", settings.config_file], settings=settings, spark=spark)
     build_features.main(["--config", settings.config_file], settings=settings, spark=spark)
     train.main(["--all", "--config", settings.config_file], settings=settings, spark=spark)
+    scored = []
+    for target in settings.targets:
+        common = ["--target", target, "--config", settings.config_file]
+        try:
+            score.main(common, settings=settings, spark=spark)
+        except NoChampion as exc:
+            # The gate kept every candidate of this target below the baselines: nothing reviewed
+            # to publish with. Say so and go on with the other targets.
+            print(f"demo: {target} is not scored: {exc}")
+            continue
+        export.main(common, settings=settings, spark=spark)
+        scored.append(target)
     print(
         f"demo: done. Validation reports: {lake.reports('validation')}; features: {lake.gold('features')}; "
+        f"scores ({', '.join(scored) or 'none'}): {lake.gold('scores')}; reports: {lake.reports('scores')}; "
         f"audit log: {lake.audit}; experiments: `make mlflow-ui`, then http://127.0.0.1:5000"
     )
 
