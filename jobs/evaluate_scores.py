@@ -20,7 +20,6 @@ import numpy as np
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from features.panel import index_of
 from jobs.export import read_scores, scored_weeks
 from jobs.score import read_panel
 from models.metrics import flagged_metrics
@@ -73,14 +72,13 @@ def _label(settings: Settings, target: str) -> str:
 
 def _newest_passed(spark: SparkSession, lake: Lake, panel, target: str, settings: Settings) -> date:
     label = _label(settings, target)
-    known = {r[0] for r in panel.where(F.col(label).isNotNull()).select("week").distinct().collect()}
-    passed = [w for w in scored_weeks(lake, target) if w in known]
-    if not passed:
-        raise NothingToDo(
-            f"no scored week of {target!r} has passed yet (scored: "
-            f"{', '.join(map(str, scored_weeks(lake, target)))}): evaluate once its data are in gold.features"
-        )
-    return passed[-1]
+    for week in reversed(scored_weeks(lake, target)):
+        if panel.where((F.col("week") == F.lit(week)) & F.col(label).isNotNull()).limit(1).count():
+            return week
+    raise NothingToDo(
+        f"no scored week of {target!r} has passed yet (scored: "
+        f"{', '.join(map(str, scored_weeks(lake, target)))}): evaluate once its data are in gold.features"
+    )
 
 
 def evaluate_week(
@@ -91,9 +89,7 @@ def evaluate_week(
 
     scores = read_scores(spark, lake, target, week)
     label = _label(settings, target)
-    happened = (
-        panel.where(F.col("week_idx") == index_of(week)).select("cell_id", F.col(label).alias("y")).toPandas()
-    )
+    happened = panel.where(F.col("week") == F.lit(week)).select("cell_id", F.col(label).alias("y")).toPandas()
     merged = scores[["cell_id", "hotspot", "expected_count"]].merge(happened, on="cell_id", how="left")
     if merged["y"].isna().any():
         missing = int(merged["y"].isna().sum())

@@ -24,13 +24,13 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from features.grid import Grid, with_geometry
-from features.panel import describe_feature, index_of, is_count_feature
+from features.panel import describe_feature, is_count_feature
 from models.explain import occlusion_contributions, top_drivers
 from models.metrics import flagged_count
 from riskradar.audit import audited_run
 from riskradar.config import Settings
 from riskradar.errors import ConfigError, NothingToDo, ValidationGateFailed
-from riskradar.lake import Lake, Publisher, has_parquet, read_json_dir
+from riskradar.lake import Lake, Publisher, has_parquet, partition_values, read_json_dir
 from riskradar.quality import failed_expectations, run_suite, write_report
 from riskradar.registry import champion_version, model_name, tracking_uri
 from riskradar.runtime import add_target_arguments, context, job_parser, monday, parse, selected_targets
@@ -51,7 +51,8 @@ def main(
     settings, lake, spark = context(args, settings, spark)
     targets = selected_targets(settings, args)
     panel = read_panel(spark, lake)
-    week = args.week or panel.agg(F.max("week")).first()[0]
+    weeks = panel_weeks(lake)
+    week = args.week or weeks[-1]
     results = {}
     for target in targets:
         with audited_run(lake, "score", {"target": target, "week": str(week)}) as record:
@@ -73,6 +74,10 @@ def read_panel(spark: SparkSession, lake: Lake) -> DataFrame:
     if not has_parquet(path):
         raise NothingToDo(f"no feature panel under {path}: run `riskradar build-features` first")
     return spark.read.parquet(str(path))
+
+
+def panel_weeks(lake: Lake) -> list[date]:
+    return [date.fromisoformat(v) for v in partition_values(lake.gold("features"), "week")]
 
 
 def load_champion(settings: Settings, lake: Lake, target: str):
@@ -101,14 +106,15 @@ def score_target(
             f"{model_name(target)} v{version.version} expects features that gold.features lacks: "
             f"{', '.join(missing)}; rebuild the features with the config the model was trained with"
         )
-    cells = panel.where(F.col("week_idx") == index_of(week))
-    n_cells = cells.count()
-    if n_cells == 0:
-        weeks = panel.agg(F.min("week"), F.max("week")).first()
+    weeks = panel_weeks(lake)
+    if week not in weeks:
         raise NothingToDo(
-            f"no features for the week of {week} in gold.features (it holds {weeks[0]} .. {weeks[1]}): "
+            f"no features for the week of {week} in gold.features (it holds {weeks[0]} .. {weeks[-1]}): "
             "run `riskradar build-features` once the data before that week has arrived"
         )
+    # the partition column: Spark reads only that week's folder
+    cells = panel.where(F.col("week") == F.lit(week))
+    n_cells = cells.count()
     scoring = settings.scoring
     scored = score_cells(
         cells,

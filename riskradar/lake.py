@@ -103,6 +103,14 @@ class Publisher:
         return published
 
 
+def partition_values(table: Path, key: str) -> list[str]:
+    """The values of a table's top-level partition column that hold data, sorted (a listing,
+    no scan)."""
+    if not table.exists():
+        return []
+    return sorted(p.name.split("=", 1)[1] for p in table.glob(f"{key}=*") if has_parquet(p))
+
+
 def has_parquet(path: Path) -> bool:
     """Whether a table folder holds any data file (Spark cannot read an empty folder)."""
     return path.exists() and any(path.rglob("*.parquet"))
