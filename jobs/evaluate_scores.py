@@ -40,15 +40,27 @@ def main(
     parser = job_parser("riskradar evaluate-scores", __doc__)
     parser.add_argument("--week", type=monday, help="the Monday of the scored week (default: newest passed)")
     parser.add_argument("--target", action="append", help="a target (repeatable; default: every scored one)")
+    parser.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="a target without scores for the week, or a week not passed yet, is reported and skipped "
+        "(the weekly DAG's first runs)",
+    )
     args = parse(parser, argv)
     settings, lake, spark = context(args, settings, spark)
     targets = args.target or [t for t in settings.targets if scored_weeks(lake, t)]
-    if not targets:
+    if not targets and not args.skip_missing:
         raise NothingToDo(f"no scores under {lake.gold('scores')}: run `riskradar score` first")
-    panel = read_panel(spark, lake)
+    panel = read_panel(spark, lake) if targets else None
     results = {}
     for target in targets:
+        if args.skip_missing and args.week and args.week not in scored_weeks(lake, target):
+            print(f"evaluate-scores {target} {args.week}: skipped, the week was not scored")
+            continue
         week = args.week or _newest_passed(spark, lake, panel, target, settings)
+        if args.skip_missing and not _passed(panel, settings, target, week):
+            print(f"evaluate-scores {target} {week}: skipped, the week has not passed yet")
+            continue
         with audited_run(lake, "evaluate_scores", {"target": target, "week": str(week)}) as record:
             results[target] = evaluate_week(spark, settings, lake, panel, target, week)
             record.inputs.append({"table": "gold.scores", "target": target, "week": str(week)})
@@ -71,14 +83,19 @@ def _label(settings: Settings, target: str) -> str:
 
 
 def _newest_passed(spark: SparkSession, lake: Lake, panel, target: str, settings: Settings) -> date:
-    label = _label(settings, target)
     for week in reversed(scored_weeks(lake, target)):
-        if panel.where((F.col("week") == F.lit(week)) & F.col(label).isNotNull()).limit(1).count():
+        if _passed(panel, settings, target, week):
             return week
     raise NothingToDo(
         f"no scored week of {target!r} has passed yet (scored: "
         f"{', '.join(map(str, scored_weeks(lake, target)))}): evaluate once its data are in gold.features"
     )
+
+
+def _passed(panel, settings: Settings, target: str, week: date) -> bool:
+    """Whether the panel knows the week's incidents (its labels are built)."""
+    label = _label(settings, target)
+    return bool(panel.where((F.col("week") == F.lit(week)) & F.col(label).isNotNull()).limit(1).count())
 
 
 def evaluate_week(

@@ -74,13 +74,31 @@ def audited_run(lake: Lake, job: str, arguments: dict[str, Any]) -> Iterator[Run
         raise
     finally:
         record.ended_at = _now()
-        day = record.started_at[:10]
-        write_json(
-            lake.audit
-            / f"date={day}"
-            / f"{record.started_at[11:19].replace(':', '')}-{job}-{record.run_id}.json",
-            asdict(record),
-        )
+        _write(lake, record)
+
+
+def record_failure(lake: Lake, job: str, arguments: dict[str, Any], error: BaseException) -> RunRecord:
+    """A failed run reported from outside a job (e.g. by the orchestrator's failure callback)."""
+    now = _now()
+    record = RunRecord(
+        job=job,
+        run_id=new_run_id(),
+        arguments=arguments,
+        started_at=now,
+        ended_at=now,
+        status="failed",
+        error=str(error) or type(error).__name__,
+        error_type=type(error).__name__,
+        git_commit=git_commit(),
+    )
+    _write(lake, record)
+    return record
+
+
+def _write(lake: Lake, record: RunRecord) -> None:
+    day = record.started_at[:10]
+    name = f"{record.started_at[11:19].replace(':', '')}-{record.job}-{record.run_id}.json"
+    write_json(lake.audit / f"date={day}" / name, asdict(record))
 
 
 def read_audit(lake: Lake) -> list[dict[str, Any]]:

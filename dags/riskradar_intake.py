@@ -1,0 +1,68 @@
+"""
+### riskradar intake (daily)
+
+For every feed enabled in the pipeline config: ingest the files that landed since the last run
+(bronze, personal data pseudonymised), then validate and publish them (silver | quarantine,
+behind the feed's expectation gate). One mapped task group per feed: a failed gate of one
+feed fails only that feed's tasks; the other feeds go on. Every failure is also written to the
+lake's audit log. Publishing updates the `silver_events` asset, which triggers the weekly DAG.
+
+Param `config`: the pipeline config (default: conf/riskradar.yaml, or RISKRADAR_CONFIG).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import Asset, Param, dag, task, task_group
+
+from riskradar.orchestration import CONFIG_ARG, DEFAULT_CONFIG, default_args, job_path, spark_conf
+
+SILVER_EVENTS = Asset(name="silver_events", uri="riskradar://silver/events")
+
+
+@dag(
+    dag_id="riskradar_intake",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    default_args=default_args(),
+    tags=["riskradar", "intake"],
+    params={"config": Param(DEFAULT_CONFIG, type="string", description="pipeline config file")},
+)
+def riskradar_intake():
+    @task
+    def enabled_feeds(params=None) -> list[str]:
+        """The feeds enabled in the config, read when the run starts (not at parse time)."""
+        from riskradar.config import load_settings
+
+        return list(load_settings(params["config"]).contracts)
+
+    @task_group(group_id="feed")
+    def feed(partner: str):
+        ingest = SparkSubmitOperator(
+            task_id="ingest_new_files",
+            application=job_path("ingest"),
+            application_args=["--partner", partner, *CONFIG_ARG],
+            conn_id="spark_default",
+            conf=spark_conf(),
+            name="riskradar-ingest",
+        )
+        validate = SparkSubmitOperator(
+            task_id="validate_and_publish",
+            application=job_path("validate"),
+            application_args=["--partner", partner, *CONFIG_ARG],
+            conn_id="spark_default",
+            conf=spark_conf(),
+            name="riskradar-validate",
+            outlets=[SILVER_EVENTS],
+        )
+        ingest >> validate
+
+    feed.expand(partner=enabled_feeds())
+
+
+riskradar_intake()

@@ -1,0 +1,123 @@
+"""
+### riskradar weekly
+
+Build the cell x week panel, then per target: train (rolling-origin backtest, MLflow, the
+promotion gate), score the week with the champion, export CSV, GeoJSON and the HTML map report;
+finally evaluate last week's published scores against what happened.
+
+Runs every Monday 06:00 (America/Chicago) and whenever the intake publishes new silver events
+(asset `silver_events`). The week it scores is the Monday of the run's logical date, so a
+backfill of an old week recomputes exactly that week's scores and reports; a run without a
+logical date (asset-triggered) scores the newest week of the panel. Failures are retried with
+backoff and written to the lake's audit log.
+
+Param `config`: the pipeline config (default: conf/riskradar.yaml, or RISKRADAR_CONFIG).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import Asset, Param, dag, task, task_group
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from riskradar.orchestration import CONFIG_ARG, DEFAULT_CONFIG, default_args, job_path, spark_conf
+
+SILVER_EVENTS = Asset(name="silver_events", uri="riskradar://silver/events")
+WEEK = "{{ ti.xcom_pull(task_ids='week_to_score') }}"
+
+
+@dag(
+    dag_id="riskradar_weekly",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 6 * * 1", timezone="America/Chicago"), assets=SILVER_EVENTS
+    ),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    default_args=default_args(execution_timeout=timedelta(hours=2)),
+    tags=["riskradar", "weekly", "models"],
+    params={"config": Param(DEFAULT_CONFIG, type="string", description="pipeline config file")},
+)
+def riskradar_weekly():
+    build_features = SparkSubmitOperator(
+        task_id="build_features",
+        application=job_path("build_features"),
+        application_args=CONFIG_ARG,
+        conn_id="spark_default",
+        conf=spark_conf(),
+        name="riskradar-build-features",
+    )
+
+    @task
+    def week_to_score(params=None, dag_run=None) -> str:
+        """The Monday of the logical date's local week, or the panel's newest week."""
+        from riskradar.config import load_settings
+        from riskradar.lake import Lake, partition_values
+        from riskradar.orchestration import monday_of
+
+        settings = load_settings(params["config"])
+        if dag_run.logical_date is not None:
+            return str(monday_of(dag_run.logical_date, settings.timezone))
+        weeks = partition_values(Lake(settings.lake_root).gold("features"), "week")
+        if not weeks:
+            raise ValueError("gold.features has no weeks: build_features wrote nothing")
+        return weeks[-1]
+
+    @task
+    def targets(params=None) -> list[str]:
+        from riskradar.config import load_settings
+
+        return list(load_settings(params["config"]).targets)
+
+    @task_group(group_id="target")
+    def per_target(target: str):
+        train = SparkSubmitOperator(
+            task_id="train_and_gate",
+            application=job_path("train"),
+            application_args=["--target", target, *CONFIG_ARG],
+            conn_id="spark_default",
+            conf=spark_conf(),
+            name="riskradar-train",
+        )
+        score = SparkSubmitOperator(
+            task_id="score_week",
+            application=job_path("score"),
+            application_args=["--target", target, "--week", WEEK, *CONFIG_ARG],
+            conn_id="spark_default",
+            conf=spark_conf(),
+            name="riskradar-score",
+        )
+        export = SparkSubmitOperator(
+            task_id="export_reports",
+            application=job_path("export"),
+            application_args=["--target", target, "--week", WEEK, *CONFIG_ARG],
+            conn_id="spark_default",
+            conf=spark_conf(),
+            name="riskradar-export",
+        )
+        train >> score >> export
+
+    evaluate = SparkSubmitOperator(
+        task_id="evaluate_last_week",
+        application=job_path("evaluate_scores"),
+        application_args=[
+            "--week",
+            "{{ macros.ds_add(ti.xcom_pull(task_ids='week_to_score'), -7) }}",
+            "--skip-missing",
+            *CONFIG_ARG,
+        ],
+        conn_id="spark_default",
+        conf=spark_conf(),
+        name="riskradar-evaluate-scores",
+    )
+    week = week_to_score()
+    build_features >> week
+    groups = per_target.expand(target=targets())
+    week >> groups >> evaluate
+
+
+riskradar_weekly()

@@ -1,0 +1,77 @@
+"""What the Airflow DAGs share: the job applications they submit, default task arguments, the
+failure callback that writes to the audit log, and the week a weekly run works on.
+
+Imported by the DAG files at parse time, so it imports nothing heavy and touches no file: the
+config is read by tasks at run time, from the DAG param `config`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+JOBS = ROOT / "jobs"
+# The pipeline config a DAG run uses unless triggered with another (param `config`).
+DEFAULT_CONFIG = os.environ.get("RISKRADAR_CONFIG", str(ROOT / "conf" / "riskradar.yaml"))
+CONFIG_ARG = ["--config", "{{ params.config }}"]
+
+
+def job_path(job: str) -> str:
+    """The application spark-submit runs for a job module (jobs/<job>.py)."""
+    return str(JOBS / f"{job}.py")
+
+
+def audit_failure(context: dict[str, Any]) -> None:
+    """on_failure_callback: a failed task becomes a 'failed' record in the lake's audit log,
+    next to the records the jobs write themselves."""
+    from riskradar import audit
+    from riskradar.config import load_settings
+    from riskradar.lake import Lake
+
+    ti = context["ti"]
+    params = context.get("params") or {}
+    settings = load_settings(params.get("config", DEFAULT_CONFIG))
+    arguments = {
+        "dag_id": ti.dag_id,
+        "task_id": ti.task_id,
+        "map_index": getattr(ti, "map_index", -1),
+        "run_id": ti.run_id,
+        "try_number": getattr(ti, "try_number", None),
+    }
+    error = context.get("exception") or RuntimeError("the task failed")
+    audit.record_failure(Lake(settings.lake_root), f"airflow.{ti.dag_id}.{ti.task_id}", arguments, error)
+
+
+def default_args(**overrides: Any) -> dict[str, Any]:
+    args = {
+        "owner": "riskradar",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=30),
+        "execution_timeout": timedelta(hours=1),
+        "on_failure_callback": audit_failure,
+    }
+    return {**args, **overrides}
+
+
+def spark_conf() -> dict[str, str]:
+    """Executors and driver start the interpreter that runs Airflow (the project's venv)."""
+    return {
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+        "spark.ui.showConsoleProgress": "false",
+    }
+
+
+def monday_of(moment: datetime | date, timezone: str) -> date:
+    """The Monday of the local week holding `moment` (a timezone-aware datetime or a date)."""
+    if isinstance(moment, datetime):
+        from zoneinfo import ZoneInfo
+
+        moment = moment.astimezone(ZoneInfo(timezone)).date()
+    return moment - timedelta(days=moment.weekday())
