@@ -25,7 +25,7 @@ SILVER_EVENTS = Asset(name="silver_events", uri="riskradar://silver/events")
 @dag(
     dag_id="riskradar_intake",
     schedule="@daily",
-    start_date=datetime(2026, 1, 1),
+    start_date=datetime(2010, 1, 4),  # before any partner data: old weeks can be backfilled
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,

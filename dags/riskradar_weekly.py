@@ -34,7 +34,7 @@ WEEK = "{{ ti.xcom_pull(task_ids='week_to_score') }}"
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("0 6 * * 1", timezone="America/Chicago"), assets=SILVER_EVENTS
     ),
-    start_date=datetime(2026, 1, 1),
+    start_date=datetime(2010, 1, 4),  # before any partner data: old weeks can be backfilled
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,

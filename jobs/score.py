@@ -277,3 +277,7 @@ def _features_version(lake: Lake, week: date) -> str:
     if not builds:
         return "unknown"
     return max(builds, key=lambda b: b["built_at"])["run_id"]
+
+
+if __name__ == "__main__":
+    main()
