@@ -126,7 +126,12 @@ def load_frames(
 
 
 def _strata(evaluate: pd.DataFrame) -> pd.DataFrame:
-    """Cells grouped by the census hardship index of their area, in quintiles of areas."""
+    """Cells grouped by the census hardship index of their area, in quintiles of areas (one
+    stratum when the census indicators are not among the features)."""
+    if "hardship_index" not in evaluate.columns or "area_code" not in evaluate.columns:
+        cells = evaluate.drop_duplicates("cell_id")[["cell_id"]].copy()
+        cells["stratum"] = "all cells (no census hardship index)"
+        return cells
     cells = evaluate.drop_duplicates("cell_id")[["cell_id", "area_code", "hardship_index"]]
     areas = cells.dropna(subset=["area_code", "hardship_index"]).drop_duplicates("area_code")
     quintile = pd.qcut(
