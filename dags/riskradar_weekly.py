@@ -9,7 +9,9 @@ Runs every Monday 06:00 (America/Chicago) and whenever the intake publishes new 
 (asset `silver_events`). The week it scores is the Monday of the run's logical date, so a
 backfill of an old week recomputes exactly that week's scores and reports; a run without a
 logical date (asset-triggered) scores the newest week of the panel. Failures are retried with
-backoff and written to the lake's audit log.
+backoff and written to the lake's audit log. A target whose models never passed the promotion
+gate has no champion: its scoring and export are skipped with the reason in the task log and
+the audit log (the training run in MLflow says why), and the other targets go on.
 
 Param `config`: the pipeline config (default: conf/riskradar.yaml, or RISKRADAR_CONFIG).
 """
@@ -86,7 +88,7 @@ def riskradar_weekly():
         score = SparkSubmitOperator(
             task_id="score_week",
             application=job_path("score"),
-            application_args=["--target", target, "--week", WEEK, *CONFIG_ARG],
+            application_args=["--target", target, "--week", WEEK, "--skip-without-champion", *CONFIG_ARG],
             conn_id="spark_default",
             conf=spark_conf(),
             name="riskradar-score",
@@ -94,7 +96,7 @@ def riskradar_weekly():
         export = SparkSubmitOperator(
             task_id="export_reports",
             application=job_path("export"),
-            application_args=["--target", target, "--week", WEEK, *CONFIG_ARG],
+            application_args=["--target", target, "--week", WEEK, "--skip-missing", *CONFIG_ARG],
             conn_id="spark_default",
             conf=spark_conf(),
             name="riskradar-export",

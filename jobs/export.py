@@ -39,10 +39,17 @@ def main(
     parser = job_parser("riskradar export", __doc__)
     add_target_arguments(parser)
     parser.add_argument("--week", type=monday, help="the Monday of the scored week (default: newest)")
+    parser.add_argument(
+        "--skip-missing", action="store_true", help="a target not scored for the week is reported and skipped"
+    )
     args = parse(parser, argv)
     settings, lake, spark = context(args, settings, spark)
     written = {}
     for target in selected_targets(settings, args):
+        weeks = scored_weeks(lake, target)
+        if args.skip_missing and (args.week or None) not in (weeks if args.week else weeks[-1:]):
+            print(f"export {target} {args.week or ''}: skipped, the week was not scored")
+            continue
         week = args.week or newest_scored_week(lake, target)
         with audited_run(lake, "export", {"target": target, "week": str(week)}) as record:
             written[target] = export_week(spark, settings, lake, target, week)

@@ -29,7 +29,7 @@ from models.explain import occlusion_contributions, top_drivers
 from models.metrics import flagged_count
 from riskradar.audit import audited_run
 from riskradar.config import Settings
-from riskradar.errors import ConfigError, NothingToDo, ValidationGateFailed
+from riskradar.errors import ConfigError, NoChampion, NothingToDo, ValidationGateFailed
 from riskradar.lake import Lake, Publisher, has_parquet, partition_values, read_json_dir
 from riskradar.quality import failed_expectations, run_suite, write_report
 from riskradar.registry import champion_version, model_name, tracking_uri
@@ -47,6 +47,11 @@ def main(
     parser = job_parser("riskradar score", __doc__)
     add_target_arguments(parser)
     parser.add_argument("--week", type=monday, help="the Monday of the week to score (default: newest)")
+    parser.add_argument(
+        "--skip-without-champion",
+        action="store_true",
+        help="a target without a champion is reported (and audited as skipped) instead of failing the run",
+    )
     args = parse(parser, argv)
     settings, lake, spark = context(args, settings, spark)
     targets = selected_targets(settings, args)
@@ -56,7 +61,14 @@ def main(
     results = {}
     for target in targets:
         with audited_run(lake, "score", {"target": target, "week": str(week)}) as record:
-            results[target] = score_target(spark, settings, lake, panel, target, week)
+            try:
+                results[target] = score_target(spark, settings, lake, panel, target, week)
+            except NoChampion as exc:
+                if not args.skip_without_champion:
+                    raise
+                record.notes.append(f"skipped: {exc}")
+                print(f"score {target} {week}: skipped, {exc}")
+                continue
             record.inputs.append({"table": "gold.features", "week": str(week)})
             record.inputs.append({k: results[target][k] for k in ("model", "version", "model_run_id")})
             record.outputs.append({"table": "gold.scores", "partition": results[target]["partition"]})

@@ -164,6 +164,14 @@ def test_scoring_when_no_version_passed_the_gate_names_the_aliases(spark, tmp_pa
     ):
         score.main(["--target", "burglary"], settings=settings, spark=spark)
     assert not (Lake(settings.lake_root).gold("scores")).exists()
+    # what the weekly DAG runs: reported and skipped, the audit says why, nothing published
+    assert (
+        score.main(["--target", "burglary", "--skip-without-champion"], settings=settings, spark=spark) == {}
+    )
+    assert export.main(["--target", "burglary", "--skip-missing"], settings=settings, spark=spark) == {}
+    assert not (Lake(settings.lake_root).gold("scores")).exists()
+    audits = [json.loads(p.read_text()) for p in Lake(settings.lake_root).audit.glob("date=*/*-score-*.json")]
+    assert any(a["status"] == "succeeded" and a["notes"][0].startswith("skipped: model") for a in audits)
 
 
 def test_exports_hold_every_cell_and_the_report_is_self_contained(scored, spark):
