@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint venv clean-lake mlflow-ui
+.PHONY: demo test test-fast lint venv clean-lake mlflow-ui airflow
 
 venv: $(STAMP)
 
@@ -33,3 +33,8 @@ clean-lake:
 # The MLflow UI on the embedded store of the local lake: http://127.0.0.1:5000
 mlflow-ui: $(STAMP)
 	MLFLOW_DISABLE_TELEMETRY=true $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(or $(RISKRADAR_LAKE),$(CURDIR)/lake)/mlflow/mlflow.db --host 127.0.0.1 --port 5000
+
+# Airflow standalone on 127.0.0.1:8080 with the project's DAGs (user admin; password in
+# .airflow/simple_auth_manager_passwords.json.generated). Ctrl-C stops it.
+airflow: $(STAMP)
+	$(VENV)/bin/riskradar airflow

@@ -23,6 +23,7 @@ COMMANDS = {
     "export": ("jobs.export", "a scored week as CSV, GeoJSON and an offline HTML map report"),
     "scores": ("jobs.show_scores", "print the ranked cells of a scored week"),
     "evaluate-scores": ("jobs.evaluate_scores", "compare published scores with what happened, log to MLflow"),
+    "airflow": ("riskradar.standalone", "Airflow standalone on 127.0.0.1 with the project's DAGs and config"),
     "demo": ("jobs.demo", "run the pipeline end to end on the bundled Chicago sample"),
 }
 
