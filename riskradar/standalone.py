@@ -65,13 +65,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         if key_file.exists():
             env[key_env] = key_file.read_text().strip()
             print(
-                f"riskradar airflow: using the demo pseudonymisation key in {key_file} (set {key_env} for yours)"
+                f"riskradar airflow: using the demo pseudonymisation key in {key_file} (set {key_env})"
             )
         else:
             print(f"riskradar airflow: warning: {key_env} is not set; the intake tasks will refuse to run")
     print(
         f"riskradar airflow: http://127.0.0.1:{args.port} (user admin, password in "
-        f"{home / 'simple_auth_manager_passwords.json.generated'}); lake {settings.lake_root}; Ctrl-C stops it"
+        f"{home / 'simple_auth_manager_passwords.json.generated'}); lake {settings.lake_root}; "
+        "Ctrl-C stops it"
     )
     os.execvpe("airflow", ["airflow", "standalone"], env)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from conftest import write_config
+from builders import write_config
 
 from features.panel import week_of
 from riskradar.config import load_settings

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import SAMPLE, write_config
+from builders import SAMPLE, write_config
 
 from riskradar.config import load_settings
 from riskradar.lake import Lake

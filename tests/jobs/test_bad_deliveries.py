@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, landing_with, write_config
+from builders import ROOT, landing_with, write_config
 from pyspark.sql import functions as F
 
 from jobs import ingest, validate

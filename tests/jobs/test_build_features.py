@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, write_config
+from builders import SAMPLE, write_config
 from pyspark.sql import functions as F
 
 from jobs import build_features, ingest, validate

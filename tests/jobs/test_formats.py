@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, write_config
+from builders import ROOT, write_config
 from pyspark.sql import functions as F
 
 from jobs import ingest, validate

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, write_config
+from builders import SAMPLE, write_config
 from pyspark.sql import functions as F
 
 from jobs import ingest, validate

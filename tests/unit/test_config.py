@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, write_config
+from builders import ROOT, write_config
 
 from riskradar.config import load_contract, load_settings
 from riskradar.errors import ConfigError, UnsafeName
