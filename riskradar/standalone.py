@@ -64,9 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         key_file = demo_key_file(settings)
         if key_file.exists():
             env[key_env] = key_file.read_text().strip()
-            print(
-                f"riskradar airflow: using the demo pseudonymisation key in {key_file} (set {key_env})"
-            )
+            print(f"riskradar airflow: using the demo pseudonymisation key in {key_file} (set {key_env})")
         else:
             print(f"riskradar airflow: warning: {key_env} is not set; the intake tasks will refuse to run")
     print(
