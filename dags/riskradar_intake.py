@@ -7,7 +7,8 @@ behind the feed's expectation gate). One mapped task group per feed: a failed ga
 feed fails only that feed's tasks; the other feeds go on. Every failure is also written to the
 lake's audit log. Publishing updates the `silver_events` asset, which triggers the weekly DAG.
 
-Param `config`: the pipeline config (default: conf/riskradar.yaml, or RISKRADAR_CONFIG).
+Params: `config`, the pipeline config (default: conf/riskradar.yaml, or RISKRADAR_CONFIG);
+`driver_memory` of the submitted jobs (default 4g).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import Asset, Param, dag, task, task_group
+from airflow.sdk import Asset, dag, task, task_group
 
-from riskradar.orchestration import CONFIG_ARG, DEFAULT_CONFIG, default_args, job_path, spark_conf
+from riskradar.orchestration import CONFIG_ARG, dag_params, default_args, job_path, spark_conf
 
 SILVER_EVENTS = Asset(name="silver_events", uri="riskradar://silver/events")
 
@@ -31,7 +32,7 @@ SILVER_EVENTS = Asset(name="silver_events", uri="riskradar://silver/events")
     doc_md=__doc__,
     default_args=default_args(),
     tags=["riskradar", "intake"],
-    params={"config": Param(DEFAULT_CONFIG, type="string", description="pipeline config file")},
+    params=dag_params(),
 )
 def riskradar_intake():
     @task

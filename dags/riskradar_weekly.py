@@ -13,7 +13,8 @@ backoff and written to the lake's audit log. A target whose models never passed 
 gate has no champion: its scoring and export are skipped with the reason in the task log and
 the audit log (the training run in MLflow says why), and the other targets go on.
 
-Param `config`: the pipeline config (default: conf/riskradar.yaml, or RISKRADAR_CONFIG).
+Params: `config`, the pipeline config (default: conf/riskradar.yaml, or RISKRADAR_CONFIG);
+`driver_memory` of the submitted jobs (default 4g).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import Asset, Param, dag, task, task_group
+from airflow.sdk import Asset, dag, task, task_group
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from riskradar.orchestration import CONFIG_ARG, DEFAULT_CONFIG, default_args, job_path, spark_conf
+from riskradar.orchestration import CONFIG_ARG, dag_params, default_args, job_path, spark_conf
 
 SILVER_EVENTS = Asset(name="silver_events", uri="riskradar://silver/events")
 WEEK = "{{ ti.xcom_pull(task_ids='week_to_score') }}"
@@ -42,7 +43,7 @@ WEEK = "{{ ti.xcom_pull(task_ids='week_to_score') }}"
     doc_md=__doc__,
     default_args=default_args(execution_timeout=timedelta(hours=2)),
     tags=["riskradar", "weekly", "models"],
-    params={"config": Param(DEFAULT_CONFIG, type="string", description="pipeline config file")},
+    params=dag_params(),
 )
 def riskradar_weekly():
     build_features = SparkSubmitOperator(

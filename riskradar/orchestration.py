@@ -59,9 +59,23 @@ def default_args(**overrides: Any) -> dict[str, Any]:
     return {**args, **overrides}
 
 
-def spark_conf() -> dict[str, str]:
-    """Executors and driver start the interpreter that runs Airflow (the project's venv)."""
+def dag_params() -> dict[str, Any]:
+    """The params every riskradar DAG takes (operators may trigger with others)."""
+    from airflow.sdk import Param
+
     return {
+        "config": Param(DEFAULT_CONFIG, type="string", description="pipeline config file"),
+        "driver_memory": Param(
+            "4g", type="string", description="spark-submit driver memory (the jobs' pandas frames live there)"
+        ),
+    }
+
+
+def spark_conf() -> dict[str, str]:
+    """Executors and driver start the interpreter that runs Airflow (the project's venv); the
+    driver's memory is set at submit time (a job cannot raise it once its JVM runs)."""
+    return {
+        "spark.driver.memory": "{{ params.driver_memory }}",
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
         "spark.ui.showConsoleProgress": "false",

@@ -1,0 +1,162 @@
+"""Run the weekly DAG through the real scheduler: start `riskradar airflow`, trigger the DAG
+through the Airflow REST API, wait until the run ends, print every task's state, stop Airflow.
+
+    .venv/bin/python scripts/airflow_weekly_run.py [--lake DIR] [--logical-date 2015-01-05]
+
+Use a lake where the intake has run (e.g. after `make demo`, or `--lake` of one). The run's
+logical date picks the week to score (the Monday of its week). Writes the outcome to
+benchmarks/results/airflow_weekly_run.json. Airflow binds to 127.0.0.1 and is stopped (its
+whole process group) when the run ends or the script fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Api:
+    def __init__(self, base: str):
+        self.base, self.token = base, None
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            f"{self.base}{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json"}
+            | ({"Authorization": f"Bearer {self.token}"} if self.token else {}),
+        )
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return json.loads(resp.read() or b"{}")
+
+    def wait(self, what: str, check, timeout: float, every: float = 5.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                value = check()
+                if value:
+                    return value
+            except (urllib.error.URLError, OSError, KeyError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}")
+            time.sleep(every)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(ROOT / "conf" / "riskradar.yaml"))
+    parser.add_argument("--lake", help="the lake root (default: the config's, or RISKRADAR_LAKE)")
+    parser.add_argument("--logical-date", default="2015-01-05", help="the run's logical date (a Monday)")
+    parser.add_argument("--timeout-min", type=float, default=120)
+    args = parser.parse_args()
+    env = dict(os.environ)
+    if args.lake:
+        env["RISKRADAR_LAKE"] = args.lake
+    home = Path(tempfile.mkdtemp(prefix="riskradar-airflow-home-"))
+    port = free_port()
+    log = open(home / "standalone.log", "w")  # noqa: SIM115 (kept open while Airflow runs)
+    started = time.monotonic()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "riskradar.cli",
+            "airflow",
+            "--config",
+            args.config,
+            "--home",
+            str(home),
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    api = Api(f"http://127.0.0.1:{port}")
+    result: dict = {"logical_date": args.logical_date, "airflow_home": str(home)}
+    try:
+        api.wait("the API server", lambda: api.call("GET", "/api/v2/monitor/health"), 300)
+        passwords = home / "simple_auth_manager_passwords.json.generated"
+        password = api.wait("the admin password", lambda: json.loads(passwords.read_text())["admin"], 120, 2)
+        api.token = api.call("POST", "/auth/token", {"username": "admin", "password": password})[
+            "access_token"
+        ]
+        api.wait("the weekly DAG to be parsed", lambda: api.call("GET", "/api/v2/dags/riskradar_weekly"), 300)
+        run = api.call(
+            "POST",
+            "/api/v2/dags/riskradar_weekly/dagRuns",
+            {
+                "logical_date": f"{args.logical_date}T12:00:00Z",
+                "conf": {"config": str(Path(args.config).resolve())},
+            },
+        )
+        run_id = run["dag_run_id"]
+        api.call("PATCH", "/api/v2/dags/riskradar_weekly", {"is_paused": False})
+        print(f"triggered {run_id}; waiting (Airflow log: {home / 'standalone.log'})", flush=True)
+
+        def finished():
+            state = api.call("GET", f"/api/v2/dags/riskradar_weekly/dagRuns/{run_id}")["state"]
+            return state if state in ("success", "failed") else None
+
+        state = api.wait("the DAG run", finished, args.timeout_min * 60, 15)
+        tasks = api.call("GET", f"/api/v2/dags/riskradar_weekly/dagRuns/{run_id}/taskInstances")[
+            "task_instances"
+        ]
+        result.update(
+            {
+                "run_id": run_id,
+                "state": state,
+                "wall_min": round((time.monotonic() - started) / 60, 1),
+                "tasks": [
+                    {
+                        "task": t["task_id"],
+                        "map_index": t["map_index"],
+                        "state": t["state"],
+                        "duration_s": round(t["duration"] or 0, 1),
+                        "tries": t["try_number"],
+                    }
+                    for t in sorted(tasks, key=lambda t: (t["start_date"] or "", t["map_index"]))
+                ],
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+    out = ROOT / "benchmarks" / "results" / "airflow_weekly_run.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    if result.get("state") != "success":
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
