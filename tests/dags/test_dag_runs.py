@@ -1,6 +1,7 @@
-"""Both DAGs run for real with dag.test() on a slice of the bundled data: every task submits
-its job with spark-submit (connection spark_default, local[2]), and the test reads the outputs
-the jobs wrote. Then both runs are repeated and the outputs do not change."""
+"""Both DAGs run for real with dag.test() on a slice of the bundled police data (every 10th
+row of March to June 2014): every task submits its job with spark-submit (connection
+spark_default, local[2]), and the test reads the outputs the jobs wrote. Then both runs are
+repeated and the outputs do not change."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 INTAKE_DATE = datetime(2014, 7, 1, 6, tzinfo=UTC)
 WEEK_DATE = datetime(2014, 6, 30, 12, tzinfo=UTC)  # a Monday: the weekly run scores 2014-06-30
-MONTHS = ("2014-01", "2014-02", "2014-03", "2014-04", "2014-05", "2014-06")
+MONTHS = ("2014-03", "2014-04", "2014-05", "2014-06")
 
 
 def _every_nth(source: Path, target: Path, n: int) -> None:
@@ -34,8 +35,7 @@ def _landing(tmp: Path) -> Path:
     landing = tmp / "landing"
     for month in MONTHS:
         name = f"chicago_crimes_{month}.csv.gz"
-        _every_nth(SAMPLE / "police_crimes" / name, landing / "police_crimes" / name, 8)
-    shutil.copytree(SAMPLE / "weather", landing / "weather")
+        _every_nth(SAMPLE / "police_crimes" / name, landing / "police_crimes" / name, 10)
     return landing
 
 
@@ -48,7 +48,9 @@ def _outputs(lake: Lake) -> dict[str, pd.DataFrame]:
         "scores": lake.gold("scores"),
     }.items():
         frame = pd.read_parquet(path)
-        frame = frame.drop(columns=[c for c in ("ingested_at", "scored_at") if c in frame.columns])
+        # when and by which run: the provenance of a rerun is its own
+        run_columns = ("ingested_at", "scored_at", "features_version")
+        frame = frame.drop(columns=[c for c in run_columns if c in frame.columns])
         keys = [c for c in ("event_id", "cell_id", "week", "target") if c in frame.columns]
         out[name] = (
             frame.astype({c: str for c in frame.columns if str(frame[c].dtype) == "category"})
@@ -66,7 +68,7 @@ def runs(airflow_db, tmp_path_factory):
     config = write_config(
         tmp,
         landing=_landing(tmp),
-        enabled=["police_crimes", "weather"],
+        enabled=["police_crimes"],
         **{
             "targets": {
                 "all_incidents": {
@@ -113,7 +115,6 @@ def test_intake_publishes_silver_events_for_every_feed(runs):
     silver = first["silver"]
     assert len(silver) > 1000 and set(silver["partner"].astype(str)) == {"police_crimes"}
     assert len(bronze) == len(silver) + len(quarantined)
-    assert len(pd.read_parquet(lake.silver("weather"))) > 1000
 
 
 def test_weekly_run_builds_the_panel_trains_registers_and_publishes_scores(runs):
@@ -143,9 +144,14 @@ def test_weekly_run_builds_the_panel_trains_registers_and_publishes_scores(runs)
 
 
 def test_rerunning_both_dags_changes_no_output(runs):
+    """The intake again (every file is already ingested) and the weekly run again: panel, scores
+    and reports are rebuilt and equal. Training is marked done in the rerun to keep CI short;
+    that a retrained identical model does not replace the champion is tested in test_train."""
     bag, settings, conf, _, _, first = runs
     again_intake = bag.dags["riskradar_intake"].test(logical_date=INTAKE_DATE, run_conf=conf)
-    again_weekly = bag.dags["riskradar_weekly"].test(logical_date=WEEK_DATE, run_conf=conf)
+    again_weekly = bag.dags["riskradar_weekly"].test(
+        logical_date=WEEK_DATE, run_conf=conf, mark_success_pattern=r"train_and_gate"
+    )
     assert again_intake.state == again_weekly.state == "success"
     second = _outputs(Lake(settings.lake_root))
     for name in first:
