@@ -6,7 +6,6 @@ repeated and the outputs do not change."""
 from __future__ import annotations
 
 import gzip
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
