@@ -149,7 +149,7 @@ def test_rerunning_both_dags_changes_no_output(runs):
     bag, settings, conf, _, _, first = runs
     again_intake = bag.dags["riskradar_intake"].test(logical_date=INTAKE_DATE, run_conf=conf)
     again_weekly = bag.dags["riskradar_weekly"].test(
-        logical_date=WEEK_DATE, run_conf=conf, mark_success_pattern=r"train_and_gate"
+        logical_date=WEEK_DATE, run_conf=conf, mark_success_pattern=r"target\.train_and_gate"
     )
     assert again_intake.state == again_weekly.state == "success"
     second = _outputs(Lake(settings.lake_root))
