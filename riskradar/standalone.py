@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def airflow_env(config: Path, home: Path, port: int, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment Airflow runs in: our DAGs, no examples, bound to 127.0.0.1, four worker
-    processes at most, local Spark unless a `spark_default` connection is given."""
+    """The environment Airflow runs in: our DAGs, no examples, bound to 127.0.0.1, four task
+    processes at most (AIRFLOW__CORE__PARALLELISM overrides), local Spark unless a
+    `spark_default` connection is given."""
     env = dict(os.environ if base is None else base)
     bin_dir = str(Path(sys.executable).parent)
     env.update(
@@ -31,13 +32,13 @@ def airflow_env(config: Path, home: Path, port: int, base: dict[str, str] | None
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
             "RISKRADAR_CONFIG": str(config),
             "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
         }
     )
+    env.setdefault("AIRFLOW__CORE__PARALLELISM", "4")  # the default 32 starts 32 workers
     env.setdefault("AIRFLOW_CONN_SPARK_DEFAULT", '{"conn_type": "spark", "host": "local[*]"}')
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     env.setdefault("GX_ANALYTICS_ENABLED", "false")
