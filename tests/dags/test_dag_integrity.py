@@ -89,3 +89,17 @@ def test_parsing_the_dags_reads_no_config(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "['riskradar_intake', 'riskradar_weekly']" in done.stdout
+
+
+def test_the_standalone_command_binds_to_localhost_and_uses_our_dags(tmp_path):
+    from riskradar.standalone import airflow_env
+
+    env = airflow_env(tmp_path / "conf.yaml", tmp_path / "home", 8099, base={"PATH": "/usr/bin"})
+    assert env["AIRFLOW__API__HOST"] == "127.0.0.1" and env["AIRFLOW__API__PORT"] == "8099"
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(DAGS)
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    assert env["RISKRADAR_CONFIG"] == str(tmp_path / "conf.yaml")
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)  # spark-submit, airflow
+    assert env["AIRFLOW__CORE__PARALLELISM"] == "4"
+    lowered = airflow_env(tmp_path / "c", tmp_path / "h", 1, base={"AIRFLOW__CORE__PARALLELISM": "2"})
+    assert lowered["AIRFLOW__CORE__PARALLELISM"] == "2"
