@@ -163,6 +163,10 @@ def train_target(
         c for c in feature_columns(PanelSpec.from_settings(settings, indicators)) if c in panel.columns
     ]
     train, evaluate, origins = load_frames(panel, features, label, horizon, training)
+    # A feature with no value at all (a feed that is not enabled, e.g. weather) carries nothing
+    # and breaks the binning of the boosted trees: leave it out, and say so on the run.
+    empty = [c for c in features if train[c].isna().all()]
+    features = [c for c in features if c not in empty]
 
     results: list[BacktestResult] = []
     for name, baseline in baselines_for(target, feats.windows_weeks, feats.decay_half_lives_weeks).items():
@@ -232,6 +236,7 @@ def train_target(
                 "refit_every_weeks": training.refit_every_weeks,
                 "zero_row_fraction": training.zero_row_fraction,
                 "n_features": len(features),
+                "features_left_out_empty": ",".join(empty) or "none",
             }
         )
         dataset = mlflow.data.from_pandas(

@@ -14,7 +14,7 @@ WEEKS, CELLS = 14, 300
 FIRST = 2275  # a week index in 2013
 
 
-def write_synthetic_panel(spark, lake: Lake) -> None:
+def write_synthetic_panel(spark, lake: Lake, *, extra: dict | None = None) -> None:
     """Cells with very different true rates; the candidate sees the rate (as `hardship_index`),
     the baselines' history columns are noise, so the ranking of who should win is known."""
     rng = np.random.default_rng(3)
@@ -37,6 +37,7 @@ def write_synthetic_panel(spark, lake: Lake) -> None:
                     "hardship_index": float(rate[c]),
                     "label_burglary_h1": float(rng.poisson(rate[c])) if w < WEEKS - 1 else None,
                     **noise,
+                    **(extra or {}),
                 }
             )
     spark.createDataFrame(pd.DataFrame(rows)).write.partitionBy("week").parquet(str(lake.gold("features")))

@@ -13,6 +13,7 @@ import time
 import urllib.parse
 import urllib.request
 
+import numpy as np
 import pytest
 from synthetic_panel import GOOD, WORSE, synthetic_settings, write_synthetic_panel
 
@@ -197,3 +198,16 @@ def test_training_without_a_panel_says_what_to_run(spark, tmp_path):
     settings = synthetic_settings(tmp_path, **{"training.candidates": GOOD})
     with pytest.raises(NothingToDo, match=r"no feature panel under .*run `riskradar build-features` first"):
         train.main(["--all"], settings=settings, spark=spark)
+
+
+def test_a_feature_without_any_value_is_left_out_and_named(spark, tmp_path):
+    """A feed that is not enabled leaves its feature columns empty (here last week's weather):
+    the boosted trees cannot bin such a column, so training leaves it out and logs it."""
+    settings = synthetic_settings(tmp_path, **{"training.candidates": GOOD})
+    write_synthetic_panel(spark, Lake(settings.lake_root), extra={"weather_prev_temp_max_c": np.nan})
+    result = train.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
+    from mlflow import MlflowClient
+
+    run = MlflowClient(tracking_uri(settings, Lake(settings.lake_root))).get_run(result["run_id"])
+    assert run.data.params["features_left_out_empty"] == "weather_prev_temp_max_c"
+    assert result["alias"] == "champion"
