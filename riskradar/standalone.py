@@ -1,18 +1,27 @@
-"""`riskradar airflow`: Airflow standalone (API server, scheduler, DAG processor, triggerer)
-on 127.0.0.1 with this project's DAGs and config, for operators to see and trigger runs.
+"""`riskradar airflow`: Airflow on one machine (API server, scheduler, DAG processor,
+triggerer: what `airflow standalone` starts) on 127.0.0.1 with this project's DAGs and config,
+for operators to see and trigger runs.
+
+The components are started one by one rather than by `airflow standalone`, because standalone's
+scheduler and triggerer also start Airflow's log server, which listens on every interface
+(its host is hard-coded); with the local executor the API server reads the task logs from disk,
+so they run with `--skip-serve-logs` and nothing listens beyond 127.0.0.1.
 
     riskradar airflow [--config conf/riskradar.yaml] [--home .airflow] [--port 8080]
 
 Log in at http://127.0.0.1:8080 as `admin`, with the password Airflow writes to
-`<home>/simple_auth_manager_passwords.json.generated`. Stop it with Ctrl-C (or
-`kill -TERM -- -<its process group>`: a TERM to the main PID alone leaves its children running).
+`<home>/simple_auth_manager_passwords.json.generated`. Stop it with Ctrl-C or a TERM to this
+command's process: it stops the components it started.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -73,7 +82,48 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{home / 'simple_auth_manager_passwords.json.generated'}); lake {settings.lake_root}; "
         "Ctrl-C stops it"
     )
-    os.execvpe("airflow", ["airflow", "standalone"], env)
+    run_components(env, args.port)
+
+
+COMPONENTS = [
+    ["api-server", "--host", "127.0.0.1", "--port", "{port}"],
+    ["scheduler", "--skip-serve-logs"],
+    ["dag-processor"],
+    ["triggerer", "--skip-serve-logs"],
+]
+
+
+def run_components(env: dict[str, str], port: int) -> None:
+    """Migrate the metadata database, start the components, and stop all of them when one
+    exits or this process is asked to stop."""
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    procs = [
+        subprocess.Popen([airflow, *(a.format(port=port) for a in cmd)], env=env, start_new_session=True)
+        for cmd in COMPONENTS
+    ]
+
+    def stop(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+        failed = [" ".join(cmd[:1]) for cmd, p in zip(COMPONENTS, procs, strict=True) if p.poll() is not None]
+        print(f"riskradar airflow: {', '.join(failed)} exited; stopping the others", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        for p in procs:
+            try:
+                p.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
