@@ -5,8 +5,8 @@ through the Airflow REST API, wait until the run ends, print every task's state,
 
 Use a lake where the intake has run (e.g. after `make demo`, or `--lake` of one). The run's
 logical date picks the week to score (the Monday of its week). Writes the outcome to
-benchmarks/results/airflow_weekly_run.json. Airflow binds to 127.0.0.1 and is stopped (its
-whole process group) when the run ends or the script fails.
+benchmarks/results/airflow_weekly_run.json. Airflow binds to 127.0.0.1 and is stopped when the
+run ends, the script fails or it gets a TERM or INT.
 """
 
 from __future__ import annotations
@@ -70,12 +70,15 @@ def main() -> None:
     parser.add_argument("--logical-date", default="2015-01-05", help="the run's logical date (a Monday)")
     parser.add_argument("--timeout-min", type=float, default=120)
     args = parser.parse_args()
+    # A TERM (or an INT, even when started in the background) stops Airflow through `finally`.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(130))
     env = dict(os.environ)
     if args.lake:
         env["RISKRADAR_LAKE"] = args.lake
     home = Path(tempfile.mkdtemp(prefix="riskradar-airflow-home-"))
     port = free_port()
-    log = open(home / "standalone.log", "w")  # noqa: SIM115 (kept open while Airflow runs)
+    log = open(home / "airflow.log", "w")  # noqa: SIM115 (kept open while Airflow runs)
     started = time.monotonic()
     server = subprocess.Popen(
         [
@@ -116,7 +119,7 @@ def main() -> None:
         )
         run_id = run["dag_run_id"]
         api.call("PATCH", "/api/v2/dags/riskradar_weekly", {"is_paused": False})
-        print(f"triggered {run_id}; waiting (Airflow log: {home / 'standalone.log'})", flush=True)
+        print(f"triggered {run_id}; waiting (Airflow log: {home / 'airflow.log'})", flush=True)
 
         def finished():
             state = api.call("GET", f"/api/v2/dags/riskradar_weekly/dagRuns/{run_id}")["state"]
