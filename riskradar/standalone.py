@@ -43,6 +43,9 @@ def airflow_env(config: Path, home: Path, port: int, base: dict[str, str] | None
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            # tasks report to the API server: it is on this port, not the default 8080
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "RISKRADAR_CONFIG": str(config),
             "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
         }

@@ -119,6 +119,17 @@ def main() -> None:
         )
         run_id = run["dag_run_id"]
         api.call("PATCH", "/api/v2/dags/riskradar_weekly", {"is_paused": False})
+        # Unpausing makes the scheduler create the latest scheduled run too (today's week, with
+        # no data in the bundled sample); this script is about its own run, so it stops that one.
+        time.sleep(10)
+        for other in api.call("GET", "/api/v2/dags/riskradar_weekly/dagRuns")["dag_runs"]:
+            if other["dag_run_id"] != run_id and other["state"] in ("queued", "running"):
+                api.call(
+                    "PATCH",
+                    f"/api/v2/dags/riskradar_weekly/dagRuns/{other['dag_run_id']}",
+                    {"state": "failed"},
+                )
+                result.setdefault("stopped_runs", []).append(other["dag_run_id"])
         print(f"triggered {run_id}; waiting (Airflow log: {home / 'airflow.log'})", flush=True)
 
         def finished():
