@@ -71,6 +71,21 @@ def riskradar_weekly():
         return weeks[-1]
 
     @task
+    def tracking_store(params=None) -> str:
+        """Create or migrate the MLflow store once, before the trainings run in parallel (on
+        a new SQLite store, concurrent migrations collide)."""
+        from mlflow import MlflowClient
+
+        from riskradar.config import load_settings
+        from riskradar.lake import Lake
+        from riskradar.registry import tracking_uri
+
+        settings = load_settings(params["config"])
+        uri = tracking_uri(settings, Lake(settings.lake_root))
+        MlflowClient(uri).search_experiments(max_results=1)
+        return uri
+
+    @task
     def targets(params=None) -> list[str]:
         from riskradar.config import load_settings
 
@@ -120,7 +135,7 @@ def riskradar_weekly():
     week = week_to_score()
     build_features >> week
     groups = per_target.expand(target=targets())
-    week >> groups >> evaluate
+    [week, tracking_store()] >> groups >> evaluate
 
 
 riskradar_weekly()

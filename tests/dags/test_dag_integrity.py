@@ -68,6 +68,8 @@ def test_every_application_a_task_submits_exists(bag):
 def test_weekly_dag_wiring(bag):
     dag = bag.dags["riskradar_weekly"]
     assert dag.get_task("build_features").downstream_task_ids == {"week_to_score"}
+    # the MLflow store is created once before the trainings run in parallel
+    assert "target.train_and_gate" in dag.get_task("tracking_store").downstream_task_ids
     assert dag.get_task("target.train_and_gate").downstream_task_ids == {"target.score_week"}
     assert dag.get_task("target.score_week").downstream_task_ids == {"target.export_reports"}
     assert dag.get_task("target.export_reports").downstream_task_ids == {"evaluate_last_week"}
