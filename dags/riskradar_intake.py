@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Asset, dag, task, task_group
 
-from riskradar.orchestration import CONFIG_ARG, dag_params, default_args, job_path, spark_conf
+from riskradar.orchestration import dag_params, default_args, spark_job
 
 SILVER_EVENTS = Asset(name="silver_events", uri="riskradar://silver/events")
 
@@ -44,22 +43,9 @@ def riskradar_intake():
 
     @task_group(group_id="feed")
     def feed(partner: str):
-        ingest = SparkSubmitOperator(
-            task_id="ingest_new_files",
-            application=job_path("ingest"),
-            application_args=["--partner", partner, *CONFIG_ARG],
-            conn_id="spark_default",
-            conf=spark_conf(),
-            name="riskradar-ingest",
-        )
-        validate = SparkSubmitOperator(
-            task_id="validate_and_publish",
-            application=job_path("validate"),
-            application_args=["--partner", partner, *CONFIG_ARG],
-            conn_id="spark_default",
-            conf=spark_conf(),
-            name="riskradar-validate",
-            outlets=[SILVER_EVENTS],
+        ingest = spark_job("ingest_new_files", "ingest", ["--partner", partner])
+        validate = spark_job(
+            "validate_and_publish", "validate", ["--partner", partner], outlets=[SILVER_EVENTS]
         )
         ingest >> validate
 

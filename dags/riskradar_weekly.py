@@ -21,12 +21,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Asset, dag, task, task_group
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from riskradar.orchestration import CONFIG_ARG, dag_params, default_args, job_path, spark_conf
+from riskradar.orchestration import dag_params, default_args, spark_job
 
 SILVER_EVENTS = Asset(name="silver_events", uri="riskradar://silver/events")
 WEEK = "{{ ti.xcom_pull(task_ids='week_to_score') }}"
@@ -46,14 +45,7 @@ WEEK = "{{ ti.xcom_pull(task_ids='week_to_score') }}"
     params=dag_params(),
 )
 def riskradar_weekly():
-    build_features = SparkSubmitOperator(
-        task_id="build_features",
-        application=job_path("build_features"),
-        application_args=CONFIG_ARG,
-        conn_id="spark_default",
-        conf=spark_conf(),
-        name="riskradar-build-features",
-    )
+    build_features = spark_job("build_features", "build_features", [])
 
     @task
     def week_to_score(params=None, dag_run=None) -> str:
@@ -93,44 +85,17 @@ def riskradar_weekly():
 
     @task_group(group_id="target")
     def per_target(target: str):
-        train = SparkSubmitOperator(
-            task_id="train_and_gate",
-            application=job_path("train"),
-            application_args=["--target", target, *CONFIG_ARG],
-            conn_id="spark_default",
-            conf=spark_conf(),
-            name="riskradar-train",
+        train = spark_job("train_and_gate", "train", ["--target", target])
+        score = spark_job(
+            "score_week", "score", ["--target", target, "--week", WEEK, "--skip-without-champion"]
         )
-        score = SparkSubmitOperator(
-            task_id="score_week",
-            application=job_path("score"),
-            application_args=["--target", target, "--week", WEEK, "--skip-without-champion", *CONFIG_ARG],
-            conn_id="spark_default",
-            conf=spark_conf(),
-            name="riskradar-score",
-        )
-        export = SparkSubmitOperator(
-            task_id="export_reports",
-            application=job_path("export"),
-            application_args=["--target", target, "--week", WEEK, "--skip-missing", *CONFIG_ARG],
-            conn_id="spark_default",
-            conf=spark_conf(),
-            name="riskradar-export",
-        )
+        export = spark_job("export_reports", "export", ["--target", target, "--week", WEEK, "--skip-missing"])
         train >> score >> export
 
-    evaluate = SparkSubmitOperator(
-        task_id="evaluate_last_week",
-        application=job_path("evaluate_scores"),
-        application_args=[
-            "--week",
-            "{{ macros.ds_add(ti.xcom_pull(task_ids='week_to_score'), -7) }}",
-            "--skip-missing",
-            *CONFIG_ARG,
-        ],
-        conn_id="spark_default",
-        conf=spark_conf(),
-        name="riskradar-evaluate-scores",
+    evaluate = spark_job(
+        "evaluate_last_week",
+        "evaluate_scores",
+        ["--week", "{{ macros.ds_add(ti.xcom_pull(task_ids='week_to_score'), -7) }}", "--skip-missing"],
     )
     week = week_to_score()
     build_features >> week

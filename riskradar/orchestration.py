@@ -82,6 +82,22 @@ def spark_conf() -> dict[str, str]:
     }
 
 
+def spark_job(task_id: str, job: str, args: list[str], **kwargs: Any):
+    """A task that spark-submits jobs/<job>.py with `args` and the run's config, on the
+    connection `spark_default`."""
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+    return SparkSubmitOperator(
+        task_id=task_id,
+        application=job_path(job),
+        application_args=[*args, *CONFIG_ARG],
+        conn_id="spark_default",
+        conf=spark_conf(),
+        name=f"riskradar-{job.replace('_', '-')}",
+        **kwargs,
+    )
+
+
 def monday_of(moment: datetime | date, timezone: str) -> date:
     """The Monday of the local week holding `moment` (a timezone-aware datetime or a date)."""
     if isinstance(moment, datetime):
