@@ -284,3 +284,11 @@ def test_a_realised_pai_below_the_backtest_interval_raises_an_alert(scored, spar
     assert "WARNING: burglary week of" in capsys.readouterr().out
     audits = [json.loads(p.read_text()) for p in copy.audit.glob("date=*/*-evaluate_scores-*.json")]
     assert any(result["alert"] in a["notes"] for a in audits)
+
+
+def test_exporting_a_week_that_was_not_scored_names_the_scored_weeks(scored, spark):
+    settings, _, _, _ = scored
+    with pytest.raises(
+        NothingToDo, match=rf"no scores for 'burglary' in the week of 2030-01-07 \(scored weeks: .*{NEWEST}"
+    ):
+        export.main(["--target", "burglary", "--week", "2030-01-07"], settings=settings, spark=spark)

@@ -211,3 +211,10 @@ def test_a_feature_without_any_value_is_left_out_and_named(spark, tmp_path):
     run = MlflowClient(tracking_uri(settings, Lake(settings.lake_root))).get_run(result["run_id"])
     assert run.data.params["features_left_out_empty"] == "weather_prev_temp_max_c"
     assert result["alias"] == "champion"
+
+
+def test_backtest_frame_over_the_bound_is_refused(trained, spark):
+    tmp, _, _ = trained
+    settings = synthetic_settings(tmp, **{"training.candidates": GOOD, "training.max_evaluate_rows": 10})
+    with pytest.raises(ConfigError, match=r"more than training.max_evaluate_rows = 10"):
+        train.main(["--target", "burglary"], settings=settings, spark=spark)
