@@ -1,0 +1,183 @@
+"""Benchmark: the pipeline from landing to scores on a synthetic city of N events.
+
+    .venv/bin/python benchmarks/scale.py --events 1000000 [--work /tmp/rr-scale] [--keep]
+    .venv/bin/python benchmarks/scale.py --table          # the markdown table of all results
+
+Writes the city with `riskradar synth` (timed, but not part of the pipeline), then runs each
+stage as its own process, as Airflow runs them: ingest, validate, build-features, train, score.
+Per stage: wall time and peak resident memory of the process tree (the Python driver plus its
+Spark JVM; `benchmarks/memory.py`). Then the weekly count panel is built from the same silver
+Parquet by Spark and by DuckDB (`benchmarks/reference_panel.py`), checked equal, and timed.
+
+Training runs one target (all_incidents) with an 8-week backtest: its cost follows the panel
+(cells x weeks, fixed for the city), not the number of events, and the full 26-week backtest
+of three targets is measured on the real data in benchmarks/README.md.
+Results: benchmarks/results/scale_<events>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.memory import PeakMemory  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+TARGET = "all_incidents"
+STAGES = {
+    "ingest": ["ingest", "--all"],
+    "validate": ["validate", "--all"],
+    "build_features": ["build-features"],
+    "train": ["train", "--target", TARGET],
+    "score": ["score", "--target", TARGET],
+}
+
+
+def _run(argv: list[str], log: Path) -> tuple[float, float]:
+    """Run a command; returns (wall seconds, peak GiB of its process tree). Raises on failure."""
+    with log.open("w") as out, PeakMemory() as mem:
+        start = time.perf_counter()
+        proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, check=False)
+        wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-30:])
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}); log {log}:\n{tail}")
+    return wall, mem.peak_gib
+
+
+def _bench_config(city: Path) -> Path:
+    """The city's config with the benchmark's training settings."""
+    data = yaml.safe_load((city / "riskradar.yaml").read_text())
+    data["training"]["backtest_weeks"] = 8
+    path = city / "riskradar-bench.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def run(events: int, work: Path, keep: bool) -> dict:
+    python = sys.executable
+    city = work / f"synth_{events}"
+    if city.exists():
+        shutil.rmtree(city)
+    city.mkdir(parents=True)
+    logs = city / "logs"
+    logs.mkdir()
+    stages: dict[str, dict] = {}
+    wall, peak = _run(
+        [python, "-m", "riskradar.cli", "synth", "--events", str(events), "--out", str(city)],
+        logs / "synth.log",
+    )
+    stages["synth"] = {"wall_s": round(wall, 1), "peak_gib": round(peak, 2)}
+    config = _bench_config(city)
+    for name, argv in STAGES.items():
+        wall, peak = _run(
+            [python, "-m", "riskradar.cli", *argv, "--config", str(config)], logs / f"{name}.log"
+        )
+        stages[name] = {"wall_s": round(wall, 1), "peak_gib": round(peak, 2)}
+        print(f"scale {events:,}: {name} {wall:.1f} s, peak {peak:.2f} GiB", flush=True)
+    reference = logs / "reference.json"
+    _run(
+        [
+            python,
+            str(ROOT / "benchmarks" / "reference_panel.py"),
+            "--config",
+            str(config),
+            "--json",
+            str(reference),
+        ],
+        logs / "reference.log",
+    )
+    result = {
+        "events": events,
+        "date": datetime.now(UTC).date().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "stages": stages,
+        "pipeline_s": round(sum(s["wall_s"] for n, s in stages.items() if n != "synth"), 1),
+        "pipeline_peak_gib": max(s["peak_gib"] for n, s in stages.items() if n != "synth"),
+        "reference_panel": json.loads(reference.read_text()),
+        "rows": _rows(city),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"scale_{events}.json").write_text(json.dumps(result, indent=2) + "\n")
+    if not keep:
+        shutil.rmtree(city)
+    return result
+
+
+def _rows(city: Path) -> dict[str, int]:
+    """Rows delivered to validation, published and quarantined, from the audit log."""
+    from riskradar.audit import read_audit
+    from riskradar.lake import Lake
+
+    out = {"delivered": 0, "published": 0, "quarantined": 0}
+    for record in read_audit(Lake(str(city / "lake"))):
+        if record.get("job") == "validate" and record.get("status") == "succeeded":
+            counts = record.get("counts", {})
+            for key, name in (
+                ("delivered", "rows_in"),
+                ("published", "published"),
+                ("quarantined", "quarantined"),
+            ):
+                out[key] += int(counts.get(name, 0))
+    return out
+
+
+def table() -> str:
+    results = sorted(
+        (json.loads(p.read_text()) for p in RESULTS.glob("scale_*.json")), key=lambda r: r["events"]
+    )
+    names = ["synth", *STAGES]
+    lines = [
+        "| events | "
+        + " | ".join(f"{n} s (GiB)" for n in names)
+        + " | pipeline s | peak GiB | panel Spark s | DuckDB s | Spark/DuckDB |",
+        "|---" * (len(names) + 6) + "|",
+    ]
+    for r in results:
+        cells = [f"{r['stages'][n]['wall_s']:.1f} ({r['stages'][n]['peak_gib']:.2f})" for n in names]
+        ref = r["reference_panel"]
+        cells += [f"{r['pipeline_s']:.1f}", f"{r['pipeline_peak_gib']:.2f}"]
+        cells += [f"{ref['spark_s']:.1f}", f"{ref['duckdb_s']:.1f}", f"{ref['ratio_spark_duckdb']:.1f}"]
+        lines.append(f"| {r['events']:,} | " + " | ".join(cells) + " |")
+    small = next((r for r in results if r["events"] == 1_000_000), None)
+    large = next((r for r in results if r["events"] == 10_000_000), None)
+    if small and large:
+        ratios = [f"{n} {large['stages'][n]['wall_s'] / small['stages'][n]['wall_s']:.1f}" for n in names]
+        ratios.append(f"pipeline {large['pipeline_s'] / small['pipeline_s']:.1f}")
+        ratios.append(
+            f"panel (Spark) {large['reference_panel']['spark_s'] / small['reference_panel']['spark_s']:.1f}"
+        )
+        lines += ["", "Cost ratio 10M / 1M (wall time): " + ", ".join(ratios)]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, action="append", help="repeatable: 1000000, 3000000, 10000000")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/rr-scale"))
+    parser.add_argument("--keep", action="store_true", help="keep the city and its lake")
+    parser.add_argument("--table", action="store_true", help="print the table of the stored results")
+    args = parser.parse_args()
+    os.environ.setdefault("RISKRADAR_PSEUDONYM_KEY", "benchmark-key-not-a-secret-0123456789")
+    for events in args.events or []:
+        result = run(events, args.work, args.keep)
+        print(json.dumps(result, indent=2), flush=True)
+    if args.table or not args.events:
+        print(table())
+
+
+if __name__ == "__main__":
+    main()
