@@ -68,50 +68,45 @@ def _bench_config(city: Path) -> Path:
 
 
 def run(events: int, work: Path, keep: bool) -> dict:
+    """Run every stage; the result file is rewritten after each, so a cut-short run keeps what
+    it measured (with `"complete": false`)."""
     python = sys.executable
     city = work / f"synth_{events}"
     if city.exists():
         shutil.rmtree(city)
-    city.mkdir(parents=True)
     logs = city / "logs"
-    logs.mkdir()
-    stages: dict[str, dict] = {}
-    wall, peak = _run(
-        [python, "-m", "riskradar.cli", "synth", "--events", str(events), "--out", str(city)],
-        logs / "synth.log",
-    )
-    stages["synth"] = {"wall_s": round(wall, 1), "peak_gib": round(peak, 2)}
-    config = _bench_config(city)
-    for name, argv in STAGES.items():
-        wall, peak = _run(
-            [python, "-m", "riskradar.cli", *argv, "--config", str(config)], logs / f"{name}.log"
-        )
-        stages[name] = {"wall_s": round(wall, 1), "peak_gib": round(peak, 2)}
-        print(f"scale {events:,}: {name} {wall:.1f} s, peak {peak:.2f} GiB", flush=True)
-    reference = logs / "reference.json"
-    _run(
-        [
-            python,
-            str(ROOT / "benchmarks" / "reference_panel.py"),
-            "--config",
-            str(config),
-            "--json",
-            str(reference),
-        ],
-        logs / "reference.log",
-    )
-    result = {
+    logs.mkdir(parents=True)
+    result: dict = {
         "events": events,
         "date": datetime.now(UTC).date().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "stages": stages,
-        "pipeline_s": round(sum(s["wall_s"] for n, s in stages.items() if n != "synth"), 1),
-        "pipeline_peak_gib": max(s["peak_gib"] for n, s in stages.items() if n != "synth"),
-        "reference_panel": json.loads(reference.read_text()),
-        "rows": _rows(city),
+        "complete": False,
+        "stages": {},
     }
+    out = RESULTS / f"scale_{events}.json"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"scale_{events}.json").write_text(json.dumps(result, indent=2) + "\n")
+
+    def measure(name: str, argv: list[str]) -> None:
+        wall, peak = _run(argv, logs / f"{name}.log")
+        result["stages"][name] = {"wall_s": round(wall, 1), "peak_gib": round(peak, 2)}
+        pipeline = [v for k, v in result["stages"].items() if k in STAGES]
+        result["pipeline_s"] = round(sum(v["wall_s"] for v in pipeline), 1)
+        result["pipeline_peak_gib"] = max((v["peak_gib"] for v in pipeline), default=0.0)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"scale {events:,}: {name} {wall:.1f} s, peak {peak:.2f} GiB", flush=True)
+
+    measure("synth", [python, "-m", "riskradar.cli", "synth", "--events", str(events), "--out", str(city)])
+    config = _bench_config(city)
+    for name, argv in STAGES.items():
+        measure(name, [python, "-m", "riskradar.cli", *argv, "--config", str(config)])
+        if name == "validate":
+            result["rows"] = _rows(city)
+            reference = logs / "reference.json"
+            script = str(ROOT / "benchmarks" / "reference_panel.py")
+            _run([python, script, "--config", str(config), "--json", str(reference)], logs / "reference.log")
+            result["reference_panel"] = json.loads(reference.read_text())
+    result["complete"] = True
+    out.write_text(json.dumps(result, indent=2) + "\n")
     if not keep:
         shutil.rmtree(city)
     return result
@@ -147,19 +142,27 @@ def table() -> str:
         "|---" * (len(names) + 6) + "|",
     ]
     for r in results:
-        cells = [f"{r['stages'][n]['wall_s']:.1f} ({r['stages'][n]['peak_gib']:.2f})" for n in names]
-        ref = r["reference_panel"]
-        cells += [f"{r['pipeline_s']:.1f}", f"{r['pipeline_peak_gib']:.2f}"]
-        cells += [f"{ref['spark_s']:.1f}", f"{ref['duckdb_s']:.1f}", f"{ref['ratio_spark_duckdb']:.1f}"]
+        st = r["stages"]
+        cells = [f"{st[n]['wall_s']:.1f} ({st[n]['peak_gib']:.2f})" if n in st else "not run" for n in names]
+        cells += [
+            f"{r['pipeline_s']:.1f}" + ("" if r["complete"] else " (partial)"),
+            f"{r['pipeline_peak_gib']:.2f}",
+        ]
+        ref = r.get("reference_panel")
+        cells += (
+            [f"{ref['spark_s']:.1f}", f"{ref['duckdb_s']:.1f}", f"{ref['ratio_spark_duckdb']:.1f}"]
+            if ref
+            else ["not run"] * 3
+        )
         lines.append(f"| {r['events']:,} | " + " | ".join(cells) + " |")
     small = next((r for r in results if r["events"] == 1_000_000), None)
     large = next((r for r in results if r["events"] == 10_000_000), None)
     if small and large:
-        ratios = [f"{n} {large['stages'][n]['wall_s'] / small['stages'][n]['wall_s']:.1f}" for n in names]
-        ratios.append(f"pipeline {large['pipeline_s'] / small['pipeline_s']:.1f}")
-        ratios.append(
-            f"panel (Spark) {large['reference_panel']['spark_s'] / small['reference_panel']['spark_s']:.1f}"
-        )
+        both = [n for n in names if n in small["stages"] and n in large["stages"]]
+        ratios = [f"{n} {large['stages'][n]['wall_s'] / small['stages'][n]['wall_s']:.1f}" for n in both]
+        if "reference_panel" in small and "reference_panel" in large:
+            ratio = large["reference_panel"]["spark_s"] / small["reference_panel"]["spark_s"]
+            ratios.append(f"count panel (Spark) {ratio:.1f}")
         lines += ["", "Cost ratio 10M / 1M (wall time): " + ", ".join(ratios)]
     return "\n".join(lines)
 
