@@ -14,22 +14,26 @@ class PeakMemory:
     def __init__(self, interval: float = 0.2):
         self.interval = interval
         self.peak_bytes = 0
+        self.peak_detail: list[tuple[str, int]] = []  # (process, RSS bytes) at the peak sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> int:
         me = psutil.Process()
-        total = me.memory_info().rss
+        detail = [(_label(me), me.memory_info().rss)]
         for child in me.children(recursive=True):
             try:
-                total += child.memory_info().rss
+                detail.append((_label(child), child.memory_info().rss))
             except psutil.NoSuchProcess:
                 pass
+        total = sum(rss for _, rss in detail)
+        if total > self.peak_bytes:
+            self.peak_bytes, self.peak_detail = total, detail
         return total
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self._sample())
+            self._sample()
             time.sleep(self.interval)
 
     def __enter__(self) -> PeakMemory:
@@ -39,8 +43,20 @@ class PeakMemory:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, self._sample())
+        self._sample()
 
     @property
     def peak_gib(self) -> float:
         return self.peak_bytes / 2**30
+
+
+def _label(proc: psutil.Process) -> str:
+    """A short name: the executable and, for Java, its main class."""
+    try:
+        cmd = proc.cmdline()
+    except psutil.Error:
+        return proc.name()
+    if cmd and cmd[0].endswith("java"):
+        main = next((a for a in cmd if a.startswith("org.apache.spark.")), "java")
+        return f"java {main}"
+    return " ".join(cmd[:3])[:80]

@@ -47,11 +47,15 @@ STAGES = {
 
 
 def _run(argv: list[str], log: Path) -> tuple[float, float]:
-    """Run a command; returns (wall seconds, peak GiB of its process tree). Raises on failure."""
+    """Run a command; returns (wall seconds, peak GiB of its process tree). Raises on failure.
+    The processes at the peak are appended to the log."""
     with log.open("w") as out, PeakMemory() as mem:
         start = time.perf_counter()
         proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, check=False)
         wall = time.perf_counter() - start
+    with log.open("a") as out:
+        for name, rss in mem.peak_detail:
+            out.write(f"peak memory: {rss / 2**30:.2f} GiB {name}\n")
     if proc.returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-30:])
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}); log {log}:\n{tail}")
