@@ -38,9 +38,11 @@ def get_session(
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    builder = SparkSession.builder.appName(app_name)
-    if master and not _launched_by_spark_submit():
-        builder = builder.master(master)
+    builder = SparkSession.builder
+    if not _launched_by_spark_submit():  # spark-submit's --name and --master win
+        builder = builder.appName(app_name)
+        if master:
+            builder = builder.master(master)
     for key, value in {**(conf or {}), **_ALWAYS}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
