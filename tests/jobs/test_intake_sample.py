@@ -155,7 +155,10 @@ def test_no_identifier_or_address_in_clear_anywhere(pipeline, spark):
     blob = "\n".join(texts)
     assert len(blob) > 100_000  # the scan really read the lake
     # A value counts as leaked when it stands on its own, not as digits inside a coordinate.
-    leaked = sorted(s for s in secrets if re.search(rf"(?<![0-9A-Za-z]){re.escape(s)}(?![0-9A-Za-z])", blob))
+    # (`s in blob` first: a plain substring search is fast; the regex runs only where it matches)
+    leaked = sorted(
+        s for s in secrets if s in blob and re.search(rf"(?<![0-9A-Za-z]){re.escape(s)}(?![0-9A-Za-z])", blob)
+    )
     assert leaked == []
     # Sanity: the scan would have found them had they been there.
     assert police[0]["Primary Type"] in blob
