@@ -122,7 +122,7 @@ def _rows(city: Path) -> dict[str, int]:
     from riskradar.lake import Lake
 
     out = {"delivered": 0, "published": 0, "quarantined": 0}
-    for record in read_audit(Lake(str(city / "lake"))):
+    for record in read_audit(Lake(city / "lake")):
         if record.get("job") == "validate" and record.get("status") == "succeeded":
             counts = record.get("counts", {})
             for key, name in (
