@@ -23,8 +23,13 @@ class PeakMemory:
         detail = [(_label(me), me.memory_info().rss)]
         for child in me.children(recursive=True):
             try:
+                # A process forked by its parent and not yet exec'd (the JVM forks for shell
+                # commands) shares the parent's pages: counting its RSS would count them twice.
+                parent = child.parent()
+                if parent is not None and child.cmdline() == parent.cmdline():
+                    continue
                 detail.append((_label(child), child.memory_info().rss))
-            except psutil.NoSuchProcess:
+            except psutil.Error:
                 pass
         total = sum(rss for _, rss in detail)
         if total > self.peak_bytes:
