@@ -19,27 +19,40 @@ from collections import defaultdict
 from pathlib import Path
 
 
+def _lines(log: Path):
+    """The events of a log: one file, or (Spark 4's rolling logs) a folder of `events_*` files."""
+    files = sorted(log.glob("events_*"), key=lambda p: int(p.name.split("_")[1])) if log.is_dir() else [log]
+    for path in files:
+        if path.suffix == ".zstd":  # Spark 4 compresses event logs with zstd by default
+            import pyarrow as pa
+
+            with pa.input_stream(str(path), compression="zstd") as stream:
+                yield from stream.read().decode("utf-8").splitlines()
+        else:
+            with path.open(encoding="utf-8") as fh:
+                yield from fh
+
+
 def profile(log: Path) -> dict:
     """{app, wall_s, jobs_s, sites: [(call site, seconds, jobs)]} of one event log file."""
     app, start, end = log.name, None, None
     job_start: dict[int, tuple[int, str]] = {}
     sites: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-    with log.open(encoding="utf-8") as fh:
-        for line in fh:
-            event = json.loads(line)
-            kind = event.get("Event")
-            if kind == "SparkListenerApplicationStart":
-                app, start = event.get("App Name", app), event["Timestamp"]
-            elif kind == "SparkListenerApplicationEnd":
-                end = event["Timestamp"]
-            elif kind == "SparkListenerJobStart":
-                props = event.get("Properties") or {}
-                site = props.get("callSite.short") or props.get("spark.job.description") or "?"
-                job_start[event["Job ID"]] = (event["Submission Time"], site)
-            elif kind == "SparkListenerJobEnd" and event["Job ID"] in job_start:
-                submitted, site = job_start.pop(event["Job ID"])
-                sites[site][0] += (event["Completion Time"] - submitted) / 1000
-                sites[site][1] += 1
+    for line in _lines(log):
+        event = json.loads(line)
+        kind = event.get("Event")
+        if kind == "SparkListenerApplicationStart":
+            app, start = event.get("App Name", app), event["Timestamp"]
+        elif kind == "SparkListenerApplicationEnd":
+            end = event["Timestamp"]
+        elif kind == "SparkListenerJobStart":
+            props = event.get("Properties") or {}
+            site = props.get("callSite.short") or props.get("spark.job.description") or "?"
+            job_start[event["Job ID"]] = (event["Submission Time"], site)
+        elif kind == "SparkListenerJobEnd" and event["Job ID"] in job_start:
+            submitted, site = job_start.pop(event["Job ID"])
+            sites[site][0] += (event["Completion Time"] - submitted) / 1000
+            sites[site][1] += 1
     ranked = sorted(((s, round(t, 1), n) for s, (t, n) in sites.items()), key=lambda x: -x[1])
     wall = (end - start) / 1000 if start and end else None
     return {"app": app, "wall_s": wall, "jobs_s": round(sum(t for _, t, _ in ranked), 1), "sites": ranked}
@@ -50,7 +63,7 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--top", type=int, default=8)
     args = parser.parse_args()
-    for log in sorted(p for p in args.folder.iterdir() if p.is_file()):
+    for log in sorted(args.folder.iterdir()):
         p = profile(log)
         wall = f"{p['wall_s']:.1f} s" if p["wall_s"] else "unfinished"
         print(f"\n{p['app']} ({log.name}): wall {wall}, inside Spark jobs {p['jobs_s']} s")
