@@ -47,7 +47,8 @@ def profile(log: Path) -> dict:
             end = event["Timestamp"]
         elif kind == "SparkListenerJobStart":
             props = event.get("Properties") or {}
-            site = props.get("callSite.short") or props.get("spark.job.description") or "?"
+            stages = event.get("Stage Infos") or [{}]
+            site = props.get("callSite.short") or stages[-1].get("Stage Name") or "?"
             job_start[event["Job ID"]] = (event["Submission Time"], site)
         elif kind == "SparkListenerJobEnd" and event["Job ID"] in job_start:
             submitted, site = job_start.pop(event["Job ID"])
