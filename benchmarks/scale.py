@@ -71,6 +71,10 @@ def _bench_config(city: Path) -> Path:
     # Arrow moves the training frame to pandas column by column instead of as Python rows
     # (at 1M events without it, train's Python process peaked at 7.8 GiB for 781k rows).
     data["spark"]["conf"]["spark.sql.execution.arrow.pyspark.enabled"] = "true"
+    # The committed 8 shuffle partitions make validate's cached blocks of a 10M-row batch about
+    # 1 GB each, and reading one back ran the 4 GB heap out (measured). Adaptive execution
+    # coalesces small shuffles again, so small inputs do not pay for more partitions.
+    data["spark"]["conf"]["spark.sql.shuffle.partitions"] = "64"
     # Event logs for benchmarks/spark_profile.py (the city's key is a benchmark key; see there).
     events = city / "eventlog"
     events.mkdir(exist_ok=True)
@@ -80,15 +84,15 @@ def _bench_config(city: Path) -> Path:
     return path
 
 
-def run(events: int, work: Path, keep: bool) -> dict:
+def run(events: int, work: Path, keep: bool, resume_from: str | None = None) -> dict:
     """Run every stage; the result file is rewritten after each, so a cut-short run keeps what
-    it measured (with `"complete": false`)."""
+    it measured (with `"complete": false`). `resume_from` reruns from that stage on the kept
+    city and lake, keeping the stages measured before it."""
     python = sys.executable
     city = work / f"synth_{events}"
-    if city.exists():
-        shutil.rmtree(city)
     logs = city / "logs"
-    logs.mkdir(parents=True)
+    out = RESULTS / f"scale_{events}.json"
+    RESULTS.mkdir(parents=True, exist_ok=True)
     result: dict = {
         "events": events,
         "date": datetime.now(UTC).date().isoformat(),
@@ -96,8 +100,15 @@ def run(events: int, work: Path, keep: bool) -> dict:
         "complete": False,
         "stages": {},
     }
-    out = RESULTS / f"scale_{events}.json"
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    names = ["synth", *STAGES]
+    if resume_from:
+        kept = json.loads(out.read_text())["stages"]
+        result["stages"] = {n: kept[n] for n in names[: names.index(resume_from)]}
+        result["resumed_from"] = resume_from
+    else:
+        if city.exists():
+            shutil.rmtree(city)
+        logs.mkdir(parents=True)
 
     def measure(name: str, argv: list[str]) -> None:
         wall, peak = _run(argv, logs / f"{name}.log")
@@ -108,9 +119,14 @@ def run(events: int, work: Path, keep: bool) -> dict:
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"scale {events:,}: {name} {wall:.1f} s, peak {peak:.2f} GiB", flush=True)
 
-    measure("synth", [python, "-m", "riskradar.cli", "synth", "--events", str(events), "--out", str(city)])
+    if not resume_from:
+        measure(
+            "synth", [python, "-m", "riskradar.cli", "synth", "--events", str(events), "--out", str(city)]
+        )
     config = _bench_config(city)
     for name, argv in STAGES.items():
+        if name not in names[names.index(resume_from or "synth") :]:
+            continue
         measure(name, [python, "-m", "riskradar.cli", *argv, "--config", str(config)])
         if name == "validate":
             result["rows"] = _rows(city)
@@ -186,10 +202,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/rr-scale"))
     parser.add_argument("--keep", action="store_true", help="keep the city and its lake")
     parser.add_argument("--table", action="store_true", help="print the table of the stored results")
+    parser.add_argument("--resume-from", choices=list(STAGES), help="rerun from this stage on a kept city")
     args = parser.parse_args()
     os.environ.setdefault("RISKRADAR_PSEUDONYM_KEY", "benchmark-key-not-a-secret-0123456789")
     for events in args.events or []:
-        result = run(events, args.work, args.keep)
+        result = run(events, args.work, args.keep, args.resume_from)
         print(json.dumps(result, indent=2), flush=True)
     if args.table or not args.events:
         print(table())
