@@ -71,10 +71,12 @@ def _bench_config(city: Path) -> Path:
     # Arrow moves the training frame to pandas column by column instead of as Python rows
     # (at 1M events without it, train's Python process peaked at 7.8 GiB for 781k rows).
     data["spark"]["conf"]["spark.sql.execution.arrow.pyspark.enabled"] = "true"
-    # The committed 8 shuffle partitions make validate's cached blocks of a 10M-row batch about
-    # 1 GB each, and reading one back ran the 4 GB heap out (measured). Adaptive execution
-    # coalesces small shuffles again, so small inputs do not pay for more partitions.
-    data["spark"]["conf"]["spark.sql.shuffle.partitions"] = "64"
+    # With the committed 8 shuffle partitions (and again with 64), validate of a 10M-row batch
+    # ran the 4 GB heap out reading a cached block back from disk (measured): smaller blocks,
+    # not coalesced again, and a 5 GB heap (under the 6 GB driver target).
+    data["spark"]["conf"]["spark.sql.shuffle.partitions"] = "200"
+    data["spark"]["conf"]["spark.sql.adaptive.coalescePartitions.enabled"] = "false"
+    data["spark"]["conf"]["spark.driver.memory"] = "5g"
     # Event logs for benchmarks/spark_profile.py (the city's key is a benchmark key; see there).
     events = city / "eventlog"
     events.mkdir(exist_ok=True)
