@@ -26,8 +26,12 @@ def _lines(log: Path):
         if path.suffix == ".zstd":  # Spark 4 compresses event logs with zstd by default
             import pyarrow as pa
 
-            with pa.input_stream(str(path), compression="zstd") as stream:
-                yield from stream.read().decode("utf-8").splitlines()
+            try:
+                with pa.input_stream(str(path), compression="zstd") as stream:
+                    data = stream.read()
+            except OSError:  # an application still running: its last frame is not closed yet
+                return
+            yield from data.decode("utf-8").splitlines()
         else:
             with path.open(encoding="utf-8") as fh:
                 yield from fh
