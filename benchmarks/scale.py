@@ -77,6 +77,9 @@ def _bench_config(city: Path) -> Path:
     data["spark"]["conf"]["spark.sql.shuffle.partitions"] = "200"
     data["spark"]["conf"]["spark.sql.adaptive.coalescePartitions.enabled"] = "false"
     data["spark"]["conf"]["spark.driver.memory"] = "5g"
+    # At 10M the training sample (most of 2.6M cell-weeks, ~140 columns) is over the default
+    # 1 GiB of results a driver accepts (measured).
+    data["spark"]["conf"]["spark.driver.maxResultSize"] = "3g"
     # Event logs for benchmarks/spark_profile.py (the city's key is a benchmark key; see there).
     events = city / "eventlog"
     events.mkdir(exist_ok=True)
