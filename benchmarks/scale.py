@@ -107,8 +107,9 @@ def run(events: int, work: Path, keep: bool, resume_from: str | None = None) -> 
     }
     names = ["synth", *STAGES]
     if resume_from:
-        kept = json.loads(out.read_text())["stages"]
-        result["stages"] = {n: kept[n] for n in names[: names.index(resume_from)]}
+        kept = json.loads(out.read_text())
+        result["stages"] = {n: kept["stages"][n] for n in names[: names.index(resume_from)]}
+        result.update({k: kept[k] for k in ("rows", "reference_panel") if k in kept})
         result["resumed_from"] = resume_from
     else:
         if city.exists():
