@@ -245,7 +245,7 @@ def _crime_chunk(rng: np.random.Generator, city: City, n: int, first_day: int, n
     )
     n_bg, n_hot, n_epi, n_rep = (int(v) for v in parts)
     days = city.day_weight[first_day : first_day + n_days]
-    xs, ys, ts, mixes = [], [], [], []
+    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (x, y, t, mix)
 
     def times(m: int, day_p: np.ndarray) -> np.ndarray:
         day = rng.choice(n_days, size=m, p=day_p / day_p.sum()) + first_day
@@ -253,16 +253,11 @@ def _crime_chunk(rng: np.random.Generator, city: City, n: int, first_day: int, n
         return day * 86400 + hour * 3600 + rng.integers(0, 3600, m)
 
     bx, by = _from_cores(rng, city.cores, n_bg)
-    xs.append(bx), ys.append(by), ts.append(times(n_bg, days)), mixes.append(np.zeros(n_bg, np.int8))
+    pieces.append((bx, by, times(n_bg, days), np.zeros(n_bg, np.int8)))
 
     which = rng.choice(len(city.hotspots), size=n_hot, p=city.hotspots[:, 3] / city.hotspots[:, 3].sum())
     hx, hy = _around(rng, city.hotspots[which, 0], city.hotspots[which, 1], city.hotspots[which, 2])
-    (
-        xs.append(hx),
-        ys.append(hy),
-        ts.append(times(n_hot, days)),
-        mixes.append(city.hotspot_mix[which].astype(np.int8)),
-    )
+    pieces.append((hx, hy, times(n_hot, days), city.hotspot_mix[which].astype(np.int8)))
 
     # Episodes: crime rises EPISODE_LEAD_DAYS after the place's complaints start.
     ep = city.episodes
@@ -273,12 +268,12 @@ def _crime_chunk(rng: np.random.Generator, city: City, n: int, first_day: int, n
         ex, ey = _around(rng, ep[e_idx, 0], ep[e_idx, 1], ep[e_idx, 2])
         hour = rng.choice(24, size=n_epi, p=HOUR_PROFILE / HOUR_PROFILE.sum())
         et = (first_day + d_idx) * 86400 + hour * 3600 + rng.integers(0, 3600, n_epi)
-        xs.append(ex), ys.append(ey), ts.append(et), mixes.append(np.full(n_epi, 2, np.int8))
+        pieces.append((ex, ey, et, np.full(n_epi, 2, np.int8)))
     else:  # no episode active this month: background instead
         ex, ey = _from_cores(rng, city.cores, n_epi)
-        xs.append(ex), ys.append(ey), ts.append(times(n_epi, days)), mixes.append(np.zeros(n_epi, np.int8))
+        pieces.append((ex, ey, times(n_epi, days), np.zeros(n_epi, np.int8)))
 
-    x, y, t, mix = (np.concatenate(v) for v in (xs, ys, ts, mixes))
+    x, y, t, mix = (np.concatenate(v) for v in zip(*pieces, strict=True))
     # Near-repeats: close to an earlier event of this month (about 100 m), days after it.
     parent = rng.integers(0, x.size, n_rep)
     rx, ry = _around(rng, x[parent], y[parent], np.full(n_rep, 100.0))
