@@ -66,20 +66,8 @@ def _bench_config(city: Path) -> Path:
     """The city's config with the benchmark's training settings."""
     data = yaml.safe_load((city / "riskradar.yaml").read_text())
     data["training"]["backtest_weeks"] = 8
-    # A dense city has events in most cell-weeks, so the zero-row sampling keeps most rows.
-    data["training"]["max_train_rows"] = 3_000_000
-    # Arrow moves the training frame to pandas column by column instead of as Python rows
-    # (at 1M events without it, train's Python process peaked at 7.8 GiB for 781k rows).
-    data["spark"]["conf"]["spark.sql.execution.arrow.pyspark.enabled"] = "true"
-    # With the committed 8 shuffle partitions (and again with 64), validate of a 10M-row batch
-    # ran the 4 GB heap out reading a cached block back from disk (measured): smaller blocks,
-    # not coalesced again, and a 5 GB heap (under the 6 GB driver target).
-    data["spark"]["conf"]["spark.sql.shuffle.partitions"] = "200"
-    data["spark"]["conf"]["spark.sql.adaptive.coalescePartitions.enabled"] = "false"
-    data["spark"]["conf"]["spark.driver.memory"] = "5g"
-    # At 10M the training sample (most of 2.6M cell-weeks, ~140 columns) is over the default
-    # 1 GiB of results a driver accepts (measured).
-    data["spark"]["conf"]["spark.driver.maxResultSize"] = "3g"
+    # Everything else is the committed config (conf/riskradar.yaml): 8 shuffle partitions, a
+    # 4 GB heap, Arrow, training.max_train_rows 1M (a bigger sample is thinned to it).
     # Event logs for benchmarks/spark_profile.py (the city's key is a benchmark key; see there).
     events = city / "eventlog"
     events.mkdir(exist_ok=True)

@@ -107,12 +107,20 @@ def load_frames(
         "sample_weight", F.when(F.col(label) > 0, 1.0).otherwise(1.0 / f)
     )
     n = sample.count()
+    thinning = 1.0
     if n > training.max_train_rows:
-        raise ConfigError(
-            f"the training sample has {n} rows, more than training.max_train_rows = "
-            f"{training.max_train_rows}; lower training.zero_row_fraction or raise the bound"
+        # A dense city keeps most cell-weeks (every row with an event). Every row is then kept
+        # with the same probability, weighted back, so the driver holds about max_train_rows.
+        thinning = training.max_train_rows / n
+        sample = sample.where(F.rand(training.seed + 1) < thinning).withColumn(
+            "sample_weight", F.col("sample_weight") / thinning
+        )
+        print(
+            f"train {label}: the training sample has {n} rows, more than training.max_train_rows = "
+            f"{training.max_train_rows}; keeping each row with probability {thinning:.4f}, weighted back"
         )
     train = sample.select(*cols, "sample_weight").toPandas()
+    train.attrs["sampled_rows"], train.attrs["thinning"] = n, thinning
     evaluation = labelled.where(F.col("week_idx").isin(origins))
     m = evaluation.count()
     if m > training.max_evaluate_rows:
@@ -225,6 +233,8 @@ def train_target(
         "backtest_first_week_idx": origins[0],
         "backtest_last_week_idx": origins[-1],
         "train_rows": len(train),
+        "train_sample_rows_before_thinning": train.attrs["sampled_rows"],
+        "train_thinning": round(train.attrs["thinning"], 6),
         "evaluate_rows": len(evaluate),
     }
     with mlflow.start_run(run_name=f"train-{target}", tags=tags) as parent:

@@ -341,7 +341,9 @@ class TrainingConfig(_Model):
     backtest_weeks: int = Field(26, ge=1)
     refit_every_weeks: int = Field(4, ge=1)
     zero_row_fraction: float = Field(0.1, gt=0.0, le=1.0)
-    max_train_rows: int = Field(2_000_000, gt=0, description="bounds the driver's memory")
+    max_train_rows: int = Field(
+        1_000_000, gt=0, description="bounds the driver's memory: a bigger sample is thinned to it"
+    )
     max_evaluate_rows: int = Field(
         3_000_000, gt=0, description="bounds the backtest weeks x cells brought to the driver"
     )

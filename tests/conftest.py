@@ -32,6 +32,8 @@ def spark(tmp_path_factory):
             "spark.ui.enabled": "false",
             "spark.sql.warehouse.dir": str(warehouse),
             "spark.driver.memory": "2g",
+            # as conf/riskradar.yaml: frames reach pandas as Arrow columns
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
         },
     )
     yield session

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from builders import ROOT, landing_with, write_config
+from data.bad_deliveries.make_corpus import police, police_row
 from pyspark.sql import functions as F
 
 from jobs import ingest, validate
@@ -105,6 +106,45 @@ def test_same_file_delivered_twice_is_skipped(spark, tmp_path: Path, capsys):
     third = ingest.main(["--partner", "police_crimes"], settings=settings, spark=spark)
     assert third["police_crimes"]["rows"] == 4
     assert third["police_crimes"]["batch_id"] != first["police_crimes"]["batch_id"]
+
+
+def test_redelivered_rows_and_conflicting_ids_are_quarantined_with_their_first_row(spark, tmp_path: Path):
+    # Batch 1 publishes 40 events. Batch 2 delivers 5 of them again, 150 new ones and, after
+    # new event 40, a row with the same ID and other content.
+    first_rows = [police_row(i) for i in range(40)]
+    new_rows = [police_row(i) for i in range(40, 190)]
+    conflicting = police_row(40, date="03/0{d}/2013 11:45:00 PM")
+    landing = landing_with(tmp_path, "police_crimes", {"crimes_1.csv.gz": gzip.compress(police(first_rows))})
+    settings = load_settings(write_config(tmp_path, landing=landing, enabled=["police_crimes"]))
+    lake = Lake(settings.lake_root)
+    ingest.main(["--partner", "police_crimes"], settings=settings, spark=spark)
+    (first,) = validate.main(["--partner", "police_crimes"], settings=settings, spark=spark)["police_crimes"]
+    second_rows = [*first_rows[:5], new_rows[0], conflicting, *new_rows[1:]]
+    (landing / "police_crimes" / "crimes_2.csv.gz").write_bytes(gzip.compress(police(second_rows)))
+    ingest.main(["--partner", "police_crimes"], settings=settings, spark=spark)
+    (second,) = validate.main(["--partner", "police_crimes"], settings=settings, spark=spark)["police_crimes"]
+
+    assert (second["rows_in"], second["published"]) == (156, 150)
+    assert second["quarantined_by_rule"] == {"conflicting_id": 1, "duplicate_row": 5}
+    quarantined = (
+        spark.read.parquet(str(lake.quarantine("police_crimes")))
+        .where(F.col("batch_id") == second["batch_id"])
+        .select("source_row", "quarantine_rule", "quarantine_reason", "Date")
+        .orderBy("source_row")
+        .collect()
+    )
+    assert [(r["source_row"], r["quarantine_rule"]) for r in quarantined] == [
+        *[(row, "duplicate_row") for row in range(1, 6)],
+        (7, "conflicting_id"),
+    ]
+    assert {r["quarantine_reason"] for r in quarantined[:5]} == {
+        f"exact duplicate of a row already published in batch {first['batch_id']}"
+    }
+    assert quarantined[5]["quarantine_reason"] == (
+        "another row of this delivery has the same ID with different content"
+    )
+    assert quarantined[5]["Date"] == "03/05/2013 11:45:00 PM"
+    assert _published(spark, lake, "police_crimes") == 190
 
 
 @pytest.mark.parametrize("name", ["..crimes.csv.gz", "crimes..2013.csv.gz"])

@@ -187,11 +187,22 @@ def test_tracking_server_api_shows_the_training(trained):
         server.wait(timeout=30)
 
 
-def test_training_sample_over_the_bound_is_refused(trained, spark):
-    tmp, _, _ = trained
-    settings = synthetic_settings(tmp, **{"training.candidates": GOOD, "training.max_train_rows": 10})
-    with pytest.raises(ConfigError, match=r"more than training.max_train_rows = 10"):
-        train.main(["--target", "burglary"], settings=settings, spark=spark)
+def test_training_sample_over_the_bound_is_thinned_and_weighted_back(trained, spark):
+    tmp, settings, _ = trained
+    panel = spark.read.parquet(str(Lake(settings.lake_root).gold("features")))
+    features, label = ["hardship_index", "hist_burglary_w4"], "label_burglary_h1"
+    full, _, _ = train.load_frames(panel, features, label, 1, settings.training)
+    bounded = synthetic_settings(tmp, **{"training.max_train_rows": 200}).training
+    thinned, evaluate, _ = train.load_frames(panel, features, label, 1, bounded)
+    assert len(full) > 400  # the bound bites
+    p = 200 / len(full)
+    assert thinned.attrs == {"sampled_rows": len(full), "thinning": pytest.approx(p)}
+    # Bernoulli thinning: about the bound (within 5 standard deviations), weighted back by 1/p.
+    assert abs(len(thinned) - 200) < 5 * (200 * (1 - p)) ** 0.5
+    assert set(thinned["sample_weight"].round(6)) <= {round(w / p, 6) for w in full["sample_weight"]}
+    assert thinned["sample_weight"].sum() == pytest.approx(full["sample_weight"].sum(), rel=0.25)
+    # The backtest frame is not thinned: every study cell of every backtest week is scored.
+    assert len(evaluate) == len(train.load_frames(panel, features, label, 1, settings.training)[1])
 
 
 def test_training_without_a_panel_says_what_to_run(spark, tmp_path):
