@@ -238,6 +238,8 @@ def score_cells(
                     driver_detail(n, X.iloc[r, j], reference.iloc[j], contributions[r, j], min_shown)
                     for r, (n, j) in enumerate(zip(names, idx, strict=True))
                 ]
+            for i in range(top.shape[1], k):  # a model with fewer inputs than drivers shown
+                out[f"driver_{i + 1}"] = out[f"driver_{i + 1}_detail"] = None
             yield pd.DataFrame(out)
 
     scored = cells.select("cell_id", *features).mapInPandas(predict, T.StructType(fields))

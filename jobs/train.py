@@ -34,7 +34,7 @@ from models.backtest import (
     run_baseline,
     run_candidate,
 )
-from models.baselines import baselines_for
+from models.baselines import HistoryRate, baselines_for
 from models.estimators import FACTORIES, fit_weighted, make_candidates
 from riskradar.audit import audited_run, git_commit
 from riskradar.config import Settings, TrainingConfig
@@ -45,8 +45,12 @@ from riskradar.runtime import add_target_arguments, context, job_parser, parse, 
 
 ID_COLUMNS = ["cell_id", "week_idx", "area_code"]
 # Types our candidates hold that skops does not trust by default (the tree predictor of the
-# gradient boosting model, the dtype kept by the imputer of the linear model).
-SKOPS_TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", "numpy.dtype"]
+# gradient boosting model, the dtype kept by the imputer of the linear model, our baselines).
+SKOPS_TRUSTED_TYPES = [
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "numpy.dtype",
+    "models.baselines.HistoryRate",
+]
 
 
 def main(
@@ -101,7 +105,9 @@ def load_frames(
             f"needs at least {training.backtest_weeks + 2} (training.backtest_weeks)"
         )
     origins = weeks[-training.backtest_weeks :]
-    cols = [*ID_COLUMNS, *features, label]
+    # Features travel and sit in pandas as float32: half the memory of doubles, and the models
+    # see the same values (counts are exact; the boosted trees bin them anyway).
+    cols = [*ID_COLUMNS, *[F.col(c).cast("float").alias(c) for c in features], label]
     f = training.zero_row_fraction
     sample = labelled.where((F.col(label) > 0) | (F.rand(training.seed) < f)).withColumn(
         "sample_weight", F.when(F.col(label) > 0, 1.0).otherwise(1.0 / f)
@@ -177,7 +183,8 @@ def train_target(
     features = [c for c in features if c not in empty]
 
     results: list[BacktestResult] = []
-    for name, baseline in baselines_for(target, feats.windows_weeks, feats.decay_half_lives_weeks).items():
+    baseline_models = baselines_for(target, feats.windows_weeks, feats.decay_half_lives_weeks)
+    for name, baseline in baseline_models.items():
         results.append(run_baseline(name, baseline, evaluate, label))
 
     def backtest(name: str, estimator) -> BacktestResult:
@@ -267,14 +274,7 @@ def train_target(
                 f"best_baseline_{metric}_mean": best_baseline.mean(metric),
             }
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            table = _comparison(results)
-            (Path(tmp) / "comparison.md").write_text(table)
-            card = _model_card(
-                settings, target, label, best, best_baseline, results, features, origins, strata
-            )
-            (Path(tmp) / "model_card.md").write_text(card)
-            mlflow.log_artifacts(tmp)
+        mlflow.log_text(_comparison(results), "comparison.md")
         signature_input = train[features].head(50)
         info = mlflow.sklearn.log_model(
             final,
@@ -296,7 +296,21 @@ def train_target(
         client.set_model_version_tag(
             model_name, version, "params", json.dumps(training.candidates[best.name])
         )
+        champion_version = version if alias == "champion" else None
+        if alias != "champion" and not _has_champion(client, model_name):
+            # Nothing to score with yet and no learned model beats the baseline: the best
+            # baseline is registered and serves as the champion until a learned model beats it.
+            champion_version = _register_baseline(
+                client, model_name, best_baseline, baseline_models[best_baseline.name], evaluate, metric
+            )
+            reason += (
+                f"; no champion yet, so the best baseline {best_baseline.name} is registered as "
+                f"v{champion_version} and serves as champion until a learned model beats it by the margin"
+            )
         mlflow.log_text(reason, "gate_decision.txt")
+        card = _model_card(settings, target, label, best, best_baseline, results, features, origins, strata)
+        card += _decision(model_name, best, version, alias, reason, champion_version)
+        mlflow.log_text(card, "model_card.md")
     return {
         "experiment": experiment,
         "run_id": parent.info.run_id,
@@ -304,6 +318,7 @@ def train_target(
         "version": version,
         "alias": alias,
         "reason": reason,
+        "champion_version": champion_version,
         "weeks": [int(origins[0]), int(origins[-1])],
         "results": {r.name: r for r in results},
         "child_runs": child_runs,
@@ -313,6 +328,74 @@ def train_target(
 def _indicator_names(settings: Settings) -> set[str]:
     contract = settings.contracts.get("census_indicators")
     return {m.name for m in contract.areas.indicators} if contract and contract.areas else set()
+
+
+def _has_champion(client, model_name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version_by_alias(model_name, "champion")
+    except MlflowException:
+        return False
+    return True
+
+
+def _register_baseline(
+    client,
+    model_name: str,
+    result: BacktestResult,
+    baseline: HistoryRate,
+    evaluate: pd.DataFrame,
+    metric: str,
+) -> str:
+    """Register a baseline as a version of the target's model, with the alias champion."""
+    import mlflow
+
+    example = evaluate[[baseline.column]].head(50)
+    info = mlflow.sklearn.log_model(
+        baseline.fit(example),
+        name="baseline_model",
+        input_example=example.head(5),
+        signature=mlflow.models.infer_signature(example, baseline.predict(example)),
+        registered_model_name=model_name,
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+    )
+    version = info.registered_model_version
+    client.set_registered_model_alias(model_name, "champion", version)
+    for key, value in {
+        "kind": "baseline",
+        "candidate": result.name,
+        f"{metric}_mean": repr(result.mean(metric)),
+        "gate_reason": "best baseline, serving as champion: no learned candidate beat it by the margin",
+    }.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    return version
+
+
+def _decision(
+    model_name: str,
+    best: BacktestResult,
+    version: str,
+    alias: str,
+    reason: str,
+    champion_version: str | None,
+) -> str:
+    """The model card's last section: what the gate did with this run's models."""
+    if champion_version is None:
+        serving = f"The champion is unchanged: {model_name}@champion is still the version promoted before."
+    elif champion_version == version:
+        serving = f"**{best.name}** (v{version}) is the champion: `score` uses it from now on."
+    else:
+        serving = (
+            f"**The champion is a baseline** (v{champion_version}): no learned candidate beat it by the "
+            f"margin, so the forecast is the baseline's. {best.name} (v{version}) stays a challenger."
+        )
+    return f"""
+## Decision of the promotion gate
+{best.name} was registered as v{version} with the alias `{alias}`: {reason}.
+
+{serving} A data scientist can move the alias `champion` in the MLflow UI after review.
+"""
 
 
 def _champion_recipe(client, model_name: str) -> tuple[str, dict[str, Any]] | None:

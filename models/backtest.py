@@ -83,10 +83,16 @@ def run_candidate(
     for start in range(0, len(origins), refit_every):
         block = origins[start : start + refit_every]
         origin = block[0]
-        known = train[(train["week_idx"] + horizon - 1 < origin) & train[label].notna()]
-        if known.empty:
+        known = ((train["week_idx"] + horizon - 1 < origin) & train[label].notna()).to_numpy()
+        if not known.any():
             raise ValueError(f"no training rows before week {origin}: the backtest starts too early")
-        model = fit_weighted(clone(estimator), known[features], known[label], known["sample_weight"])
+        # One copy of the rows the fit needs, not one of the known frame and another of its features.
+        model = fit_weighted(
+            clone(estimator),
+            train.loc[known, features],
+            train.loc[known, label],
+            train.loc[known, "sample_weight"],
+        )
         rows = evaluate[evaluate["week_idx"].isin(block)]
         part = rows[["cell_id", "week_idx"]].copy()
         part["y"] = rows[label].to_numpy(dtype=float)

@@ -6,37 +6,49 @@ and `histd_<target>_hl<h>` (the same, exponentially decayed) columns. No fitting
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
 
-Baseline = Callable[[pd.DataFrame], np.ndarray]
+
+class HistoryRate(RegressorMixin, BaseEstimator):
+    """A baseline as a model: the weekly rate `column * scale` of one history column.
+
+    Nothing is learnt, so `fit` only checks the column. It is callable like every baseline and
+    predicts like a fitted estimator, so the gate can register the best baseline as the champion
+    when no learned model beats it, and `score` runs it like any other model.
+    """
+
+    def __init__(self, column: str = "", scale: float = 1.0):
+        self.column = column
+        self.scale = scale
+
+    def fit(self, X: pd.DataFrame, y=None, sample_weight=None) -> HistoryRate:
+        if self.column not in X.columns:
+            raise ValueError(f"{self.column!r} is not among the columns {list(X.columns)}")
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return X[self.column].to_numpy(dtype=float) * self.scale
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.predict(frame)
 
 
-def prior_counts(target: str, weeks: int) -> Baseline:
+def prior_counts(target: str, weeks: int) -> HistoryRate:
     """Mean weekly count over the `weeks` weeks before."""
-
-    def predict(frame: pd.DataFrame) -> np.ndarray:
-        return frame[f"hist_{target}_w{weeks}"].to_numpy(dtype=float) / weeks
-
-    return predict
+    return HistoryRate(f"hist_{target}_w{weeks}", 1.0 / weeks)
 
 
-def exponentially_weighted(target: str, half_life: float) -> Baseline:
+def exponentially_weighted(target: str, half_life: float) -> HistoryRate:
     """Decayed history turned into a weekly rate: a constant rate c decays to c * r / (1 - r)."""
     r = 2.0 ** (-1.0 / half_life)
-    column = f"histd_{target}_hl{half_life:g}".replace(".", "p")
-
-    def predict(frame: pd.DataFrame) -> np.ndarray:
-        return frame[column].to_numpy(dtype=float) * (1 - r) / r
-
-    return predict
+    return HistoryRate(f"histd_{target}_hl{half_life:g}".replace(".", "p"), (1 - r) / r)
 
 
-def baselines_for(target: str, windows: list[int], half_lives: list[float]) -> dict[str, Baseline]:
+def baselines_for(target: str, windows: list[int], half_lives: list[float]) -> dict[str, HistoryRate]:
     """Prior counts over 1, 4, 13 and 52 weeks and an EWMA, where the panel has those columns."""
-    out: dict[str, Baseline] = {
+    out: dict[str, HistoryRate] = {
         f"prior_{k}w": prior_counts(target, k) for k in (1, 4, 13, 52) if k in windows
     }
     for h in half_lives:

@@ -71,7 +71,9 @@ def _observed(item: dict[str, Any]) -> Any:
     observed = item.get("result", {})
     value = observed.get("observed_value")
     if value is None and "unexpected_percent" in observed:
-        value = f"{observed['unexpected_percent']:.3f}% unexpected"
+        share = observed["unexpected_percent"]
+        # GX reports no share when every value of the column is null (nothing to check)
+        value = "no values to check" if share is None else f"{share:.3f}% unexpected"
     return value
 
 

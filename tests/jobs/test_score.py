@@ -17,6 +17,7 @@ from synthetic_panel import CELLS, FIRST, GOOD, WEEKS, WORSE, synthetic_settings
 
 from features.panel import week_of
 from jobs import evaluate_scores, export, score, show_scores, train
+from models.baselines import baselines_for
 from riskradar.errors import NoChampion, NothingToDo
 from riskradar.exports import screenshot
 from riskradar.lake import Lake
@@ -152,25 +153,63 @@ def test_scoring_without_a_registered_model_says_to_train(spark, tmp_path):
         score.main(["--target", "burglary"], settings=settings, spark=spark)
 
 
-def test_scoring_when_no_version_passed_the_gate_names_the_aliases(spark, tmp_path):
+def test_without_a_better_learned_model_the_best_baseline_serves_as_champion(spark, tmp_path):
     settings = synthetic_settings(tmp_path, **{"training.candidates": WORSE})
-    write_synthetic_panel(spark, Lake(settings.lake_root))
-    assert (
-        train.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]["alias"]
-        == "challenger"
-    )
+    lake = Lake(settings.lake_root)
+    write_synthetic_panel(spark, lake)
+    worse = train.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
+    assert worse["alias"] == "challenger"
+    assert "does not beat the best baseline" in worse["reason"]
+    results = worse["results"]
+    best_baseline = max((r for r in results.values() if r.kind == "baseline"), key=lambda r: r.mean("pai_3"))
+    client = MlflowClient(tracking_uri(settings, lake))
+    champion = client.get_model_version_by_alias("riskradar-burglary", "champion")
+    assert champion.version == worse["champion_version"] != worse["version"]
+    assert champion.tags["kind"] == "baseline" and champion.tags["candidate"] == best_baseline.name
+    assert f"the best baseline {best_baseline.name} is registered as v{champion.version}" in worse["reason"]
+    card = mlflow.artifacts.load_text(f"runs:/{worse['run_id']}/model_card.md")
+    assert "**The champion is a baseline**" in card and f"v{champion.version}" in card
+
+    # score runs it like any model: the baseline's own rate, explained by its one column
+    scored = score.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
+    assert scored["version"] == int(champion.version)
+    out = pd.read_parquet(lake.gold("scores") / "target=burglary" / f"week={NEWEST}")
+    panel = pd.read_parquet(lake.gold("features") / f"week={NEWEST}")
+    baseline = baselines_for("burglary", [1, 2, 4, 8, 13, 26, 52], [1, 4])[best_baseline.name]
+    expected = pd.Series(baseline.predict(panel), index=panel["cell_id"]).reindex(out["cell_id"])
+    np.testing.assert_allclose(out["expected_count"], expected.to_numpy())
+    assert set(out["driver_1"].dropna()) <= {baseline.column}
+    assert len(out) == CELLS
+
+    # a learned model that beats the baseline by the margin then takes over
+    better = train.main(
+        ["--target", "burglary"],
+        settings=synthetic_settings(tmp_path, **{"training.candidates": GOOD}),
+        spark=spark,
+    )["burglary"]
+    assert better["alias"] == "champion", better["reason"]
+    assert client.get_model_version_by_alias("riskradar-burglary", "champion").version == better["version"]
+
+
+def test_scoring_when_the_champion_alias_was_removed_names_the_aliases(spark, tmp_path):
+    settings = synthetic_settings(tmp_path, **{"training.candidates": WORSE})
+    lake = Lake(settings.lake_root)
+    write_synthetic_panel(spark, lake)
+    train.main(["--target", "burglary"], settings=settings, spark=spark)
+    # a reviewer takes the alias away (the MLflow UI does the same)
+    MlflowClient(tracking_uri(settings, lake)).delete_registered_model_alias("riskradar-burglary", "champion")
     with pytest.raises(
-        NoChampion, match=r"has 1 version\(s\) but none is the champion \(aliases: challenger\)"
+        NoChampion, match=r"has 2 version\(s\) but none is the champion \(aliases: challenger\)"
     ):
         score.main(["--target", "burglary"], settings=settings, spark=spark)
-    assert not (Lake(settings.lake_root).gold("scores")).exists()
+    assert not (lake.gold("scores")).exists()
     # what the weekly DAG runs: reported and skipped, the audit says why, nothing published
     assert (
         score.main(["--target", "burglary", "--skip-without-champion"], settings=settings, spark=spark) == {}
     )
     assert export.main(["--target", "burglary", "--skip-missing"], settings=settings, spark=spark) == {}
-    assert not (Lake(settings.lake_root).gold("scores")).exists()
-    audits = [json.loads(p.read_text()) for p in Lake(settings.lake_root).audit.glob("date=*/*-score-*.json")]
+    assert not (lake.gold("scores")).exists()
+    audits = [json.loads(p.read_text()) for p in lake.audit.glob("date=*/*-score-*.json")]
     assert any(a["status"] == "succeeded" and a["notes"][0].startswith("skipped: model") for a in audits)
 
 
