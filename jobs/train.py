@@ -275,16 +275,7 @@ def train_target(
             }
         )
         mlflow.log_text(_comparison(results), "comparison.md")
-        signature_input = train[features].head(50)
-        info = mlflow.sklearn.log_model(
-            final,
-            name="model",
-            input_example=signature_input.head(5),
-            signature=mlflow.models.infer_signature(signature_input, final.predict(signature_input)),
-            registered_model_name=model_name,
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        )
-        version = info.registered_model_version
+        version = _register(final, "model", train[features].head(50), model_name)
         alias, reason = _gate(best, best_baseline, champion_value, metric, training.promotion_margin)
         client.set_registered_model_alias(model_name, alias, version)
         mlflow.set_tags(
@@ -340,6 +331,21 @@ def _has_champion(client, model_name: str) -> bool:
     return True
 
 
+def _register(model, artifact: str, example: pd.DataFrame, model_name: str) -> str:
+    """Log a fitted model in the active run, with the signature of `example`, as a new version."""
+    import mlflow
+
+    info = mlflow.sklearn.log_model(
+        model,
+        name=artifact,
+        input_example=example.head(5),
+        signature=mlflow.models.infer_signature(example, model.predict(example)),
+        registered_model_name=model_name,
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+    )
+    return info.registered_model_version
+
+
 def _register_baseline(
     client,
     model_name: str,
@@ -349,18 +355,9 @@ def _register_baseline(
     metric: str,
 ) -> str:
     """Register a baseline as a version of the target's model, with the alias champion."""
-    import mlflow
 
     example = evaluate[[baseline.column]].head(50)
-    info = mlflow.sklearn.log_model(
-        baseline.fit(example),
-        name="baseline_model",
-        input_example=example.head(5),
-        signature=mlflow.models.infer_signature(example, baseline.predict(example)),
-        registered_model_name=model_name,
-        skops_trusted_types=SKOPS_TRUSTED_TYPES,
-    )
-    version = info.registered_model_version
+    version = _register(baseline.fit(example), "baseline_model", example, model_name)
     client.set_registered_model_alias(model_name, "champion", version)
     for key, value in {
         "kind": "baseline",
