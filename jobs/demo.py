@@ -52,8 +52,8 @@ def main(
         try:
             score.main(common, settings=settings, spark=spark)
         except NoChampion as exc:
-            # The gate kept every candidate of this target below the baselines: nothing reviewed
-            # to publish with. Say so and go on with the other targets.
+            # Only when a reviewer took the alias away (the gate always leaves a champion, a
+            # learned model or the best baseline): say so and go on with the other targets.
             print(f"demo: {target} is not scored: {exc}")
             continue
         export.main(common, settings=settings, spark=spark)

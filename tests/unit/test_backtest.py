@@ -112,3 +112,27 @@ def test_exposure_shares_add_up_per_column():
     assert table["flagged"].tolist() == [2, 0]  # cell a is the top cell in both weeks
     assert table["share_incidents"].tolist() == [5 / 7, 2 / 7]
     assert table["share_cells"].tolist() == [0.5, 0.5]
+
+
+def test_models_are_fitted_on_float64_whatever_the_features_arrive_as():
+    # train brings features to pandas as float32; the linear model's solver diverged on them
+    from sklearn.base import BaseEstimator, RegressorMixin
+
+    from models.estimators import fit_weighted, make_candidates
+
+    class Seen(RegressorMixin, BaseEstimator):
+        def fit(self, X, y, sample_weight=None):  # noqa: N803
+            self.dtypes_ = set(X.dtypes)
+            return self
+
+    panel = _panel(weeks=20, cells=50)
+    X32 = panel[["x1", "hist_t_w4"]].astype("float32") * 1000  # noqa: N806  (large counts)
+    y, w = panel["label_t_h1"], panel["sample_weight"]
+    assert fit_weighted(Seen(), X32, y, w).dtypes_ == {np.dtype("float64")}
+    glm = make_candidates({"poisson_glm": {"alpha": 1.0}})["poisson_glm"]
+    from32 = fit_weighted(glm, X32, y, w).predict(X32)
+    from64 = fit_weighted(
+        make_candidates({"poisson_glm": {"alpha": 1.0}})["poisson_glm"], X32.astype("float64"), y, w
+    )
+    assert np.ptp(from32) > 0.5  # it ranks cells, not one value for all
+    np.testing.assert_allclose(from32, from64.predict(X32.astype("float64")), rtol=1e-6)
