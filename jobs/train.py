@@ -40,7 +40,7 @@ from riskradar.audit import audited_run, git_commit
 from riskradar.config import Settings, TrainingConfig
 from riskradar.errors import ConfigError, NothingToDo
 from riskradar.lake import Lake, has_parquet
-from riskradar.registry import tracking_uri
+from riskradar.registry import CHAMPION, find_champion, tracking_uri
 from riskradar.runtime import add_target_arguments, context, job_parser, parse, selected_targets
 
 ID_COLUMNS = ["cell_id", "week_idx", "area_code"]
@@ -223,7 +223,8 @@ def train_target(
     mlflow.set_experiment(experiment)
     client = MlflowClient()
     model_name = f"riskradar-{target}"
-    champion = _champion_recipe(client, model_name)
+    current_champion = find_champion(client, model_name)
+    champion = _champion_recipe(current_champion)
     champion_value = None
     if champion is not None:
         # The champion's recipe on today's backtest: the gate compares like with like.
@@ -287,8 +288,8 @@ def train_target(
         client.set_model_version_tag(
             model_name, version, "params", json.dumps(training.candidates[best.name])
         )
-        champion_version = version if alias == "champion" else None
-        if alias != "champion" and not _has_champion(client, model_name):
+        champion_version = version if alias == CHAMPION else None
+        if alias != CHAMPION and current_champion is None:
             # Nothing to score with yet and no learned model beats the baseline: the best
             # baseline is registered and serves as the champion until a learned model beats it.
             champion_version = _register_baseline(
@@ -321,16 +322,6 @@ def _indicator_names(settings: Settings) -> set[str]:
     return {m.name for m in contract.areas.indicators} if contract and contract.areas else set()
 
 
-def _has_champion(client, model_name: str) -> bool:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.get_model_version_by_alias(model_name, "champion")
-    except MlflowException:
-        return False
-    return True
-
-
 def _register(model, artifact: str, example: pd.DataFrame, model_name: str) -> str:
     """Log a fitted model in the active run, with the signature of `example`, as a new version."""
     import mlflow
@@ -355,10 +346,9 @@ def _register_baseline(
     metric: str,
 ) -> str:
     """Register a baseline as a version of the target's model, with the alias champion."""
-
     example = evaluate[[baseline.column]].head(50)
     version = _register(baseline.fit(example), "baseline_model", example, model_name)
-    client.set_registered_model_alias(model_name, "champion", version)
+    client.set_registered_model_alias(model_name, CHAMPION, version)
     for key, value in {
         "kind": "baseline",
         "candidate": result.name,
@@ -395,13 +385,9 @@ def _decision(
 """
 
 
-def _champion_recipe(client, model_name: str) -> tuple[str, dict[str, Any]] | None:
-    """(candidate name, hyperparameters) of the current champion, if there is one."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        version = client.get_model_version_by_alias(model_name, "champion")
-    except MlflowException:
+def _champion_recipe(version) -> tuple[str, dict[str, Any]] | None:
+    """(candidate name, hyperparameters) of the champion version, if it is a learned candidate."""
+    if version is None:
         return None
     tags = version.tags or {}
     if "candidate" not in tags or tags["candidate"] not in FACTORIES:

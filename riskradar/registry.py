@@ -21,14 +21,23 @@ def model_name(target: str) -> str:
     return f"riskradar-{target}"
 
 
-def champion_version(client, name: str):
-    """The registered version with the alias `champion`, or NoChampion saying what exists."""
+def find_champion(client, name: str):
+    """The registered version with the alias `champion`, or None."""
     from mlflow.exceptions import MlflowException
 
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
-        pass
+        return None
+
+
+def champion_version(client, name: str):
+    """The registered version with the alias `champion`, or NoChampion saying what exists."""
+    from mlflow.exceptions import MlflowException
+
+    version = find_champion(client, name)
+    if version is not None:
+        return version
     try:
         versions = client.search_model_versions(f"name = '{name}'")
     except MlflowException:
