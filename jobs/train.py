@@ -42,14 +42,17 @@ from riskradar.errors import ConfigError, NothingToDo
 from riskradar.lake import Lake, has_parquet
 from riskradar.registry import CHAMPION, find_champion, tracking_uri
 from riskradar.runtime import add_target_arguments, context, job_parser, parse, selected_targets
+from riskradar.spark import release_driver_heap
 
 ID_COLUMNS = ["cell_id", "week_idx", "area_code"]
-# Types our candidates hold that skops does not trust by default (the tree predictor of the
-# gradient boosting model, the dtype kept by the imputer of the linear model, our baselines).
+# Types our models hold that skops does not trust by default: the tree predictor of the
+# gradient boosting model, our baselines and imputer, and the dtype that SimpleImputer kept in
+# the linear models registered before MedianImputer replaced it.
 SKOPS_TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "numpy.dtype",
     "models.baselines.HistoryRate",
+    "models.estimators.MedianImputer",
 ]
 
 
@@ -177,6 +180,7 @@ def train_target(
         c for c in feature_columns(PanelSpec.from_settings(settings, indicators)) if c in panel.columns
     ]
     train, evaluate, origins = load_frames(panel, features, label, horizon, training)
+    release_driver_heap(spark)  # the fits below run in Python, for minutes
     # A feature with no value at all (a feed that is not enabled, e.g. weather) carries nothing
     # and breaks the binning of the boosted trees: leave it out, and say so on the run.
     empty = [c for c in features if train[c].isna().all()]
@@ -212,7 +216,7 @@ def train_target(
     best = max(candidates, key=lambda r: np.nan_to_num(r.mean(metric), nan=-np.inf))
     best_baseline = max(baselines, key=lambda r: np.nan_to_num(r.mean(metric), nan=-np.inf))
     final = make_candidates({best.name: training.candidates[best.name]})[best.name]
-    fit_weighted(final, train[features], train[label], train["sample_weight"])
+    fit_weighted(final, train, features, label=label, weight="sample_weight")
 
     mlflow.set_tracking_uri(tracking_uri(settings, lake))
     experiment = f"riskradar-{target}"

@@ -86,12 +86,8 @@ def run_candidate(
         known = ((train["week_idx"] + horizon - 1 < origin) & train[label].notna()).to_numpy()
         if not known.any():
             raise ValueError(f"no training rows before week {origin}: the backtest starts too early")
-        # One copy of the rows the fit needs, not one of the known frame and another of its features.
         model = fit_weighted(
-            clone(estimator),
-            train.loc[known, features],
-            train.loc[known, label],
-            train.loc[known, "sample_weight"],
+            clone(estimator), train, features, label=label, weight="sample_weight", rows=known
         )
         rows = evaluate[evaluate["week_idx"].isin(block)]
         part = rows[["cell_id", "week_idx"]].copy()

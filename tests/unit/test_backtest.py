@@ -126,13 +126,53 @@ def test_models_are_fitted_on_float64_whatever_the_features_arrive_as():
             return self
 
     panel = _panel(weeks=20, cells=50)
-    X32 = panel[["x1", "hist_t_w4"]].astype("float32") * 1000  # noqa: N806  (large counts)
-    y, w = panel["label_t_h1"], panel["sample_weight"]
-    assert fit_weighted(Seen(), X32, y, w).dtypes_ == {np.dtype("float64")}
+    features = ["x1", "hist_t_w4"]
+    frame32 = panel.astype({c: "float32" for c in features})
+    frame32[features] *= 1000  # large counts
+    fit = {"label": "label_t_h1", "weight": "sample_weight"}
+    assert fit_weighted(Seen(), frame32, features, **fit).dtypes_ == {np.dtype("float64")}
     glm = make_candidates({"poisson_glm": {"alpha": 1.0}})["poisson_glm"]
-    from32 = fit_weighted(glm, X32, y, w).predict(X32)
+    from32 = fit_weighted(glm, frame32, features, **fit).predict(frame32[features])
+    frame64 = frame32.astype({c: "float64" for c in features})
     from64 = fit_weighted(
-        make_candidates({"poisson_glm": {"alpha": 1.0}})["poisson_glm"], X32.astype("float64"), y, w
+        make_candidates({"poisson_glm": {"alpha": 1.0}})["poisson_glm"], frame64, features, **fit
     )
     assert np.ptp(from32) > 0.5  # it ranks cells, not one value for all
-    np.testing.assert_allclose(from32, from64.predict(X32.astype("float64")), rtol=1e-6)
+    np.testing.assert_allclose(from32, from64.predict(frame64[features]), rtol=1e-6)
+
+
+def test_the_linear_model_imputes_and_scales_in_place_only_while_it_fits():
+    from models.estimators import fit_weighted, make_candidates
+
+    panel = _panel(weeks=20, cells=50)
+    features = ["x1", "hist_t_w4"]
+    panel.loc[panel.index[::7], "x1"] = np.nan  # the imputer has work to do
+    before = panel.copy()
+    rows = (panel["week_idx"] < 15).to_numpy()
+    glm = make_candidates({"poisson_glm": {"alpha": 1.0}})["poisson_glm"]
+    fit_weighted(glm, panel, features, label="label_t_h1", weight="sample_weight", rows=rows)
+    pd.testing.assert_frame_equal(panel, before)  # the fit worked on its own matrix
+    assert glm.named_steps["impute"].copy and glm.named_steps["scale"].copy
+    X = panel[features].astype("float64")  # noqa: N806
+    kept = X.copy()
+    glm.predict(X)
+    pd.testing.assert_frame_equal(X, kept)  # predicting leaves the caller's frame alone
+    # fitted on the masked rows only: the imputer's median is that of the first 15 weeks
+    assert glm.named_steps["impute"].statistics_[0] == pytest.approx(panel.loc[rows, "x1"].median())
+
+
+def test_the_median_imputer_fills_as_sklearns_does_and_keeps_an_empty_column():
+    from sklearn.impute import SimpleImputer
+
+    from models.estimators import MedianImputer
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.poisson(3, (200, 3)).astype(float), columns=["a", "b", "c"])  # noqa: N806
+    X.loc[rng.random(200) < 0.3, "a"] = np.nan
+    X.loc[rng.random(200) < 0.5, "b"] = np.nan
+    ours = MedianImputer().fit(X)
+    np.testing.assert_array_equal(ours.transform(X), SimpleImputer(strategy="median").fit_transform(X))
+    assert X["a"].isna().any()  # copy=True leaves the input alone
+    X["c"] = np.nan  # e.g. weather rows that only start after this fit's weeks
+    filled = MedianImputer().fit(X).transform(X)
+    assert filled.shape == (200, 3) and (filled[:, 2] == 0).all()
