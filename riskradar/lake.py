@@ -56,6 +56,11 @@ class Lake:
     def validated_markers(self, feed: str) -> Path:
         return self.root / "silver" / "_batches" / check_name(feed, "partner")
 
+    def scratch(self, job: str, run_id: str) -> Path:
+        """Where a run keeps intermediate tables it reads several times; the run deletes it.
+        Under the lake root, so that a cluster's executors share it as they share the lake."""
+        return self.root / "_scratch" / check_name(job, "job") / run_id
+
 
 def partition_path(values: Mapping[str, str]) -> Path:
     return Path(*(f"{k}={v}" for k, v in values.items()))

@@ -86,6 +86,8 @@ def test_every_delivered_row_is_published_or_quarantined(pipeline, spark):
         assert summary["rows_in"] == delivered
         assert published + quarantined == delivered
         assert (summary["published"], summary["quarantined"]) == (published, quarantined)
+    # the routed batches staged for the checks are gone: the lake holds only what was published
+    assert not list((lake.root / "_scratch").rglob("*.parquet"))
     # 311 marks some requests as duplicates of others; they are quarantined with that reason.
     assert (
         pipeline["validated"]["sanitation_311"][0]["quarantined_by_rule"].get("excluded_by_contract", 0) > 0
