@@ -99,7 +99,11 @@ def run(events: int, work: Path, keep: bool, resume_from: str | None = None) -> 
         result["stages"] = {n: kept["stages"][n] for n in names[: names.index(resume_from)]}
         result.update({k: kept[k] for k in ("rows", "reference_panel") if k in kept})
         result["resumed_from"] = resume_from
-        if names.index(resume_from) <= names.index("train"):
+        if resume_from == "ingest":
+            # The whole lake again from the kept partner files (ingest skips files it has seen).
+            shutil.rmtree(city / "lake", ignore_errors=True)
+            shutil.rmtree(city / "eventlog", ignore_errors=True)
+        elif names.index(resume_from) <= names.index("train"):
             # A first training, as in a full run: no champion whose recipe the gate would re-run.
             shutil.rmtree(city / "lake" / "mlflow", ignore_errors=True)
     else:
