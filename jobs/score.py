@@ -147,6 +147,7 @@ def score_target(
                 "model_name": F.lit(model_name(target)),
                 "model_version": F.lit(int(version.version)),
                 "model_run_id": F.lit(version.run_id),
+                "model_recipe": F.lit(model_recipe(version.tags)),
                 "features_version": F.lit(_features_version(lake, week)),
                 "scored_at": F.lit(datetime.now(UTC)).cast("timestamp"),
             }
@@ -186,13 +187,28 @@ def score_target(
     }
 
 
+def model_recipe(tags: dict[str, str]) -> str:
+    """What the version is, from the tags train gives it: the candidate's name (hgb_poisson),
+    or 'baseline <name>' (baseline prior_52w) for a baseline serving as champion."""
+    recipe = tags.get("candidate", "unknown")
+    return f"baseline {recipe}" if tags.get("kind") == "baseline" else recipe
+
+
 def score_columns(drivers: int) -> list[str]:
     """The columns of gold.scores, in order (target and week are its partitions)."""
     cols = ["cell_id", "lon", "lat", "polygon_wkt", "area_code", "area_name", "expected_count"]
     cols += ["rank", "percentile", "hotspot"]
     for i in range(1, drivers + 1):
         cols += [f"driver_{i}", f"driver_{i}_detail"]
-    return [*cols, "model_name", "model_version", "model_run_id", "features_version", "scored_at"] + [
+    return [
+        *cols,
+        "model_name",
+        "model_version",
+        "model_run_id",
+        "model_recipe",
+        "features_version",
+        "scored_at",
+    ] + [
         "target",
         "week",
     ]

@@ -46,7 +46,7 @@ def format_table(top: pd.DataFrame, *, target: str, week: str, n_cells: int) -> 
     first = top.iloc[0]
     lines = [
         f"{target}, week of {week}: top {len(top)} of {n_cells} cells "
-        f"(model {first['model_name']} v{first['model_version']}, * = hotspot)",
+        f"(model {first['model_name']} v{first['model_version']}, {first['model_recipe']}; * = hotspot)",
         f"{'rank':>4}  {'cell':<11} {'area':<22} {'expected':>8} {'pct':>6}  top driver",
     ]
     for _, r in top.iterrows():

@@ -283,7 +283,7 @@ def render_report(scores: pd.DataFrame, ctx: ReportContext) -> str:
 <h1>Where {esc(ctx.target.replace("_", " "))} is expected to concentrate: week of {ctx.week}</h1>
 <p class="sub">{esc(ctx.city.title())}, {ctx.week:%a %d %b %Y} to {week_end:%a %d %b %Y}.
 {len(scores):,} study cells of {ctx.cell_size_m:g} m; {n_hot} hotspot cells (the top {ctx.hotspot_coverage:.0%}).
-Model {esc(first["model_name"])} version {first["model_version"]} (run {esc(first["model_run_id"])}),
+Model {esc(first["model_name"])} version {first["model_version"]}, {esc(first["model_recipe"])} (run {esc(first["model_run_id"])}),
 features {esc(first["features_version"])}, scored {esc(str(first["scored_at"]))[:19]} UTC.</p>
 <p class="note">Risk of <strong>places</strong>, never of people: the scores hold grid cells and
 aggregates only, no event rows and no identifiers. Counts below {ctx.min_count_shown} are shown as

@@ -62,6 +62,7 @@ def test_every_study_cell_of_the_newest_week_is_scored_by_the_champion(scored, s
     )
     assert set(out["model_version"]) == {trained["version"]}
     assert set(out["model_run_id"]) == {trained["run_id"]}
+    assert set(out["model_recipe"]) == {"hgb_poisson"}
 
 
 def test_ranks_percentiles_and_hotspots(scored):
@@ -179,6 +180,7 @@ def test_without_a_better_learned_model_the_best_baseline_serves_as_champion(spa
     expected = pd.Series(baseline.predict(panel), index=panel["cell_id"]).reindex(out["cell_id"])
     np.testing.assert_allclose(out["expected_count"], expected.to_numpy())
     assert set(out["driver_1"].dropna()) <= {baseline.column}
+    assert set(out["model_recipe"]) == {f"baseline {best_baseline.name}"}  # analysts see what serves
     assert len(out) == CELLS
 
     # a learned model that beats the baseline by the margin then takes over
@@ -269,6 +271,7 @@ def test_the_terminal_table_lists_the_top_cells(scored, capsys):
     assert top["cell_id"].tolist() == published["cell_id"].tolist()
     lines = out.splitlines()
     assert lines[0].startswith(f"burglary, week of {NEWEST}: top 5 of {CELLS} cells")
+    assert "hgb_poisson" in lines[0]  # which model serves
     assert [line.split()[1] for line in lines[2:]] == published["cell_id"].tolist()
 
 
