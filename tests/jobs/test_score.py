@@ -62,7 +62,8 @@ def test_every_study_cell_of_the_newest_week_is_scored_by_the_champion(scored, s
     )
     assert set(out["model_version"]) == {trained["version"]}
     assert set(out["model_run_id"]) == {trained["run_id"]}
-    assert set(out["model_recipe"]) == {"hgb_poisson"}
+    registered = MlflowClient().get_model_version("riskradar-burglary", str(trained["version"]))
+    assert set(out["model_recipe"]) == {registered.tags["candidate"]}  # the winning candidate's name
 
 
 def test_ranks_percentiles_and_hotspots(scored):
@@ -271,7 +272,9 @@ def test_the_terminal_table_lists_the_top_cells(scored, capsys):
     assert top["cell_id"].tolist() == published["cell_id"].tolist()
     lines = out.splitlines()
     assert lines[0].startswith(f"burglary, week of {NEWEST}: top 5 of {CELLS} cells")
-    assert "hgb_poisson" in lines[0]  # which model serves
+    assert (
+        f"v{top['model_version'].iloc[0]}, {top['model_recipe'].iloc[0]};" in lines[0]
+    )  # which model serves
     assert [line.split()[1] for line in lines[2:]] == published["cell_id"].tolist()
 
 
