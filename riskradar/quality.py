@@ -53,9 +53,22 @@ def run_suite(df: DataFrame, suite_path: Path, *, run_name: str) -> dict[str, An
     run_name = f"{run_name}-{uuid.uuid4().hex[:8]}"  # one process may validate a batch twice
     name = f"{spec['name']}-{run_name}"
     try:
-        suite = ctx.suites.add(gx.ExpectationSuite(**{**spec, "name": name}))
-    except Exception as exc:  # GX raises several types for an unknown expectation or kwarg
+        suite = gx.ExpectationSuite(**{**spec, "name": name})
+    except Exception as exc:  # GX raises several types for a malformed suite
         raise ConfigError(f"{suite_path}: the suite cannot be loaded: {exc}") from exc
+    if len(suite.expectations) != len(spec["expectations"]):
+        # GX leaves out an expectation it cannot build (unknown type, bad kwargs) and only logs
+        # it: a typo would silently remove a check from the gate.
+        invalid = [
+            f"#{i + 1} {json.dumps(e, default=str)[:200]}"
+            for i, e in enumerate(spec["expectations"])
+            if not gx.ExpectationSuite(name=f"probe-{run_name}", expectations=[e]).expectations
+        ]
+        raise ConfigError(
+            f"{suite_path}: the suite cannot be loaded: Great Expectations cannot build "
+            f"{'; '.join(invalid)} (an unknown expectation type or arguments; its log above says which)"
+        )
+    suite = ctx.suites.add(suite)
     source = ctx.data_sources.add_or_update_spark(f"src-{run_name}")
     asset = source.add_dataframe_asset(f"asset-{run_name}")
     batch = asset.add_batch_definition_whole_dataframe(f"batch-{run_name}")

@@ -1,0 +1,54 @@
+"""The validation report of a real Great Expectations run, read as a reviewer reads it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from riskradar.errors import ConfigError
+from riskradar.quality import failed_expectations, run_suite, write_report
+
+
+def _suite(tmp_path, expectations):
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps({"name": "unit_suite", "expectations": expectations}))
+    return path
+
+
+def test_the_report_says_when_a_column_had_no_value_to_check(spark, tmp_path):
+    # e.g. a score's third driver, empty for a baseline champion with one input
+    frame = spark.createDataFrame([(1, None), (2, None), (30, None)], "n int, driver_3 string")
+    suite = _suite(
+        tmp_path,
+        [
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "driver_3", "mostly": 0.0}},
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": "driver_3", "value_set": ["a"]},
+            },
+            {"type": "expect_column_values_to_be_between", "kwargs": {"column": "n", "max_value": 10}},
+        ],
+    )
+    result = run_suite(frame, suite, run_name="unit")
+    page = write_report(tmp_path, "report", result, title="unit", counts={"rows": 3}).read_text()
+    rows = {
+        line.split(" | ")[0].lstrip("| "): line for line in page.splitlines() if line.startswith("| expect_")
+    }
+    assert "no values to check" in rows["expect_column_values_to_be_in_set"]
+    assert "100.000% unexpected" in rows["expect_column_values_to_not_be_null"]
+    assert "33.333% unexpected" in rows["expect_column_values_to_be_between"]
+    assert not result["success"]
+    (failed,) = failed_expectations(result)
+    assert (
+        failed
+        == 'expect_column_values_to_be_between(column="n", max_value=10.0): observed 33.333% unexpected'
+    )
+
+
+def test_an_unknown_expectation_names_the_suite_file(spark, tmp_path):
+    frame = spark.createDataFrame([(1,)], "n int")
+    suite = _suite(tmp_path, [{"type": "expect_the_moon", "kwargs": {"column": "n"}}])
+    # GX itself only logs an expectation it cannot build and runs the suite without it
+    with pytest.raises(ConfigError, match=r"suite.json: the suite cannot be loaded: .*#1 .*expect_the_moon"):
+        run_suite(frame, suite, run_name="unit")
