@@ -1,6 +1,6 @@
 """Export: one week of gold.scores as the files analysts open.
 
-    riskradar export --target burglary [--week 2015-01-05]
+    riskradar export --target burglary [--week 2014-12-29]
     riskradar export --all
 
 Writes, under reports/scores/<target>/<week>/: `<target>_<week>.csv` (all columns, polygon as

@@ -1,6 +1,6 @@
 """Score: the champion model's expected counts for every study cell of one week -> gold.scores.
 
-    riskradar score --target burglary [--week 2015-01-05]
+    riskradar score --target burglary [--week 2014-12-29]
     riskradar score --all
 
 The week defaults to the newest week of gold.features: the week after the newest complete

@@ -1,6 +1,6 @@
 """Print the ranked cells of a scored week in the terminal.
 
-    riskradar scores --target burglary [--week 2015-01-05] [--top 20]
+    riskradar scores --target burglary [--week 2014-12-29] [--top 20]
 
 Reads the published gold.scores partition directly (no Spark session): what an analyst or a
 coordinator checks before a meeting. The week defaults to the newest scored week.

@@ -1,7 +1,7 @@
 """Render an exported HTML report in headless Chromium (Debian's `chromium` package) to a PNG.
 
     .venv/bin/python scripts/screenshot_report.py \
-        lake/reports/scores/burglary/2015-01-05/burglary_2015-01-05.html docs/report_burglary.png
+        lake/reports/scores/burglary/2014-12-29/burglary_2014-12-29.html docs/report_burglary.png
 
 docs/report_burglary.png was made this way from the demo lake's newest burglary week.
 """
