@@ -154,11 +154,11 @@ def validate_batch(
     # whole by each of the suite's jobs.)
     run_scratch = lake.scratch("validate", record.run_id)
     scratch = run_scratch / contract.name / batch_id
-    _route(spark, settings, lake, contract, bronze, batch_id, key=key, table=table).write.mode(
-        "overwrite"
-    ).parquet(str(scratch))
-    routed = spark.read.parquet(str(scratch))
     try:
+        _route(spark, settings, lake, contract, bronze, batch_id, key=key, table=table).write.mode(
+            "overwrite"
+        ).parquet(str(scratch))
+        routed = spark.read.parquet(str(scratch))
         rows_in = bronze.count()
         by_rule = {r[conform.RULE]: r["count"] for r in routed.groupBy(conform.RULE).count().collect()}
         published = by_rule.pop(None, 0)
