@@ -2,7 +2,10 @@
 
 Committed defaults live in conf/; the environment may override the lake root
 (`RISKRADAR_LAKE`); secrets come only from the environment. Every wrong value fails with a
-`ConfigError` naming the file, the key, the value and what is allowed.
+`ConfigError` naming the file, the key, the value and what is allowed. A key written twice in
+one mapping is an error (plain YAML keeps the last value silently), roots are local folders
+(object stores are refused until the lake supports them), and contract and suite paths stay
+inside their roots.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import re
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -106,14 +110,33 @@ class SourceColumn(_Model):
 
 
 class TimestampSpec(_Model):
+    """How to read an event's time: a wall-clock time in the partner's zone, turned into UTC."""
+
     column: str
     format: str = Field(description="Spark datetime pattern, e.g. MM/dd/yyyy hh:mm:ss a")
     timezone: str
+    nonexistent: Literal["shift_forward", "quarantine"] = Field(
+        "shift_forward",
+        description="a wall time skipped when the clocks go forward (03/09/2014 02:30 AM in "
+        "America/Chicago): shift_forward (default) moves it forward by the length of the gap "
+        "(02:30 -> 03:30 CDT), as java.time and Spark's to_utc_timestamp do; quarantine sets the row aside",
+    )
+    ambiguous: Literal["earlier", "later", "quarantine"] = Field(
+        "earlier",
+        description="a wall time that occurs twice when the clocks go back (11/02/2014 01:30 AM in "
+        "America/Chicago): earlier (default) takes the first, daylight-saving occurrence, as java.time "
+        "and Spark's to_utc_timestamp do; later takes the second; quarantine sets the row aside",
+    )
+    earliest: date = Field(
+        date(1970, 1, 1),
+        description="a time before this date (in the feed's zone) is implausible, e.g. 1900 from a "
+        "default value in the partner's system; default 1970-01-01",
+    )
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        return _check_zone(value)
+        return check_zone(value)
 
 
 class CoordinateSpec(_Model):
@@ -399,7 +422,7 @@ class Settings(_Model):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        return _check_zone(value)
+        return check_zone(value)
 
     @field_validator("project_crs")
     @classmethod
@@ -423,17 +446,60 @@ class Settings(_Model):
                 f"(enabled: {', '.join(sorted(self.contracts))})"
             ) from None
 
+    def contract_file(self, contract: Contract) -> Path:
+        return Path(self.partners.contracts_dir) / f"{contract.name}.yaml"
+
     def landing_dir(self, contract: Contract) -> Path:
-        return Path(self.partners.landing_root) / contract.landing.path
+        """The feed's landing folder, resolved (symlinks followed).
+
+        Raises ConfigError if it lies outside `partners.landing_root`: checked again on every
+        call, since a folder may become a symlink after the config was loaded.
+        """
+        return _inside(
+            self.partners.landing_root,
+            contract.landing.path,
+            where=f"{self.contract_file(contract)}: key 'landing.path' = {contract.landing.path!r}",
+            root_key=f"partners.landing_root of {self.config_file}",
+        )
 
     def suite_path(self, contract: Contract) -> Path:
-        return self.suite_path_for(contract.expectation_suite)
+        """The feed's expectation suite, resolved; ConfigError if it lies outside `expectations_dir`."""
+        return _inside(
+            self.expectations_dir,
+            contract.expectation_suite,
+            where=f"{self.contract_file(contract)}: key 'expectation_suite' = {contract.expectation_suite!r}",
+            root_key=f"expectations_dir of {self.config_file}",
+            is_file=True,
+        )
 
     def suite_path_for(self, file_name: str) -> Path:
-        return Path(self.expectations_dir) / file_name
+        """A suite the code names (e.g. the published tables'), resolved inside `expectations_dir`."""
+        return _inside(
+            self.expectations_dir,
+            file_name,
+            where=f"{self.config_file}: the suite {file_name!r}",
+            root_key="expectations_dir",
+            is_file=True,
+        )
 
 
-def _check_zone(value: str) -> str:
+def _inside(root: str, relative: str, *, where: str, root_key: str, is_file: bool = False) -> Path:
+    """`relative` under `root`, resolved with symlinks followed; ConfigError if it leaves `root`.
+
+    An absolute path is refused even when it points inside: contract paths are relative to
+    their root, so that moving the root moves every feed with it.
+    """
+    base = Path(root).resolve()
+    target = (base / relative).resolve()
+    if Path(relative).is_absolute() or not target.is_relative_to(base) or (is_file and target == base):
+        raise ConfigError(
+            f"{where}: must name a {'file' if is_file else 'folder'} inside "
+            f"{base} ({root_key}), but resolves to {target}"
+        )
+    return target
+
+
+def check_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -441,11 +507,77 @@ def _check_zone(value: str) -> str:
     return value
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str, first_line: int, line: int) -> None:
+        super().__init__(f"key {key!r} at line {line} repeats line {first_line}")
+        self.key, self.first_line, self.line = key, first_line, line
+
+
+class StrictLoader(yaml.SafeLoader):
+    """`yaml.safe_load`'s loader, except that a key given twice in one mapping is an error.
+
+    Plain YAML loaders keep the last value: a contract with two `timezone:` lines would load
+    with whichever came last, and nobody would notice. Keys merged in with `<<: *anchor` may
+    still be overridden: only the keys written in the mapping itself are compared.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._mappings: dict[int, tuple[str, list[yaml.Node]]] = {}
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        # Construction visits nested mappings out of order, so their dotted paths and their
+        # own keys (before `<<` merges are flattened in) are noted first, from the node tree.
+        self._mappings = {}
+        _note_mappings(node, "", self._mappings)
+        return super().construct_document(node)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        path, key_nodes = self._mappings.get(id(node), ("", [k for k, _ in node.value]))
+        seen: dict[Any, yaml.Node] = {}
+        for key_node in key_nodes:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: SafeLoader reports it below
+                continue
+            if first is not key_node:
+                raise _DuplicateKey(
+                    _dotted(path, key_node), first.start_mark.line + 1, key_node.start_mark.line + 1
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _dotted(path: str, key_node: yaml.Node) -> str:
+    name = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+    return f"{path}.{name}" if path else str(name)
+
+
+def _note_mappings(node: yaml.Node, path: str, out: dict[int, tuple[str, list[yaml.Node]]]) -> None:
+    if id(node) in out:  # an alias of a mapping already noted
+        return
+    if isinstance(node, yaml.MappingNode):
+        out[id(node)] = (path, [k for k, _ in node.value])
+        for key_node, value_node in node.value:
+            _note_mappings(value_node, _dotted(path, key_node), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _note_mappings(item, f"{path}.{i}" if path else str(i), out)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # StrictLoader is a SafeLoader: plain data only, never arbitrary Python objects.
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=StrictLoader)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except _DuplicateKey as exc:
+        raise ConfigError(
+            f"{path}: key '{exc.key}' is given twice, at line {exc.first_line} and again at line "
+            f"{exc.line}; YAML would silently keep the last value: keep one"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -463,10 +595,36 @@ def _explain(path: Path, exc: ValidationError) -> ConfigError:
     return ConfigError("\n".join(lines))
 
 
-def _resolve(base: Path, value: str) -> str:
-    """Relative paths in a config file are relative to that file's folder; URIs are kept."""
-    if "://" in value:
-        return value
+# A URI scheme of two or more letters ('s3a://', 'gs://', 'file:/'); 'C:/' stays a path.
+_URI = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+):/")
+# Why each root must be a local folder (or a file system every node mounts, such as NFS).
+_LOCAL_ONLY = {
+    "lake.root": "publishing relies on atomic folder renames and a lock file, which object stores "
+    "do not provide; an object store needs a table format with atomic commits (Delta Lake, "
+    "Iceberg), which the lake does not support yet",
+    "partners.landing_root": "every delivered file is checked to be a regular file inside the "
+    "landing root, symlinks refused, and read by its exact local path; object stores have none of these",
+    "partners.contracts_dir": "contracts are read from the local file system",
+    "expectations_dir": "suites are read from the local file system",
+}
+
+
+def _local_path(base: Path, value: str, *, source: str, key: str) -> str:
+    """A root from the config as an absolute local path; relative paths are relative to `base`.
+
+    `file:///abs/path` is that path; any other URI (s3a://, gs://, abfss://, hdfs://, ...) is
+    refused with the reason, rather than becoming a local folder named 's3a:'.
+    """
+    match = _URI.match(value)
+    if match:
+        uri = urlsplit(value)
+        if uri.scheme.lower() != "file" or uri.netloc not in ("", "localhost"):
+            raise ConfigError(
+                f"{source}: key '{key}' = {value!r}: {match['scheme']}: URIs are not supported: "
+                f"{_LOCAL_ONLY[key]}. Use a local folder, a file system every node mounts (NFS), "
+                f"or file:///absolute/path"
+            )
+        value = unquote(uri.path)
     p = Path(value)
     return str(p if p.is_absolute() else (base / p).resolve())
 
@@ -500,18 +658,25 @@ def load_settings(path: str | Path | None = None) -> Settings:
     lake_override = os.environ.get(LAKE_ENV)
     if lake_override:
         # An environment path is relative to where the command runs, not to the file.
-        data.setdefault("lake", {})["root"] = _resolve(Path.cwd(), lake_override)
+        data.setdefault("lake", {})["root"] = _local_path(
+            Path.cwd(),
+            lake_override,
+            source=f"environment variable {LAKE_ENV} (overrides {path})",
+            key="lake.root",
+        )
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise _explain(path, exc) from None
     base = path.parent
+    lake = LakeConfig(root=_local_path(base, settings.lake.root, source=str(path), key="lake.root"))
     partners = settings.partners.model_copy(
         update={
-            "contracts_dir": _resolve(base, settings.partners.contracts_dir),
-            "landing_root": _resolve(base, settings.partners.landing_root),
+            key: _local_path(base, getattr(settings.partners, key), source=str(path), key=f"partners.{key}")
+            for key in ("contracts_dir", "landing_root")
         }
     )
+    expectations_dir = _local_path(base, settings.expectations_dir, source=str(path), key="expectations_dir")
     contracts: dict[str, Contract] = {}
     for name in settings.partners.enabled:
         cpath = Path(partners.contracts_dir) / f"{name}.yaml"
@@ -544,12 +709,16 @@ def load_settings(path: str | Path | None = None) -> Settings:
             f"{path}: key 'study_area.boundaries_feed' = {settings.study_area.boundaries_feed!r} "
             f"is not an enabled feed (enabled: {', '.join(contracts)})"
         )
-    return settings.model_copy(
+    settings = settings.model_copy(
         update={
             "config_file": str(path),
-            "lake": LakeConfig(root=_resolve(base, settings.lake.root)),
+            "lake": lake,
             "partners": partners,
-            "expectations_dir": _resolve(base, settings.expectations_dir),
+            "expectations_dir": expectations_dir,
             "contracts": contracts,
         }
     )
+    for contract in contracts.values():  # both raise ConfigError if the path leaves its root
+        settings.landing_dir(contract)
+        settings.suite_path(contract)
+    return settings

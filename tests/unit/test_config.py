@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
 import yaml
 from builders import ROOT, write_config
 
-from riskradar.config import load_contract, load_settings
+from riskradar.config import StrictLoader, load_contract, load_settings
 from riskradar.errors import ConfigError, UnsafeName
 
 
@@ -97,3 +98,281 @@ def test_unknown_partner_is_refused_with_the_known_ones():
         settings.contract("fire_brigade")
     with pytest.raises(UnsafeName):
         settings.contract("../etc")
+
+
+# --------------------------------------------------------------------------- duplicate keys
+
+
+def _with_line_after(text: str, anchor: str, line: str) -> tuple[str, int]:
+    """`text` with `line` inserted after the line `anchor`; returns it and the new line's number."""
+    lines = text.splitlines(keepends=True)
+    at = lines.index(anchor + "\n") + 1
+    lines.insert(at, line + "\n")
+    return "".join(lines), at + 1
+
+
+def test_a_duplicated_key_in_the_pipeline_config_names_file_key_and_line(tmp_path: Path):
+    path = write_config(tmp_path, landing=tmp_path, enabled=["police_crimes"])
+    text, line = _with_line_after(path.read_text(), "lake:", "  root: /somewhere/else")
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(err.value) == (
+        f"{path}: key 'lake.root' is given twice, at line {line} and again at line {line + 1}; "
+        "YAML would silently keep the last value: keep one"
+    )
+
+
+def test_a_duplicated_top_level_key_is_refused(tmp_path: Path):
+    path = write_config(tmp_path, landing=tmp_path, enabled=["police_crimes"])
+    text = path.read_text() + "city: rotterdam\n"
+    path.write_text(text)
+    with pytest.raises(
+        ConfigError,
+        match=rf"key 'city' is given twice, at line 1 and again at line "
+        rf"{len(text.splitlines())};",
+    ):
+        load_settings(path)
+
+
+@pytest.mark.parametrize(
+    ("anchor", "line", "key", "lines_apart"),
+    [
+        ("    timezone: America/Chicago", "    timezone: Europe/Amsterdam", "events.timestamp.timezone", 1),
+        ("      THEFT: theft", "      THEFT: burglary", "events.category.map.THEFT", 1),
+        # a flow mapping inside a list: both `name`s are on the inserted line
+        ("  - {name: Date}", "  - {name: Beat, name: Ward}", "columns.3.name", 0),
+    ],
+)
+def test_a_duplicated_key_in_a_contract_is_refused_with_its_dotted_path(
+    tmp_path: Path, anchor, line, key, lines_apart
+):
+    text, at = _with_line_after((ROOT / "conf" / "partners" / "police_crimes.yaml").read_text(), anchor, line)
+    contracts = tmp_path / "partners"
+    contracts.mkdir()
+    (contracts / "police_crimes.yaml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_contract(contracts / "police_crimes.yaml")
+    assert str(err.value) == (
+        f"{contracts / 'police_crimes.yaml'}: key '{key}' is given twice, at line {at - lines_apart} "
+        f"and again at line {at}; YAML would silently keep the last value: keep one"
+    )
+    # and through the pipeline config, which loads every enabled contract
+    path = write_config(
+        tmp_path, landing=tmp_path, enabled=["police_crimes"], **{"partners.contracts_dir": str(contracts)}
+    )
+    with pytest.raises(ConfigError, match=rf"police_crimes.yaml: key '{key}' is given twice"):
+        load_settings(path)
+
+
+def test_the_strict_loader_reads_everything_else_as_safe_load_does():
+    for path in [ROOT / "conf" / "riskradar.yaml", *sorted((ROOT / "conf" / "partners").glob("*.yaml"))]:
+        text = path.read_text()
+        assert yaml.load(text, Loader=StrictLoader) == yaml.safe_load(text), path
+    # keys merged in from an anchor may be overridden; that is not a duplicate
+    text = "base: &b {a: 1, b: 2}\nfeed:\n  <<: *b\n  a: 3\n"
+    assert yaml.load(text, Loader=StrictLoader) == {"base": {"a": 1, "b": 2}, "feed": {"a": 3, "b": 2}}
+    # keys that read as the same value are the same key
+    with pytest.raises(yaml.YAMLError, match="key 'off' at line 2 repeats line 1"):
+        yaml.load("false: 1\noff: 2\n", Loader=StrictLoader)
+    with pytest.raises(yaml.constructor.ConstructorError):  # still a SafeLoader
+        yaml.load("x: !!python/object/apply:os.system ['true']\n", Loader=StrictLoader)
+
+
+# --------------------------------------------------------------------------- local roots only
+
+
+OBJECT_STORES = [
+    "s3a://bucket/lake",
+    "s3://bucket/lake",
+    "gs://bucket/lake",
+    "abfss://lake@account.dfs.core.windows.net/riskradar",
+    "hdfs://namenode:8020/lake",
+    "s3a:/bucket/lake",
+    "file://fileserver/share/lake",  # a file URI with a host is not a local path
+]
+
+
+@pytest.mark.parametrize("value", OBJECT_STORES)
+@pytest.mark.parametrize("key", ["lake.root", "partners.landing_root"])
+def test_object_store_roots_are_refused_with_the_reason(tmp_path: Path, monkeypatch, key, value):
+    monkeypatch.chdir(tmp_path)
+    path = write_config(tmp_path, landing=tmp_path / "landing", enabled=["police_crimes"], **{key: value})
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: key '{key}' = {value!r}: ")
+    reason = "atomic folder renames and a lock file" if key == "lake.root" else "a regular file inside"
+    assert reason in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf"]  # no local 's3a:' folder
+
+
+def test_the_lake_reason_says_what_object_stores_need(tmp_path: Path):
+    path = write_config(
+        tmp_path, landing=tmp_path, enabled=["police_crimes"], **{"lake.root": "s3a://b/lake"}
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(err.value) == (
+        f"{path}: key 'lake.root' = 's3a://b/lake': s3a: URIs are not supported: publishing relies on "
+        "atomic folder renames and a lock file, which object stores do not provide; an object store "
+        "needs a table format with atomic commits (Delta Lake, Iceberg), which the lake does not "
+        "support yet. Use a local folder, a file system every node mounts (NFS), or file:///absolute/path"
+    )
+
+
+def test_an_object_store_lake_from_the_environment_is_refused(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RISKRADAR_LAKE", "s3a://b/lake")
+    path = write_config(tmp_path, landing=tmp_path, enabled=["police_crimes"])
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(err.value).startswith(
+        f"environment variable RISKRADAR_LAKE (overrides {path}): key 'lake.root' = 's3a://b/lake': "
+        "s3a: URIs are not supported: publishing relies on atomic folder renames"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf"]
+
+
+def test_file_uris_are_local_paths(tmp_path: Path, monkeypatch):
+    landing = tmp_path / "landing area"
+    (landing / "police_crimes").mkdir(parents=True)
+    path = write_config(
+        tmp_path,
+        landing=landing,
+        enabled=["police_crimes"],
+        **{"lake.root": (tmp_path / "the lake").as_uri(), "partners.landing_root": landing.as_uri()},
+    )
+    settings = load_settings(path)
+    assert settings.lake_root == tmp_path / "the lake"
+    assert settings.landing_dir(settings.contract("police_crimes")) == landing / "police_crimes"
+    monkeypatch.setenv("RISKRADAR_LAKE", "file:///srv/riskradar/lake")
+    assert load_settings(path).lake_root == Path("/srv/riskradar/lake")
+
+
+# --------------------------------------------------------------------------- paths stay in their roots
+
+
+def _settings_with_contract(tmp_path: Path, landing: Path, **changes) -> tuple[Path, Path]:
+    """A pipeline config whose police contract (under tmp_path) has `changes`; returns both paths."""
+    contract = _contract_file(tmp_path, **changes)
+    path = write_config(
+        tmp_path, landing=landing, enabled=["police_crimes"], **{"partners.contracts_dir": str(tmp_path)}
+    )
+    return path, contract
+
+
+@pytest.mark.parametrize("value", ["../../../etc", "/etc", "police_crimes/../../outside", ".."])
+def test_a_landing_path_that_leaves_the_landing_root_is_refused(tmp_path: Path, value):
+    landing = tmp_path / "landing"
+    (landing / "police_crimes").mkdir(parents=True)
+    path, contract = _settings_with_contract(tmp_path, landing, **{"landing.path": value})
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(err.value).startswith(
+        f"{contract}: key 'landing.path' = {value!r}: must name a folder inside {landing} "
+        f"(partners.landing_root of {path}), but resolves to "
+    )
+
+
+def test_a_landing_folder_that_is_a_symlink_out_of_the_root_is_refused(tmp_path: Path):
+    landing, outside = tmp_path / "landing", tmp_path / "outside"
+    landing.mkdir()
+    outside.mkdir()
+    (landing / "police_crimes").symlink_to(outside, target_is_directory=True)
+    path, contract = _settings_with_contract(tmp_path, landing)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(err.value) == (
+        f"{contract}: key 'landing.path' = 'police_crimes': must name a folder inside {landing} "
+        f"(partners.landing_root of {path}), but resolves to {outside}"
+    )
+
+
+def test_landing_dir_is_resolved_and_checked_on_every_call(tmp_path: Path):
+    landing, outside = tmp_path / "landing", tmp_path / "outside"
+    (landing / "deliveries" / "police").mkdir(parents=True)
+    outside.mkdir()
+    (landing / "police_crimes").symlink_to(landing / "deliveries" / "police")  # stays inside: fine
+    path, contract = _settings_with_contract(tmp_path, landing)
+    settings = load_settings(path)
+    police = settings.contract("police_crimes")
+    assert settings.landing_dir(police) == landing / "deliveries" / "police"
+    (landing / "police_crimes").unlink()
+    (landing / "police_crimes").symlink_to(outside)  # swapped after the config was loaded
+    with pytest.raises(
+        ConfigError, match=rf"key 'landing.path' = 'police_crimes': .* resolves to {outside}$"
+    ):
+        settings.landing_dir(police)
+
+
+@pytest.mark.parametrize("value", ["../../../etc/passwd", "/etc/passwd", "sub/../../police_crimes.yaml", "."])
+def test_an_expectation_suite_outside_the_expectations_dir_is_refused(tmp_path: Path, value):
+    path, contract = _settings_with_contract(tmp_path, tmp_path, expectation_suite=value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    expectations = ROOT / "expectations"
+    assert str(err.value).startswith(
+        f"{contract}: key 'expectation_suite' = {value!r}: must name a file inside {expectations} "
+        f"(expectations_dir of {path}), but resolves to "
+    )
+
+
+def test_suite_paths_are_resolved_inside_the_expectations_dir(tmp_path: Path):
+    settings = load_settings(ROOT / "conf" / "riskradar.yaml")
+    assert settings.suite_path(settings.contract("weather")) == ROOT / "expectations" / "weather.json"
+    assert settings.suite_path_for("gold_scores.json") == ROOT / "expectations" / "gold_scores.json"
+    with pytest.raises(ConfigError, match=r"the suite '../conf/riskradar.yaml': must name a file inside"):
+        settings.suite_path_for("../conf/riskradar.yaml")
+
+
+# --------------------------------------------------------------------------- event time policy
+
+
+def test_event_time_policy_is_read_from_the_contracts():
+    settings = load_settings(ROOT / "conf" / "riskradar.yaml")
+    police = settings.contract("police_crimes").events.timestamp
+    sanitation = settings.contract("sanitation_311").events.timestamp
+    assert (police.nonexistent, police.ambiguous, police.earliest) == (
+        "shift_forward",
+        "earlier",
+        date(2001, 1, 1),
+    )
+    assert (sanitation.nonexistent, sanitation.ambiguous, sanitation.earliest) == (
+        "shift_forward",
+        "earlier",
+        date(1999, 1, 1),
+    )
+
+
+def test_event_time_policy_defaults_to_what_spark_does(tmp_path: Path):
+    timestamp = {"column": "Date", "format": "MM/dd/yyyy hh:mm:ss a", "timezone": "America/Chicago"}
+    spec = load_contract(_contract_file(tmp_path, **{"events.timestamp": timestamp})).events.timestamp
+    assert (spec.nonexistent, spec.ambiguous, spec.earliest) == ("shift_forward", "earlier", date(1970, 1, 1))
+    changed = {**timestamp, "nonexistent": "quarantine", "ambiguous": "later", "earliest": "2010-06-01"}
+    spec = load_contract(_contract_file(tmp_path, **{"events.timestamp": changed})).events.timestamp
+    assert (spec.nonexistent, spec.ambiguous, spec.earliest) == ("quarantine", "later", date(2010, 6, 1))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"events.timestamp.nonexistent": "skip"},
+            "key 'events.timestamp.nonexistent' = 'skip': Input should be 'shift_forward' or 'quarantine'",
+        ),
+        (
+            {"events.timestamp.ambiguous": "first"},
+            "key 'events.timestamp.ambiguous' = 'first': Input should be 'earlier', 'later' or 'quarantine'",
+        ),
+        (
+            {"events.timestamp.earliest": "long ago"},
+            "key 'events.timestamp.earliest' = 'long ago': Input should",
+        ),
+    ],
+)
+def test_a_wrong_event_time_policy_is_explained(tmp_path: Path, change, message):
+    path = _contract_file(tmp_path, **change)
+    with pytest.raises(ConfigError) as err:
+        load_contract(path)
+    assert str(err.value).startswith(f"{path}: {message}")
