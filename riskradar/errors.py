@@ -45,3 +45,10 @@ class NothingToDo(RiskradarError):
 
 class NoChampion(RiskradarError):
     """A registered model has no version with the alias `champion`: nothing reviewed to score with."""
+
+
+class KeyMismatch(RiskradarError):
+    """The pseudonymisation key differs from the one the lake was built with (or the lake's
+    record of it cannot be read): its pseudonyms would not match the lake's."""
+
+    exit_code = 2

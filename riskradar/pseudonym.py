@@ -1,24 +1,44 @@
-"""Keyed pseudonymisation (HMAC-SHA256) as native Spark expressions.
+"""Keyed pseudonymisation (HMAC-SHA256) in Spark, with the key kept out of every plan.
 
 HMAC(K, m) = H((K ^ opad) || H((K ^ ipad) || m)) is built from Spark's own `sha2`, so it
-runs on the executors without a Python UDF. The same key gives the same pseudonym in every
-run and every feed, so records stay linkable for deduplication but not readable.
+runs on the executors without a Python UDF. The key's two padded forms travel as data: a
+one-row frame made from an RDD, broadcast and cross-joined to the rows, then dropped. A plan
+then shows `Scan ExistingRDD[...]` where an expression literal would have shown the padded
+key, so the Spark UI's SQL tab, its REST API, the event log, `explain()` and any exception
+that prints a plan hold no form of the key. Classic (py4j) sessions only: Spark Connect sends
+a local frame inside the plan.
+
+The same key gives the same pseudonym in every run and every feed, so records stay linkable
+for deduplication but not readable. The lake records which key built it (a keyed fingerprint,
+never the key) in `<lake>/_meta/pseudonym_key.json`; a run with another key is refused until
+`riskradar rekey` has migrated the lake.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import os
 import secrets
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from riskradar.errors import MissingPseudonymKey
+from riskradar.errors import KeyMismatch, MissingPseudonymKey
 
 _BLOCK = 64  # SHA-256 block size in bytes
 MIN_KEY_BYTES = 16
+DEFAULT_KEY_ENV = "RISKRADAR_PSEUDONYM_KEY"
+ALGORITHM = "HMAC-SHA256"
+# The fixed message of the fingerprint. It holds no ':', and every pseudonym's message is
+# "<domain>:<value>", so no pseudonym can equal a fingerprint.
+_FINGERPRINT_MESSAGE = b"riskradar pseudonym key fingerprint v1"
+FINGERPRINT_HEX_CHARS = 16
+KEY_RECORD = Path("_meta") / "pseudonym_key.json"
 
 
 def load_key(env_var: str) -> bytes:
@@ -54,16 +74,54 @@ def ensure_demo_key(path: Path, env_var: str) -> tuple[bytes, bool]:
 
 
 def _pads(key: bytes) -> tuple[bytes, bytes]:
+    """The key's inner and outer padded forms (RFC 2104): key ^ 0x36.., key ^ 0x5C.."""
     if len(key) > _BLOCK:
         key = hashlib.sha256(key).digest()
     key = key.ljust(_BLOCK, b"\x00")
     return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
-def hmac_sha256(value: Column, key: bytes, *, domain: str) -> Column:
-    """Hex HMAC-SHA256 of `domain:value`; null stays null.
+def pseudonymise(df: DataFrame, columns: dict[str, Column], key: bytes, *, domain: str) -> DataFrame:
+    """Return `df` with each `name -> value` of `columns` added (or replaced) as the hex
+    HMAC-SHA256 of f"{domain}:{trim(value)}"; a null or blank (after trim) value gives null.
+    The key's pads join the rows as data (a broadcast one-row frame), never as a plan literal.
 
-    `domain` (e.g. the feed name) keeps equal raw ids of different feeds apart.
+    `domain` (e.g. the feed name) keeps equal raw ids of different feeds apart. Trimming is
+    Spark's `trim` (surrounding spaces), so " 42 " and "42" get one pseudonym; a value without
+    surrounding spaces gets the same pseudonym as before trimming was introduced. The other
+    columns of `df` and their order are kept; a replaced column keeps its place.
+    """
+    if not columns:
+        return df
+    ipad, opad = _pads(key)
+    # Names no caller uses, new on every call: a frame pseudonymised twice, or a join of two
+    # pseudonymised frames, never sees two pad columns of one name.
+    tag = uuid.uuid4().hex[:12]
+    ipad_name, opad_name = f"__rr_ipad_{tag}", f"__rr_opad_{tag}"
+    spark = df.sparkSession
+    # From an RDD, not a local list: a local relation may be printed with its rows.
+    rows = spark.sparkContext.parallelize([(bytearray(ipad), bytearray(opad))], 1)
+    pads = spark.createDataFrame(rows, f"`{ipad_name}` binary, `{opad_name}` binary")
+    ipad_col, opad_col = F.col(f"`{ipad_name}`"), F.col(f"`{opad_name}`")
+    prefix = F.lit(f"{domain}:".encode())
+
+    def hashed(value: Column) -> Column:
+        text = F.trim(value.cast("string"))
+        inner = F.unhex(F.sha2(F.concat(ipad_col, prefix, text.cast("binary")), 256))
+        digest = F.sha2(F.concat(opad_col, inner), 256)
+        return F.when(text.isNull() | (text == ""), F.lit(None).cast("string")).otherwise(digest)
+
+    joined = df.crossJoin(F.broadcast(pads))
+    return joined.withColumns({name: hashed(value) for name, value in columns.items()}).drop(
+        ipad_name, opad_name
+    )
+
+
+def hmac_sha256(value: Column, key: bytes, *, domain: str) -> Column:
+    """Deprecated: puts the padded key into the plan as literals; use `pseudonymise`.
+
+    Kept only until bronze.py and conform.py call `pseudonymise`. Hex HMAC-SHA256 of
+    `domain:value`; null stays null.
     """
     ipad, opad = _pads(key)
     message = F.concat(F.lit(f"{domain}:".encode()), value.cast("string").cast("binary"))
@@ -71,3 +129,91 @@ def hmac_sha256(value: Column, key: bytes, *, domain: str) -> Column:
     return F.when(value.isNull(), F.lit(None).cast("string")).otherwise(
         F.sha2(F.concat(F.lit(opad), inner), 256)
     )
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A short keyed fingerprint of `key` (the first 16 hex chars of HMAC-SHA256(key, a fixed
+    message)): equal keys give equal fingerprints, and it reveals nothing usable about the key
+    (it is neither the key nor a plain hash of it)."""
+    return hmac.new(key, _FINGERPRINT_MESSAGE, hashlib.sha256).hexdigest()[:FINGERPRINT_HEX_CHARS]
+
+
+def key_record_path(lake_root: Path) -> Path:
+    return Path(lake_root) / KEY_RECORD
+
+
+def check_lake_key(lake_root: Path, key: bytes, *, key_env: str = DEFAULT_KEY_ENV) -> str:
+    """The fingerprint of `key`, after making sure the lake at `lake_root` was built with it.
+
+    A lake without a record gets one (its first run with personal data decides the key);
+    a lake whose record names another fingerprint raises KeyMismatch, naming both fingerprints,
+    the environment variable `key_env` the key came from and `riskradar rekey`. Two first runs
+    at once cannot both record: the record is published without replacing one that exists.
+    """
+    fingerprint = key_fingerprint(key)
+    path = key_record_path(lake_root)
+    if not path.exists():
+        _publish(path, _record(fingerprint), replace=False)
+    recorded = _read_record(path)
+    if recorded != fingerprint:
+        raise KeyMismatch(
+            f"the lake at {lake_root} was built with the pseudonymisation key of fingerprint "
+            f"{recorded} (recorded in {path}), but {key_env} holds a key of fingerprint "
+            f"{fingerprint}. Its pseudonyms would not match the lake's, and the same people and "
+            f"events would be counted again under new ids. Set {key_env} to the lake's key, or "
+            f"move the lake to the new key with `riskradar rekey`."
+        )
+    return fingerprint
+
+
+def write_lake_key(lake_root: Path, key: bytes) -> str:
+    """Record `key`'s fingerprint as the lake's key, replacing any record (for `riskradar
+    rekey`, once the lake's pseudonyms have moved to `key`); returns the fingerprint."""
+    fingerprint = key_fingerprint(key)
+    _publish(key_record_path(lake_root), _record(fingerprint), replace=True)
+    return fingerprint
+
+
+def _record(fingerprint: str) -> dict[str, str]:
+    return {
+        "fingerprint": fingerprint,
+        "algorithm": ALGORITHM,
+        "fingerprint_of": f"HMAC-SHA256(key, {_FINGERPRINT_MESSAGE.decode()!r}), "
+        f"first {FINGERPRINT_HEX_CHARS} hex characters",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _publish(path: Path, record: dict[str, str], *, replace: bool) -> None:
+    """Write `record` as `path` atomically: a temp file in the same folder, then a rename
+    (`replace`) or a hard link, which fails if another process published first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    try:
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    except FileExistsError:
+        pass  # another run recorded its key first; the caller compares with that one
+    except OSError:  # a file system without hard links: rename, unless a record appeared
+        if not path.exists():
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_record(path: Path) -> str:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        fingerprint = record["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise KeyMismatch(
+            f"{path}: the lake's pseudonymisation key record cannot be read ({exc!r}); it should "
+            f'be JSON with a "fingerprint". Restore it from a backup, or rewrite it with '
+            f"`riskradar rekey` once you know which key built the lake."
+        ) from None
+    if not isinstance(fingerprint, str):
+        raise KeyMismatch(f'{path}: "fingerprint" should be a string, not {fingerprint!r}')
+    return fingerprint
