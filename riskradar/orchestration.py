@@ -3,6 +3,16 @@ failure callback that writes to the audit log, and the week a weekly run works o
 
 Imported by the DAG files at parse time, so it imports nothing heavy and touches no file: the
 config is read by tasks at run time, from the DAG param `config`.
+
+Where a submitted driver listens: spark-submit starts the driver's JVM, so the task gives it
+`SPARK_LOCAL_IP=127.0.0.1` in its environment (`spark_env()`); Spark's web UI binds to that
+variable, or to every interface without it. The job's session (riskradar.spark.get_session)
+binds the driver itself to 127.0.0.1 and keeps the UI off unless the pipeline config's
+`spark.conf` says otherwise; a cluster whose executors must reach the driver sets
+`spark.driver.host` (and `spark.driver.bindAddress`) there, and the UI stays on loopback. A
+task submitted with `deploy_mode="cluster"` gets no environment from here: its driver runs on
+a cluster node, in the cluster's environment (and the provider refuses `env_vars` for a
+standalone cluster in that mode).
 """
 
 from __future__ import annotations
@@ -82,11 +92,21 @@ def spark_conf() -> dict[str, str]:
     }
 
 
+def spark_env() -> dict[str, str]:
+    """The variables spark-submit gets on top of the task's environment: SPARK_LOCAL_IP, so
+    that the driver's web UI (if a config turns it on) and its default address are on
+    127.0.0.1 only (see the module docstring)."""
+    return {"SPARK_LOCAL_IP": "127.0.0.1"}
+
+
 def spark_job(task_id: str, job: str, args: list[str], **kwargs: Any):
     """A task that spark-submits jobs/<job>.py with `args` and the run's config, on the
-    connection `spark_default`."""
+    connection `spark_default`, with `spark_env()` unless the driver runs on the cluster
+    (`deploy_mode="cluster"`)."""
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
+    if kwargs.get("deploy_mode") != "cluster":
+        kwargs.setdefault("env_vars", spark_env())
     return SparkSubmitOperator(
         task_id=task_id,
         application=job_path(job),
