@@ -20,9 +20,10 @@ from pyspark.sql import functions as F
 from features.grid import Grid, cells_in_areas
 from features.panel import PanelSpec, build_panel, check_schema, index_of, week_index, week_of, week_start
 from riskradar.audit import audited_run
+from riskradar.catalog import published_batches, read_history, read_silver
 from riskradar.config import Settings
 from riskradar.errors import ConfigError, NothingToDo
-from riskradar.lake import Lake, Publisher, has_parquet, read_json_dir, write_json
+from riskradar.lake import Lake, Publisher, read_json_dir, write_json
 from riskradar.runtime import context, job_parser, parse
 
 
@@ -60,16 +61,11 @@ def _latest(df: DataFrame, key: str) -> DataFrame:
     return df.withColumn("__n", F.row_number().over(order)).where("__n = 1").drop("__n")
 
 
-def _read(spark: SparkSession, path) -> DataFrame | None:
-    return spark.read.parquet(str(path)) if has_parquet(path) else None
-
-
 def load_inputs(spark: SparkSession, settings: Settings, lake: Lake) -> dict[str, DataFrame | None]:
+    """The current rows of the silver tables (one per event, day and area), as published."""
     return {
-        "events": _read(spark, lake.silver("events")),
-        "weather": _read(spark, lake.silver("weather")),
-        "areas": _read(spark, lake.silver("areas")),
-        "boundaries": _read(spark, lake.silver("boundaries")),
+        table: read_silver(spark, settings, lake, table)
+        for table in ("events", "weather", "areas", "boundaries")
     }
 
 
@@ -194,9 +190,7 @@ def build(
 
 
 def _validated_batches(lake: Lake, settings: Settings) -> list[str]:
-    return sorted(
-        m["batch_id"] for feed in settings.contracts for m in read_json_dir(lake.validated_markers(feed))
-    )
+    return published_batches(lake, settings)
 
 
 def _first_changed_week(
@@ -221,11 +215,13 @@ def _first_changed_week(
     new = sorted(set(_validated_batches(lake, settings)) - seen)
     if not new:
         return index_of(date.fromisoformat(builds[-1]["last_week"]))  # only the newest week again
-    touched = (
-        events.where(F.col("batch_id").isin(new))
-        .select(F.min(week_index(week_start(F.col("occurred_at"), settings.timezone))))
-        .first()[0]
-    )
+    # A new batch touches the weeks of its events, and a correction also those of the versions
+    # it replaced (an event moved to another week leaves its old week).
+    times = events.where(F.col("batch_id").isin(new)).select("occurred_at")
+    replaced = read_history(spark, settings, lake, "events")
+    if replaced is not None:
+        times = times.unionByName(replaced.where(F.col("superseded_by").isin(new)).select("occurred_at"))
+    touched = times.select(F.min(week_index(week_start(F.col("occurred_at"), settings.timezone)))).first()[0]
     return history_start if touched is None else max(touched, history_start)
 
 

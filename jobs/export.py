@@ -22,6 +22,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from riskradar.audit import audited_run
+from riskradar.catalog import read_silver
 from riskradar.config import Settings
 from riskradar.errors import NothingToDo
 from riskradar.exports import ReportContext, render_report, to_csv, to_geojson, write_text
@@ -126,22 +127,20 @@ def partner_freshness(spark: SparkSession, settings: Settings, lake: Lake) -> di
     """Each enabled feed -> the local date of its newest data (events and series), or the date
     its newest delivery was ingested (area tables, which have no time of their own)."""
     out: dict[str, str] = {}
-    events = lake.silver("events")
-    if has_parquet(events):
+    events = read_silver(spark, settings, lake, "events")
+    if events is not None:
         local = F.to_date(F.from_utc_timestamp(F.max("occurred_at"), settings.timezone))
-        for row in spark.read.parquet(str(events)).groupBy("partner").agg(local.alias("d")).collect():
+        for row in events.groupBy("partner").agg(local.alias("d")).collect():
             out[row["partner"]] = f"{row['d']} (newest event)"
-    weather = lake.silver("weather")
-    if has_parquet(weather):
-        newest = spark.read.parquet(str(weather)).agg(F.max("date")).first()[0]
-        for name, contract in settings.contracts.items():
-            if contract.series is not None:
-                out[name] = f"{newest} (newest day)"
+    for name, contract in settings.contracts.items():
+        if contract.series is not None:
+            series = read_silver(spark, settings, lake, name)
+            if series is not None:
+                out[name] = f"{series.agg(F.max('date')).first()[0]} (newest day)"
     for table in ("areas", "boundaries"):
-        path = lake.silver(table)
-        if has_parquet(path):
-            rows = spark.read.parquet(str(path)).groupBy("partner").agg(F.max("ingested_at").alias("d"))
-            for row in rows.collect():
+        rows = read_silver(spark, settings, lake, table)
+        if rows is not None:
+            for row in rows.groupBy("partner").agg(F.max("ingested_at").alias("d")).collect():
                 out[row["partner"]] = f"{str(row['d'])[:10]} (delivered)"
     for name in settings.contracts:
         out.setdefault(name, "no data published yet")
@@ -149,10 +148,10 @@ def partner_freshness(spark: SparkSession, settings: Settings, lake: Lake) -> di
 
 
 def _boundaries(spark: SparkSession, settings: Settings, lake: Lake) -> list[tuple[Any, str, str]]:
-    path = lake.silver("boundaries")
-    if not has_parquet(path):
+    boundaries = read_silver(spark, settings, lake, "boundaries")
+    if boundaries is None:
         return []
-    rows = spark.read.parquet(str(path)).select("area_code", "area_name", "geometry_geojson")
+    rows = boundaries.select("area_code", "area_name", "geometry_geojson")
     return [tuple(r) for r in rows.dropDuplicates(["area_code"]).collect()]
 
 

@@ -28,6 +28,7 @@ from features.panel import describe_feature, is_count_feature
 from models.explain import occlusion_contributions, top_drivers
 from models.metrics import flagged_count
 from riskradar.audit import audited_run
+from riskradar.catalog import read_silver
 from riskradar.config import Settings
 from riskradar.errors import ConfigError, NoChampion, NothingToDo, ValidationGateFailed
 from riskradar.lake import Lake, Publisher, has_parquet, partition_values, read_json_dir
@@ -139,7 +140,7 @@ def score_target(
     grid = Grid(settings.grid.cell_size_m, settings.project_crs)
     out = (
         with_geometry(scored, grid)
-        .join(_area_names(spark, lake), "area_code", "left")
+        .join(_area_names(spark, settings, lake), "area_code", "left")
         .withColumns(
             {
                 "target": F.lit(target),
@@ -287,12 +288,12 @@ def driver_detail(name: str, value: float, typical: float, effect: float, min_co
     return f"{describe_feature(name)}: {shown} (typical {usual}), {effect:+.3f} expected"
 
 
-def _area_names(spark: SparkSession, lake: Lake) -> DataFrame:
-    path = lake.silver("areas")
+def _area_names(spark: SparkSession, settings: Settings, lake: Lake) -> DataFrame:
+    areas = read_silver(spark, settings, lake, "areas")
     schema = "area_code int, area_name string"
-    if not has_parquet(path):
+    if areas is None:
         return spark.createDataFrame([], schema)
-    areas = spark.read.parquet(str(path)).select("area_code", "area_name")
+    areas = areas.select("area_code", "area_name")
     return areas.dropDuplicates(["area_code"]).selectExpr("cast(area_code as int) area_code", "area_name")
 
 

@@ -14,7 +14,7 @@ from pyspark.sql import types as T
 
 from riskradar.config import Contract
 from riskradar.delivery import FileInspection
-from riskradar.pseudonym import hmac_sha256
+from riskradar.pseudonym import pseudonymise
 
 _CORRUPT = "__corrupt_record"
 _REPLACEMENT_CHAR = "\ufffd"
@@ -29,18 +29,29 @@ def read_delivery(
     ingested_at: datetime,
     file_issue: tuple[str, str] | None = None,
 ) -> DataFrame:
-    """Bronze rows of one file. `file_issue` (rule, reason) marks every row, e.g. a missing column."""
+    """Bronze rows of one file, read from its staged copy. `file_issue` (rule, reason) marks
+    every row, e.g. a missing column.
+
+    A row that does not split into the header's fields keeps none of its values: they may
+    have shifted into other columns (a missing field moved an address into `Date`), so no
+    column can be trusted to hold what its name says, personal or not. The raw line is never
+    kept either; the row keeps its lineage and the reason.
+    """
     raw, present = _read_raw(spark, inspection, contract)
     raw = _with_row_numbers(raw)
     rule, reason = _row_issue(raw, contract, present, file_issue)
-    kept = []
-    for name in contract.kept_columns:
-        value = F.col(_q(name)) if name in present else F.lit(None).cast("string")
-        if name in contract.pseudonymised_columns:
-            value = hmac_sha256(value, key, domain=contract.name)
-        kept.append(value.alias(name))
+    # (With no contract column in the file, every row's values are null anyway, and Spark
+    # refuses a query that reads only the corrupt-record column.)
+    malformed = F.col(_CORRUPT).isNotNull() if present & set(contract.kept_columns) else F.lit(False)
+    kept = [
+        F.when(~malformed, F.col(_q(name))).alias(name)
+        if name in present
+        else F.lit(None).cast("string").alias(name)
+        for name in contract.kept_columns
+    ]
     out = raw.select(
         *kept,
+        malformed.alias("__malformed"),
         rule.alias("ingest_rule"),
         reason.alias("ingest_reason"),
         F.lit(inspection.name).alias("source_file"),
@@ -48,10 +59,14 @@ def read_delivery(
         F.col("__row").alias("source_row"),
         F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
     )
-    # Hash of the delivered content (after pseudonymisation) to find exact duplicates.
-    row_hash = F.sha2(F.to_json(F.struct(*[F.col(_q(n)) for n in contract.kept_columns])), 256).alias(
-        "row_hash"
+    out = pseudonymise(
+        out, {n: F.col(_q(n)) for n in contract.pseudonymised_columns}, key, domain=contract.name
     )
+    # Hash of the delivered content (after pseudonymisation) to find exact duplicates and
+    # unchanged re-deliveries; a malformed row kept no content, so its position stands in.
+    content = F.to_json(F.struct(*[F.col(_q(n)) for n in contract.kept_columns]))
+    position = F.concat_ws(":", F.lit("malformed"), F.col("source_sha256"), F.col("source_row"))
+    row_hash = F.sha2(F.when(F.col("__malformed"), position).otherwise(content), 256).alias("row_hash")
     return out.select(
         *[F.col(_q(n)) for n in contract.kept_columns],
         "ingest_rule",
@@ -72,7 +87,8 @@ def _read_raw(
     spark: SparkSession, inspection: FileInspection, contract: Contract
 ) -> tuple[DataFrame, set[str]]:
     reader = contract.reader
-    path = str(inspection.path)
+    assert inspection.staged is not None, "read_delivery reads the staged copy of a file"
+    path = str(inspection.staged)
     if reader.format in ("csv", "csv.gz"):
         # Without a header line the contract's column order is the file's.
         header = _unique(inspection.header if reader.header else [c.name for c in contract.columns])
@@ -86,7 +102,9 @@ def _read_raw(
             .option("sep", reader.delimiter)
             .option("quote", reader.quote)
             .option("escape", reader.quote)
-            .option("encoding", reader.encoding)
+            # The staged copy is UTF-8 with '\n' line ends, whatever was delivered; a quoted
+            # field may span lines, as the record count of the staging pass allows.
+            .option("multiLine", True)
             .option("mode", "PERMISSIVE")
             .option("columnNameOfCorruptRecord", _CORRUPT)
             .csv(path)
@@ -95,7 +113,6 @@ def _read_raw(
     if reader.format == "jsonl":
         df = (
             spark.read.option("primitivesAsString", True)
-            .option("encoding", reader.encoding)
             .option("mode", "PERMISSIVE")
             .option("columnNameOfCorruptRecord", _CORRUPT)
             .json(path)
@@ -107,7 +124,7 @@ def _read_raw(
         df = spark.read.parquet(path).withColumn(_CORRUPT, F.lit(None).cast("string"))
         return _all_strings(df), set(df.columns) - {_CORRUPT}
     if reader.format == "geojson":
-        doc = spark.read.option("multiLine", True).option("encoding", reader.encoding).json(path)
+        doc = spark.read.option("multiLine", True).json(path)
         if "features" not in doc.columns:
             return _empty_raw(spark), set()
         feats = doc.select(F.explode("features").alias("f"))

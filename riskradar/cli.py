@@ -17,6 +17,7 @@ from riskradar.errors import RiskradarError
 COMMANDS = {
     "ingest": ("jobs.ingest", "delivered files -> bronze (lineage, personal data pseudonymised)"),
     "validate": ("jobs.validate", "bronze -> silver | quarantine, behind the expectation gate"),
+    "batches": ("jobs.batches", "list a feed's batches; discard or retry one that was set aside"),
     "build-features": ("jobs.build_features", "silver -> gold/features, the cell x week panel"),
     "train": ("jobs.train", "backtest candidates vs baselines, log to MLflow, register, gate the champion"),
     "score": ("jobs.score", "the champion's expected counts for every study cell of a week -> gold/scores"),

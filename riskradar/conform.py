@@ -2,9 +2,18 @@
 
 Each `route_*` function returns one frame with every bronze row exactly once: the canonical
 columns (null for quarantined rows), `quarantine_rule` and `quarantine_reason` (null for rows
-to publish) and the lineage columns. Splitting it into silver and quarantine is the job's
-business; keeping them in one frame makes "nothing lost" a property of the code.
-Rules are applied in a fixed order and the first that fails names the row's reason.
+to publish), `change` and `replaces_batch` (below) and the lineage columns. Splitting it into
+silver and quarantine is the job's business; keeping them in one frame makes "nothing lost" a
+property of the code. Rules are applied in a fixed order and the first that fails names the
+row's reason.
+
+A row that passes every rule is compared with the feed's current silver row of the same key
+(event id, date or area code), given as `current` (key, row_hash, batch_id), and with the
+versions that row replaced, given as `replaced` (key, row_hash): `change` is `new` (no current
+row), `unchanged` (the current content again: nothing to publish), `outdated` (the content of
+a version already replaced, e.g. an old export sent again: nothing to publish either) or
+`correction` (content never seen for this key: it replaces the current row, which lives in
+batch `replaces_batch`).
 """
 
 from __future__ import annotations
@@ -16,9 +25,15 @@ from pyspark.sql import functions as F
 
 from riskradar import crs
 from riskradar.config import Contract, Measure, Settings
-from riskradar.pseudonym import hmac_sha256
+from riskradar.localtime import local_to_utc
+from riskradar.pseudonym import pseudonymise
 
 RULE, REASON, DELIVERED = "quarantine_rule", "quarantine_reason", "delivered"
+CHANGE, REPLACES = "change", "replaces_batch"
+# What the time zone made of a published event's wall time, where it was not plain (a DST gap
+# or overlap resolved by the contract's policy): counted and reported, not published.
+TIME_NOTE = "time_note"
+NEW, UNCHANGED, OUTDATED, CORRECTION = "new", "unchanged", "outdated", "correction"
 LINEAGE = ["batch_id", "source_file", "source_sha256", "source_row", "row_hash", "ingested_at"]
 # Bronze columns that describe a row's reading, not its content.
 INGEST = ["ingest_rule", "ingest_reason"]
@@ -65,8 +80,11 @@ def _format_rule(name: str, raw: Column, parsed: Column, column: str, fmt: str) 
     )
 
 
-def _apply(df: DataFrame, rules: list[Rule], canonical: dict[str, Column]) -> DataFrame:
-    """First failing rule wins; canonical columns are nulled for quarantined rows."""
+def _apply(
+    df: DataFrame, rules: list[Rule], canonical: dict[str, Column], *, note: Column | None = None
+) -> DataFrame:
+    """First failing rule wins; canonical columns are nulled for quarantined rows. `note` says,
+    for a published row, what was made of a value that was not plain (see TIME_NOTE)."""
     delivered = [c for c in df.columns if c not in LINEAGE and not c.startswith("__")]
     # Canonical values and the rule are computed once as columns (under private names, so a
     # delivered `date` never clashes with the canonical `date`) and then referenced by name.
@@ -79,10 +97,21 @@ def _apply(df: DataFrame, rules: list[Rule], canonical: dict[str, Column]) -> Da
         reason = F.when(r.failed, r.reason).otherwise(reason)
     df = df.withColumns({"__rule": rule, "__reason": reason})
     keep = F.col("__rule").isNull()
+    current = F.col("__cur_batch")
+    change = (
+        F.when(~keep, F.lit(None).cast("string"))
+        .when(current.isNull(), F.lit(NEW))
+        .when(F.col("__cur_hash") == F.col("row_hash"), F.lit(UNCHANGED))
+        .when(F.col("__seen_before"), F.lit(OUTDATED))
+        .otherwise(F.lit(CORRECTION))
+    )
     return df.select(
         *[F.when(keep, F.col(f"__c_{name}")).alias(name) for name in canonical],
         F.col("__rule").alias(RULE),
         F.col("__reason").alias(REASON),
+        change.alias(CHANGE),
+        F.when(change == CORRECTION, current).alias(REPLACES),
+        F.when(keep, note if note is not None else F.lit(None)).cast("string").alias(TIME_NOTE),
         *LINEAGE,
         # The delivered values, kept as one struct that quarantine unpacks for review.
         F.struct(*[F.col(_q(c)) for c in delivered]).alias(DELIVERED),
@@ -91,7 +120,8 @@ def _apply(df: DataFrame, rules: list[Rule], canonical: dict[str, Column]) -> Da
 
 def canonical_columns(routed: DataFrame) -> list[str]:
     """The canonical columns of a routed frame, in order."""
-    return [c for c in routed.columns if c not in {RULE, REASON, DELIVERED, *LINEAGE}]
+    internal = {RULE, REASON, CHANGE, REPLACES, TIME_NOTE, DELIVERED, *LINEAGE}
+    return [c for c in routed.columns if c not in internal]
 
 
 def _ingest_rule() -> Rule:
@@ -107,14 +137,23 @@ BROADCAST_FLAGGED_ROWS = 1_000_000
 
 
 def _rank_flags(
-    df: DataFrame, keys: dict[str, Column], published_hashes: DataFrame | None
+    df: DataFrame,
+    keys: dict[str, Column],
+    current: DataFrame | None,
+    replaced: DataFrame | None = None,
+    *,
+    key: str,
 ) -> tuple[DataFrame, dict[str, Column]]:
-    """Exact duplicates and repeated keys of a batch, found on a narrow projection.
+    """Exact duplicates and repeated keys of a batch, and rows whose key is current, found on a
+    narrow projection.
 
     Returns `df` with, for flagged rows only (null elsewhere): `__dup_rank`, `__first_file`,
-    `__first_row` (the first occurrence of the row's content), `__pub_batch` (the published
-    batch holding the same content) and `__<key>_rank` per key; and per key the condition
-    "not the first row with this key". Rows are ordered by file and row number.
+    `__first_row` (the first occurrence of the row's content), `__<name>_rank` per key,
+    `__cur_hash`, `__cur_batch` (the content hash and batch of the current row with the same
+    `keys[key]`, from `current`: columns `key`, `row_hash`, `batch_id`) and `__seen_before`
+    (the row's content is a version of the key that was replaced, from `replaced`: `key`,
+    `row_hash`); and per key the condition "not the first row with this key". Rows are ordered
+    by file and row number.
     """
     narrow = df.select(*_RANK_ORDER, "row_hash", *[expr.alias(f"__k_{name}") for name, expr in keys.items()])
     by_hash = Window.partitionBy("row_hash").orderBy(*_RANK_ORDER)
@@ -131,14 +170,29 @@ def _rank_flags(
     flagged = F.col("__dup_rank") > 1
     for name in keys:
         flagged = flagged | (F.col(f"__{name}_rank") > 1)
-    if published_hashes is not None:
-        known = published_hashes.select(
-            F.col("row_hash").alias("__pub_hash"), F.col("batch_id").alias("__pub_batch")
-        ).dropDuplicates(["__pub_hash"])
-        narrow = narrow.join(known, narrow["row_hash"] == known["__pub_hash"], "left").drop("__pub_hash")
-        flagged = flagged | F.col("__pub_batch").isNotNull()
+    if current is not None:
+        known = current.select(
+            F.col("key").alias("__cur_key"),
+            F.col("row_hash").alias("__cur_hash"),
+            F.col("batch_id").alias("__cur_batch"),
+        )
+        narrow = narrow.join(known, narrow[f"__k_{key}"] == known["__cur_key"], "left").drop("__cur_key")
+        flagged = flagged | F.col("__cur_batch").isNotNull()
     else:
-        narrow = narrow.withColumn("__pub_batch", F.lit(None).cast("string"))
+        narrow = narrow.withColumns(
+            {"__cur_hash": F.lit(None).cast("string"), "__cur_batch": F.lit(None).cast("string")}
+        )
+    if replaced is not None:
+        versions = replaced.select(
+            F.col("key").alias("__old_key"),
+            F.col("row_hash").alias("__old_hash"),
+            F.lit(True).alias("__seen"),
+        ).dropDuplicates(["__old_key", "__old_hash"])
+        on = (narrow[f"__k_{key}"] == versions["__old_key"]) & (narrow["row_hash"] == versions["__old_hash"])
+        narrow = narrow.join(versions, on, "left").drop("__old_key", "__old_hash")
+        narrow = narrow.withColumn("__seen_before", F.coalesce(F.col("__seen"), F.lit(False))).drop("__seen")
+    else:
+        narrow = narrow.withColumn("__seen_before", F.lit(False))
     flags = narrow.where(flagged).drop("row_hash", *[f"__k_{name}" for name in keys])
     flags = flags.withColumnsRenamed({c: f"__flag_{c}" for c in _RANK_ORDER})
     # Computed once: the count below and the join then read the checkpoint, which Spark drops
@@ -152,8 +206,9 @@ def _rank_flags(
 
 
 def _duplicate_rules() -> list[Rule]:
-    """Exact duplicates: within the batch (all but the first occurrence) and of published rows
-    (columns from `_rank_flags`)."""
+    """Exact duplicates within the batch: all but the first occurrence (columns from
+    `_rank_flags`). A row equal to the current published one is not a defect: it is
+    `unchanged`."""
     return [
         Rule(
             "duplicate_row",
@@ -166,12 +221,38 @@ def _duplicate_rules() -> list[Rule]:
                 F.lit("' in this delivery"),
             ),
         ),
-        Rule(
-            "duplicate_row",
-            F.col("__pub_batch").isNotNull(),
-            F.concat(F.lit("exact duplicate of a row already published in batch "), F.col("__pub_batch")),
-        ),
     ]
+
+
+def _dst_rules(raw: Column, column: str, zone: str, nonexistent: str, ambiguous: str) -> list[Rule]:
+    """Wall times a daylight-saving change makes doubtful, where the contract quarantines them
+    (columns `__nonexistent`, `__ambiguous` from `local_to_utc`)."""
+    rules = []
+    if nonexistent == "quarantine":
+        rules.append(
+            Rule(
+                "nonexistent_timestamp",
+                F.col("__nonexistent"),
+                F.concat(
+                    F.lit(f"{column} "),
+                    _shown(raw),
+                    F.lit(f" does not exist in {zone}: the clocks were set forward over it"),
+                ),
+            )
+        )
+    if ambiguous == "quarantine":
+        rules.append(
+            Rule(
+                "ambiguous_timestamp",
+                F.col("__ambiguous"),
+                F.concat(
+                    F.lit(f"{column} "),
+                    _shown(raw),
+                    F.lit(f" occurs twice in {zone}: the clocks were set back over it"),
+                ),
+            )
+        )
+    return rules
 
 
 def route_events(
@@ -180,7 +261,8 @@ def route_events(
     settings: Settings,
     *,
     key: bytes,
-    published_hashes: DataFrame | None = None,
+    current: DataFrame | None = None,
+    replaced: DataFrame | None = None,
 ) -> DataFrame:
     """Bronze rows of an events feed -> canonical events + quarantine rules.
 
@@ -204,9 +286,13 @@ def route_events(
         }
     )
     lon_expr, lat_expr = crs.to_lonlat(F.col("__x"), F.col("__y"), m.coordinates.crs)
+    ts = m.timestamp
+    when = local_to_utc(F.col("__local"), ts.timezone, nonexistent=ts.nonexistent, ambiguous=ts.ambiguous)
     bronze = bronze.withColumns(
         {
-            "__occurred": F.to_utc_timestamp(F.col("__local"), m.timestamp.timezone),
+            "__occurred": when.utc,
+            "__nonexistent": when.nonexistent,
+            "__ambiguous": when.ambiguous,
             "__lon": lon_expr,
             "__lat": lat_expr,
         }
@@ -227,10 +313,10 @@ def route_events(
     if m.origin.reported_categories:
         discovered = discovered & ~category.isin(m.origin.reported_categories)
 
-    # The raw id ranks rows exactly as its HMAC would, without hashing every row twice.
-    df, repeated = _rank_flags(bronze, {"id": F.col(_q(m.id_column))}, published_hashes)
+    # The event id is computed before the ranking: it is the key of the current silver rows.
+    bronze = pseudonymise(bronze, {"__event_id": F.col(_q(m.id_column))}, key, domain=contract.name)
+    df, repeated = _rank_flags(bronze, {"id": F.col("__event_id")}, current, replaced, key="id")
     dup_rules = _duplicate_rules()
-    df = df.withColumn("__event_id", hmac_sha256(F.col(_q(m.id_column)), key, domain=contract.name))
 
     exclude_rules = [
         Rule(
@@ -247,6 +333,16 @@ def route_events(
         Rule("missing_id", _blank(F.col(_q(m.id_column))), F.lit(f"{m.id_column} is empty")),
         Rule("missing_timestamp", _blank(ts_raw), F.lit(f"{m.timestamp.column} is empty")),
         _format_rule("unparseable_timestamp", ts_raw, local, m.timestamp.column, fmt),
+        Rule(
+            "implausible_timestamp",
+            local < F.lit(ts.earliest).cast("timestamp"),
+            F.concat(
+                F.lit(f"{ts.column} "),
+                _shown(ts_raw),
+                F.lit(f" is before {ts.earliest}, the earliest plausible time of the contract"),
+            ),
+        ),
+        *_dst_rules(ts_raw, ts.column, ts.timezone, ts.nonexistent, ts.ambiguous),
         Rule(
             "future_timestamp",
             occurred > F.col("ingested_at"),
@@ -324,6 +420,9 @@ def route_events(
         if m.domestic_column
         else F.lit(None).cast("boolean")
     )
+    note = F.when(
+        F.col("__nonexistent"), F.lit(f"nonexistent local time, {ts.nonexistent.replace('_', ' ')}")
+    ).when(F.col("__ambiguous"), F.lit(f"ambiguous local time, {ts.ambiguous} offset taken"))
     canonical = {
         "event_id": F.col("__event_id"),
         "partner": F.lit(contract.name),
@@ -335,7 +434,7 @@ def route_events(
         "origin": F.when(discovered, F.lit("discovered")).otherwise(F.lit("reported")),
         "domestic": domestic.cast("boolean"),
     }
-    return _apply(df, rules, canonical)
+    return _apply(df, rules, canonical, note=note)
 
 
 _CONVERT = {
@@ -381,14 +480,20 @@ def _measure_rules(measures: list[Measure]) -> tuple[list[Rule], dict[str, Colum
     return rules, values
 
 
-def route_series(bronze: DataFrame, contract: Contract) -> DataFrame:
+def route_series(
+    bronze: DataFrame,
+    contract: Contract,
+    *,
+    current: DataFrame | None = None,
+    replaced: DataFrame | None = None,
+) -> DataFrame:
     """Bronze rows of a daily series -> date + converted measures + quarantine rules."""
     s = contract.series
     assert s is not None
     raw = F.col(_q(s.date.column))
     day = F.try_to_date(F.trim(raw), s.date.format)
     measure_rules, values = _measure_rules(s.measures)
-    df, repeated_by = _rank_flags(bronze, {"date": day}, None)
+    df, repeated_by = _rank_flags(bronze, {"date": day}, current, replaced, key="date")
     dup_rules, repeated = _duplicate_rules(), repeated_by["date"]
     rules = [
         _ingest_rule(),
@@ -405,7 +510,13 @@ def route_series(bronze: DataFrame, contract: Contract) -> DataFrame:
     return _apply(df, rules, {"date": day, **values})
 
 
-def route_areas(bronze: DataFrame, contract: Contract) -> DataFrame:
+def route_areas(
+    bronze: DataFrame,
+    contract: Contract,
+    *,
+    current: DataFrame | None = None,
+    replaced: DataFrame | None = None,
+) -> DataFrame:
     """Bronze rows of area attributes or boundaries -> area_code, area_name, indicators or
     geometry (GeoJSON, WGS84) + quarantine rules."""
     a = contract.areas
@@ -413,7 +524,7 @@ def route_areas(bronze: DataFrame, contract: Contract) -> DataFrame:
     code_raw = F.col(_q(a.code_column))
     code = F.trim(code_raw).try_cast("int")
     measure_rules, values = _measure_rules(a.indicators)
-    df, repeated_by = _rank_flags(bronze, {"code": code}, None)
+    df, repeated_by = _rank_flags(bronze, {"code": code}, current, replaced, key="code")
     dup_rules, repeated = _duplicate_rules(), repeated_by["code"]
     not_area = [
         Rule("not_an_area", code == F.lit(int(k)), F.lit(f"{a.code_column} {k}: {why}"))

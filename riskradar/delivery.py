@@ -1,8 +1,22 @@
-"""Inspect delivered files before Spark reads them: hash, header, encoding, row presence.
+"""Take delivered files out of landing safely and inspect them before Spark reads them.
 
-One streaming pass per file (bounded memory, whatever the file size) gives what Spark
-cannot tell us: the file's sha256 (to skip re-deliveries), whether its bytes decode in
-the contract's encoding (and the first line that does not), and its header line.
+Landing is read-only and closed. Only regular files directly in the feed's folder are
+deliveries; a symbolic link, a device or a pipe is refused (recorded, never followed or read).
+Each new file is read once, in one streaming pass that
+
+- hashes the delivered bytes (sha256: the identity of a delivery),
+- decompresses and decodes them in the contract's encoding (bytes that are not valid become
+  U+FFFD, so the rows holding them can be quarantined),
+- counts the records a CSV parser sees (quoted fields may hold newlines; the header excluded),
+  with a bound on the length of a line, and
+- writes the text again as UTF-8 with `\\n` line ends into the run's own staging folder, under
+  a name made of the hash.
+
+Spark then reads that staged copy by its exact path: file names are never globbed, a
+partner's characters (`[`, `*`, `:`, a leading `_`) never reach a Hadoop path, a file replaced
+during ingest cannot slip in (the staged text derives from exactly the hashed bytes), and the
+rows Spark reads can be checked against the records counted here. Binary formats (Parquet,
+GeoJSON) are copied byte for byte while they are hashed.
 """
 
 from __future__ import annotations
@@ -13,113 +27,303 @@ import fnmatch
 import gzip
 import hashlib
 import io
+import json
+import os
+import stat
+import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from riskradar.config import Contract, ReaderOptions
-from riskradar.errors import UnsafeName
 
 _CHUNK = 1 << 20
 _DELIMITER_CANDIDATES = [",", ";", "\t", "|"]
+# A delivered line longer than this is refused before Spark reads it: one 300 MB line took the
+# driver JVM out of memory. Generous: a WKT polygon in a CSV cell stays far below it.
+MAX_LINE_CHARS = 16 * 1024 * 1024
+_TEXT_FORMATS = ("csv", "csv.gz", "jsonl")
+
+
+@dataclass(frozen=True)
+class LandingEntry:
+    """A name in a feed's landing folder that matches the contract's pattern."""
+
+    path: Path
+    name: str
+    problem: str | None = None  # why it is refused without being read (symlink, not a file)
+    identity: str = ""  # for a refused entry: what was seen, so a rerun knows it again
 
 
 @dataclass
 class FileInspection:
-    """What one pass over a delivered file found."""
+    """What the staging pass over one delivered file found."""
 
     path: Path
     name: str
     size: int
     sha256: str
+    staged: Path | None = None  # the copy Spark reads (UTF-8 text for text formats)
     header: list[str] = field(default_factory=list)
-    data_lines: int = 0
-    encoding_errors: int = 0
-    first_encoding_error_line: int | None = None
+    records: int = 0  # data records as a parser counts them (header excluded)
+    encoding_errors: int = 0  # records holding bytes that are not valid in the encoding
+    first_encoding_error_record: int | None = None
     problems: list[str] = field(default_factory=list)
 
 
-def list_landing_files(folder: Path, pattern: str) -> list[Path]:
-    """Delivered files matching the contract's pattern, oldest name first; never modified."""
+class FileChanged(Exception):
+    """The delivered file changed while it was being read (still being written, or replaced)."""
+
+
+def list_landing(folder: Path, pattern: str) -> list[LandingEntry]:
+    """The entries of a feed's landing folder matching `pattern`, by name; folders are not
+    deliveries and are passed over. Nothing is followed, opened or modified here."""
     if not folder.is_dir():
         return []
-    files = []
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or not fnmatch.fnmatch(path.name, pattern):
+    entries = []
+    with os.scandir(folder) as it:
+        found = sorted(it, key=lambda e: e.name)
+    for entry in found:
+        if not fnmatch.fnmatchcase(entry.name, pattern):
             continue
-        check_file_name(path.name)
-        files.append(path)
-    return files
+        info = entry.stat(follow_symlinks=False)
+        path = Path(entry.path)
+        problem = None
+        if stat.S_ISLNK(info.st_mode):
+            problem = (
+                "is a symbolic link: only regular files in the landing folder are read, "
+                "links are never followed"
+            )
+        elif stat.S_ISDIR(info.st_mode):
+            continue
+        elif not stat.S_ISREG(info.st_mode):
+            problem = "is not a regular file (a device, a pipe or a socket): it is not read"
+        identity = f"{entry.name}\0{info.st_ino}\0{info.st_size}\0{info.st_mtime_ns}" if problem else ""
+        entries.append(LandingEntry(path, entry.name, problem, identity))
+    return entries
 
 
-def check_file_name(name: str) -> str:
-    if ".." in name or "/" in name or "\\" in name or "\x00" in name:
-        raise UnsafeName(f"delivered file name {name!r} is not allowed: it contains '..' or a path separator")
-    return name
+def shown(name: str) -> str:
+    """A delivered file name as messages show it: quoted, control characters escaped."""
+    return repr(name)
 
 
-def _open_binary(path: Path, fmt: str):
-    return gzip.open(path, "rb") if fmt == "csv.gz" or path.suffix == ".gz" else path.open("rb")
+def _open_no_follow(path: Path):
+    """Open a landing file for reading without following a link put in its place meanwhile."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    return os.fdopen(fd, "rb")
+
+
+def _signature(info: os.stat_result) -> tuple[int, int, int, int]:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with _open_no_follow(path) as fh:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def _lines(path: Path, reader: ReaderOptions) -> Iterator[tuple[int, bytes]]:
-    with _open_binary(path, reader.format) as fh:
-        yield from enumerate(fh, start=1)
+class _HashingReader(io.RawIOBase):
+    """Reads a file and hashes every byte that passes through."""
+
+    def __init__(self, fh):
+        self._fh = fh
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._fh.readinto(buffer)
+        if n:
+            self.digest.update(memoryview(buffer)[:n])
+            self.size += n
+        return n or 0
+
+    def drain(self) -> None:
+        """Hash whatever a decompressor left unread (trailing bytes after the last member)."""
+        for chunk in iter(lambda: self._fh.read(_CHUNK), b""):
+            self.digest.update(chunk)
+            self.size += len(chunk)
 
 
-def inspect_file(path: Path, contract: Contract, sha256: str | None = None) -> FileInspection:
-    """Hash the file (unless the hash is given) and, for line-based formats, check header,
-    rows and encoding."""
-    reader = contract.reader
-    result = FileInspection(
-        path=path, name=path.name, size=path.stat().st_size, sha256=sha256 or sha256_of(path)
+def _is_gzip(name: str, reader: ReaderOptions) -> bool:
+    return reader.format == "csv.gz" or name.endswith(".gz")
+
+
+def staged_suffix(reader: ReaderOptions) -> str:
+    """What the staged copy is called after its hash; Spark picks its reader by format only,
+    and the text formats are staged uncompressed."""
+    return {"csv": ".csv", "csv.gz": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}.get(
+        reader.format, f".{reader.format}"
     )
-    if result.size == 0:
-        result.problems.append("the file is empty (0 bytes)")
-        return result
-    if reader.format not in ("csv", "csv.gz", "jsonl"):
-        return result
-    decoder_factory = codecs.getincrementaldecoder(reader.encoding)
-    header_text: str | None = None
-    try:
-        for number, raw in _lines(path, reader):
+
+
+def stage_file(
+    path: Path, contract: Contract, staging: Path, *, expected_sha256: str | None = None
+) -> FileInspection:
+    """Copy one delivered file into `staging` while hashing and inspecting it (one pass).
+
+    Raises FileChanged when the file changed while it was read, or when its bytes no longer
+    hash to `expected_sha256` (the hash taken when the run listed it). Problems that make the
+    file unreadable as the contract says are returned in `problems`, never raised.
+    """
+    reader = contract.reader
+    staging.mkdir(parents=True, exist_ok=True)
+    part = staging / f".{uuid.uuid4().hex}.part"
+    with _open_no_follow(path) as raw:
+        before = os.fstat(raw.fileno())
+        source = _HashingReader(raw)
+        result = FileInspection(path=path, name=path.name, size=before.st_size, sha256="")
+        with part.open("wb") as out:
             try:
-                text = decoder_factory(errors="strict").decode(raw, final=True)
-            except UnicodeDecodeError:
-                result.encoding_errors += 1
-                result.first_encoding_error_line = result.first_encoding_error_line or number
-                text = raw.decode(reader.encoding, errors="replace")
-            if header_text is None and reader.format != "jsonl" and reader.header:
-                header_text = text
-                continue
-            if text.strip():
-                result.data_lines += 1
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        result.problems.append(f"the file cannot be read as {reader.format}: {exc}")
-        return result
-    if reader.format != "jsonl" and reader.header:
-        if header_text is None or not header_text.strip():
-            result.problems.append("the file has no header line")
-            return result
-        result.header = next(
-            csv.reader(
-                io.StringIO(header_text.lstrip("\ufeff")), delimiter=reader.delimiter, quotechar=reader.quote
-            )
-        )
-        result.header = [h.strip("\r\n") for h in result.header]
-    if result.data_lines == 0:
+                if reader.format in _TEXT_FORMATS:
+                    _stage_text(source, path.name, reader, out, result)
+                else:
+                    for chunk in iter(lambda: source.read(_CHUNK), b""):
+                        out.write(chunk)
+            except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                result.problems.append(f"the file cannot be read as {reader.format}: {_reason(exc)}")
+            source.drain()
+        after = os.fstat(raw.fileno())
+    try:
+        now = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        now = None
+    sha256 = source.digest.hexdigest()
+    if _signature(before) != _signature(after) or now is None or _signature(now) != _signature(before):
+        part.unlink(missing_ok=True)
+        raise FileChanged(f"{shown(path.name)} changed while it was read (still being written, or replaced)")
+    if expected_sha256 is not None and sha256 != expected_sha256:
+        part.unlink(missing_ok=True)
+        raise FileChanged(f"{shown(path.name)} no longer has the content hashed when the run listed it")
+    result.sha256 = sha256
+    if result.size == 0:
+        result.problems.insert(0, "the file is empty (0 bytes)")
+    staged = staging / f"{sha256}{staged_suffix(reader)}"
+    part.rename(staged)
+    result.staged = staged
+    if not result.problems:
+        _inspect_binary(staged, reader, result)
+    if not result.problems and result.records == 0:
         result.problems.append(
             "the file has a header but no data rows" if result.header else "the file has no data rows"
         )
     return result
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class _LineTooLong(Exception):
+    def __init__(self, line: int):
+        self.line = line
+
+
+def _stage_text(
+    source: _HashingReader, name: str, reader: ReaderOptions, out, result: FileInspection
+) -> None:
+    """Decode, count records and write the text as UTF-8 with `\\n` line ends."""
+    binary = gzip.GzipFile(fileobj=source, mode="rb") if _is_gzip(name, reader) else source
+    buffered = io.BufferedReader(binary, buffer_size=_CHUNK)  # type: ignore[arg-type]
+    # newline=None: '\r\n' and '\r' become '\n', so mixed line ends read as one kind.
+    text = io.TextIOWrapper(buffered, encoding=reader.encoding, errors="replace", newline=None)
+    writer = codecs.getwriter("utf-8")(out)
+    lines = _bounded_lines(text, writer)
+    try:
+        if reader.format == "jsonl":
+            _count_json_lines(lines, result)
+        else:
+            _count_csv_records(lines, reader, result)
+    except _LineTooLong as exc:
+        result.problems.append(
+            f"line {exc.line} is longer than {MAX_LINE_CHARS:,} characters (a line without its line "
+            f"end, or a binary file): the file is not read"
+        )
+    except csv.Error as exc:
+        result.problems.append(f"the file cannot be parsed as CSV: {exc}")
+
+
+def _bounded_lines(text: io.TextIOWrapper, writer) -> Iterator[str]:
+    """The text's lines, each written to the staged copy as it passes; a line over the bound
+    stops the pass (memory stays bounded whatever the file holds)."""
+    number = 0
+    first = True
+    while True:
+        line = text.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise _LineTooLong(number)
+        if first:
+            line = line.lstrip("\ufeff")  # a byte-order mark is not part of the first name
+            first = False
+        writer.write(line)
+        yield line
+
+
+def _count_csv_records(lines: Iterator[str], reader: ReaderOptions, result: FileInspection) -> None:
+    parser = csv.reader(lines, delimiter=reader.delimiter, quotechar=reader.quote, doublequote=True)
+    records = 0
+    header_pending = reader.header
+    for fields in parser:
+        if not fields:  # an empty line: the CSV reader of Spark skips it too
+            continue
+        if header_pending:
+            result.header = [f.strip("\r\n") for f in fields]
+            header_pending = False
+            continue
+        records += 1
+        if any("\ufffd" in f for f in fields):
+            result.encoding_errors += 1
+            result.first_encoding_error_record = result.first_encoding_error_record or records
+    result.records = records
+    if header_pending:
+        result.problems.append("the file has no header line")
+
+
+def _count_json_lines(lines: Iterator[str], result: FileInspection) -> None:
+    records = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        records += 1
+        if "\ufffd" in line:
+            result.encoding_errors += 1
+            result.first_encoding_error_record = result.first_encoding_error_record or records
+    result.records = records
+
+
+def _inspect_binary(staged: Path, reader: ReaderOptions, result: FileInspection) -> None:
+    """Count the records of formats Spark reads from the copied bytes."""
+    if reader.format == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            result.records = pq.read_metadata(staged).num_rows
+        except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+            result.problems.append(f"the file cannot be read as parquet: {_reason(exc)}")
+    elif reader.format == "geojson":
+        try:
+            text = staged.read_bytes().decode(reader.encoding)
+            doc = json.loads(text)
+        except (UnicodeDecodeError, ValueError) as exc:
+            result.problems.append(f"the file cannot be read as GeoJSON: {_reason(exc)}")
+            return
+        features = doc.get("features") if isinstance(doc, dict) else None
+        if not isinstance(features, list):
+            result.problems.append("the file is not a GeoJSON FeatureCollection (no 'features' list)")
+            return
+        result.records = len(features)
+        if codecs.lookup(reader.encoding).name != "utf-8":
+            staged.write_text(text, encoding="utf-8")  # Spark reads the staged copy as UTF-8
 
 
 def header_problems(inspection: FileInspection, contract: Contract) -> tuple[list[str], list[str], list[str]]:

@@ -52,3 +52,7 @@ class KeyMismatch(RiskradarError):
     record of it cannot be read): its pseudonyms would not match the lake's."""
 
     exit_code = 2
+
+
+class LakeLocked(RiskradarError):
+    """Another run holds the lock of the table or feed this run would publish."""

@@ -121,6 +121,10 @@ def write_report(
     if by_rule:
         lines += ["", "## Quarantined, by rule", "", "| rule | rows |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in sorted(by_rule.items())]
+    notes = counts.get("time_notes") or {}
+    if notes:
+        lines += ["", "## Published with a note on their time", "", "| note | rows |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in sorted(notes.items())]
     lines += ["", "## Expectations", "", "| expectation | column | result | observed |", "|---|---|---|---|"]
     for item in result["results"]:
         cfg = item["expectation_config"]

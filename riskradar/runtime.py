@@ -9,7 +9,7 @@ from datetime import date
 from pyspark.sql import SparkSession
 
 from riskradar.config import DEFAULT_CONFIG, Settings, check_name, load_settings
-from riskradar.errors import ConfigError
+from riskradar.errors import ConfigError, RiskradarError
 from riskradar.lake import Lake
 from riskradar.spark import get_session
 
@@ -77,3 +77,13 @@ def selected_targets(settings: Settings, args: argparse.Namespace) -> list[str]:
                 f"{settings.config_file}: target {name!r} is not under 'targets' ({', '.join(known)})"
             )
     return names
+
+
+def raise_collected(failures: list[RiskradarError]) -> None:
+    """After every feed had its turn: raise what failed, all messages in one error of the first
+    failure's type (its exit code), or nothing."""
+    if not failures:
+        return
+    if len(failures) == 1:
+        raise failures[0]
+    raise type(failures[0])("\n".join(str(f) for f in failures))

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from jobs import build_features, ingest, validate
 from riskradar.config import load_settings
 from riskradar.errors import ConfigError, NothingToDo
-from riskradar.lake import Lake
+from riskradar.lake import FeedState, Lake, run_folder
 
 FEEDS = ["police_crimes", "sanitation_311", "weather", "census_indicators", "census_areas"]
 
@@ -92,7 +92,14 @@ def _silver(spark, tmp_path: Path, rows) -> object:
         "domestic boolean, batch_id string, ingested_at timestamp"
     )
     df = spark.createDataFrame(rows, schema)
-    df.write.partitionBy("partner", "batch_id").parquet(str(Lake(settings.lake_root).silver("events")))
+    lake = Lake(settings.lake_root)
+    # Published as validate publishes: a run folder per batch, named by the feed's commit record.
+    state = FeedState(feed="police_crimes")
+    for batch in sorted({r[7] for r in rows}):
+        folder = lake.silver("events") / "partner=police_crimes" / f"batch_id={batch}" / run_folder("test")
+        df.where(F.col("batch_id") == batch).drop("partner", "batch_id").write.parquet(str(folder))
+        state.parts("silver")[batch] = str(folder.relative_to(lake.root))
+    state.commit(lake, run_id="test")
     return settings
 
 

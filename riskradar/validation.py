@@ -1,0 +1,551 @@
+"""Validation of bronze batches into the published intake tables (see jobs/validate.py).
+
+Per batch, in the order the batches were ingested: map to the canonical schema, route every
+row to silver or quarantine (with its rule and reason), compare each row with the current
+silver row of its key (event id, date, area code), run the feed's expectation suite as the
+batch gate, check that rows in = new + corrections + unchanged + quarantined (per batch and
+per file, counted back from what was written), then commit the feed's state.
+
+Silver holds one current row per key: a correction replaces the current row, which moves to
+the history table with the batch that replaced it; the same content again changes nothing.
+A batch that fails its gate is set aside (`rejected`, report written, nothing published) and
+the next batch goes on. Operators discard or retry a set-aside batch (`riskradar batches`).
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from riskradar import catalog, conform
+from riskradar.audit import RunRecord
+from riskradar.config import Contract, Settings
+from riskradar.errors import ReconciliationError, RiskradarError, ValidationGateFailed
+from riskradar.lake import FeedState, Lake, clear_scratch, lock, read_json_dir, run_folder, vacuum
+from riskradar.quality import failed_expectations, run_suite, write_report
+
+PUBLISHED, REJECTED, DISCARDED = "published", "rejected", "discarded"
+
+
+@dataclass(frozen=True)
+class Written:
+    """A folder a run wrote for one part of a table, and its rows counted back."""
+
+    folder: Path
+    rows: int
+    by_file: dict[str, int]
+    expected: int | None = None  # what the rows must be, where the write knows it (rewrites)
+
+
+def validate_feed(
+    spark: SparkSession,
+    settings: Settings,
+    lake: Lake,
+    contract: Contract,
+    *,
+    key: bytes,
+    record: RunRecord,
+    reprocess: bool = False,
+) -> list[dict[str, Any]]:
+    """Validate the feed's new batches (or replay all of them), under the feed's lock."""
+    feed = contract.name
+    with lock(lake, f"intake.{feed}", run_id=record.run_id, job="validate") as notes:
+        record.notes += notes
+        clear_scratch(lake, "validate", feed)  # what a crashed run left
+        state = FeedState.read(lake, feed)
+        markers = sorted(
+            read_json_dir(lake.batch_markers(feed)), key=lambda m: (m["ingested_at"], m["batch_id"])
+        )
+        if reprocess:
+            work = restart(state)
+            todo = [m for m in markers if m["batch_id"] not in work.batches]
+        else:
+            work = state
+            todo = [m for m in markers if m["batch_id"] not in state.batches]
+        summaries = []
+        try:
+            for marker in todo:
+                summaries.append(
+                    validate_batch(
+                        spark, settings, lake, contract, marker, key=key, record=record, state=work
+                    )
+                )
+                if not reprocess:
+                    work.commit(lake, run_id=record.run_id)
+            if reprocess and todo:
+                work.commit(lake, run_id=record.run_id)
+        finally:
+            clear_scratch(lake, "validate", feed)
+        vacuum(lake, FeedState.read(lake, feed), catalog.vacuum_roots(lake, contract))
+    record.counts["batches"] = len(summaries)
+    for name in ("rows_in", "published", "new", "corrections", "unchanged", "quarantined"):
+        record.counts[name] = sum(s[name] for s in summaries)
+    record.counts["quarantined_by_rule"] = sum_rules(summaries)
+    record.counts["rejected_batches"] = [s["batch_id"] for s in summaries if s["gate"] == "failed"]
+    return summaries
+
+
+def restart(state: FeedState) -> FeedState:
+    """The state a replay starts from: empty, but for the batches an operator discarded (their
+    rows stay in quarantine)."""
+    discarded = {b: r for b, r in state.batches.items() if r["status"] == DISCARDED}
+    quarantine = {b: rel for b, rel in state.tables.get("quarantine", {}).items() if b in discarded}
+    return FeedState(
+        feed=state.feed, version=state.version, tables={"quarantine": quarantine}, batches=discarded
+    )
+
+
+def check_no_rejected_batch(lake: Lake, feed: str) -> None:
+    """Fail while a batch of the feed stays rejected: a rerun must not turn green by itself."""
+    rejected = [(b, r) for b, r in FeedState.read(lake, feed).batches.items() if r["status"] == REJECTED]
+    if rejected:
+        raise ValidationGateFailed(
+            "\n".join(
+                f"{feed} batch {b}: the expectation suite failed; nothing of it was published. "
+                f"Failed: {'; '.join(r.get('failed', []))}. Report: {r.get('report')}. It stays set "
+                f"aside until it is discarded or retried: riskradar batches --partner {feed} "
+                f"--discard {b} --reason '...' (or --retry {b})"
+                for b, r in sorted(rejected)
+            )
+        )
+
+
+def validate_batch(
+    spark: SparkSession,
+    settings: Settings,
+    lake: Lake,
+    contract: Contract,
+    marker: dict[str, Any],
+    *,
+    key: bytes,
+    record: RunRecord,
+    state: FeedState,
+) -> dict[str, Any]:
+    """Route, gate and write one batch; record its outcome in `state` (not committed here)."""
+    batch_id = marker["batch_id"]
+    record.inputs.append(
+        {
+            "table": f"bronze.{contract.name}",
+            "batch_id": batch_id,
+            "files": [{"file": f["file"], "sha256": f["sha256"]} for f in marker["files"] if f.get("sha256")],
+        }
+    )
+    summary: dict[str, Any] = {
+        "batch_id": batch_id,
+        "rows_in": 0,
+        "published": 0,
+        "new": 0,
+        "corrections": 0,
+        "unchanged": 0,
+        "outdated": 0,
+        "quarantined": 0,
+        "quarantined_by_rule": {},
+        "time_notes": {},
+        "gate": "skipped (no rows)",
+    }
+    outcome = {"validated_at": datetime.now(UTC).isoformat(timespec="seconds"), "run_id": record.run_id}
+    if marker["rows"] == 0:  # every file of the batch was rejected at ingest
+        state.batches[batch_id] = {"status": PUBLISHED, **summary, **outcome}
+        return summary
+
+    bronze = spark.read.parquet(str(lake.bronze(contract.name))).where(F.col("batch_id") == batch_id)
+    # The routed batch is read several times (counts, each expectation of the suite, silver,
+    # quarantine): it is computed once and staged as Parquet, so that each read takes only
+    # its columns. (A memory cache ran a 4 GB heap out at 10M rows; a disk cache is read
+    # whole by each of the suite's jobs.)
+    scratch = lake.scratch("validate", contract.name, record.run_id) / batch_id
+    _route(spark, lake, settings, contract, state, bronze, key=key).write.mode("overwrite").parquet(
+        str(scratch)
+    )
+    routed = spark.read.parquet(str(scratch))
+    tally = _tally(routed)
+    by_file_in = {r["source_file"]: r["count"] for r in bronze.groupBy("source_file").count().collect()}
+    rows_in = sum(by_file_in.values())
+    by_rule = _sum_over(tally, conform.RULE, skip_null=True)
+    by_change = _sum_over(tally, conform.CHANGE, skip_null=True)
+    summary.update(
+        {
+            "rows_in": rows_in,
+            "new": by_change.get(conform.NEW, 0),
+            "corrections": by_change.get(conform.CORRECTION, 0),
+            "unchanged": by_change.get(conform.UNCHANGED, 0) + by_change.get(conform.OUTDATED, 0),
+            "outdated": by_change.get(conform.OUTDATED, 0),
+            "quarantined": sum(by_rule.values()),
+            "quarantined_by_rule": dict(sorted(by_rule.items())),
+            "time_notes": dict(sorted(_sum_over(tally, conform.TIME_NOTE, skip_null=True).items())),
+        }
+    )
+    summary["published"] = summary["new"] + summary["corrections"]
+    if rows_in != marker["rows"]:
+        raise ReconciliationError(
+            f"{contract.name} batch {batch_id}: {marker['rows']} rows ingested, {rows_in} read from "
+            f"bronze; nothing was published"
+        )
+    canonical = conform.canonical_columns(routed) + [conform.RULE]
+    result = run_suite(
+        routed.select(*canonical), settings.suite_path(contract), run_name=f"{contract.name}-{batch_id}"
+    )
+    report = write_report(
+        lake.reports("validation", contract.name),
+        batch_id,
+        result,
+        title=f"Validation of {contract.name}, batch {batch_id}",
+        counts={k: v for k, v in summary.items() if k != "gate"},
+    )
+    record.outputs.append({"report": str(report)})
+    if not result["success"]:
+        summary["gate"] = "failed"
+        state.batches[batch_id] = {
+            "status": REJECTED,
+            **summary,
+            **outcome,
+            "failed": failed_expectations(result),
+            "report": str(report),
+            "suite": contract.expectation_suite,
+        }
+        return summary
+    summary["gate"] = "passed"
+    written = _write_batch(spark, lake, contract, routed, batch_id, state, run_id=record.run_id)
+    reconcile_batch(contract, batch_id, by_file_in, tally, written)
+    _register(lake, state, written)
+    state.batches[batch_id] = {"status": PUBLISHED, **summary, **outcome, "report": str(report)}
+    for table, info in written.items():
+        for w in info.values():
+            record.outputs.append(
+                {"table": table, "folder": str(w.folder.relative_to(lake.root)), "rows": w.rows}
+            )
+    return summary
+
+
+def _route(
+    spark: SparkSession,
+    lake: Lake,
+    settings: Settings,
+    contract: Contract,
+    state: FeedState,
+    bronze: DataFrame,
+    *,
+    key: bytes,
+) -> DataFrame:
+    """The batch's rows routed by the rules and compared with the feed's published rows (the
+    current ones, and the versions they replaced)."""
+    name = catalog.silver_key(contract)
+    current = catalog.read_feed_table(spark, lake, contract, state, "silver")
+    if current is not None:
+        current = current.select(F.col(name).alias("key"), "row_hash", F.col("batch_id").cast("string"))
+    replaced = catalog.read_feed_table(spark, lake, contract, state, "history")
+    if replaced is not None:
+        replaced = replaced.select(F.col(name).alias("key"), "row_hash")
+    if contract.kind == "events":
+        return conform.route_events(bronze, contract, settings, key=key, current=current, replaced=replaced)
+    if contract.kind == "series":
+        return conform.route_series(bronze, contract, current=current, replaced=replaced)
+    return conform.route_areas(bronze, contract, current=current, replaced=replaced)
+
+
+def _tally(routed: DataFrame) -> list[dict[str, Any]]:
+    """Rows per (file, quarantine rule, change, time note): every count the batch reports is a
+    sum of these."""
+    rows = routed.groupBy("source_file", conform.RULE, conform.CHANGE, conform.TIME_NOTE).count().collect()
+    return [r.asDict() for r in rows]
+
+
+def _sum_over(tally: list[dict[str, Any]], column: str, *, skip_null: bool = False) -> dict[Any, int]:
+    out: dict[Any, int] = {}
+    for row in tally:
+        if skip_null and row[column] is None:
+            continue
+        out[row[column]] = out.get(row[column], 0) + row["count"]
+    return out
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+def _write_batch(
+    spark: SparkSession,
+    lake: Lake,
+    contract: Contract,
+    routed: DataFrame,
+    batch_id: str,
+    state: FeedState,
+    *,
+    run_id: str,
+) -> dict[str, dict[str, Written]]:
+    """Write the batch's silver rows, its quarantine, and (for corrections) the replaced rows'
+    history and their batches without them, each into a new run folder that nothing reads
+    until the state names it. Returns {table: {part: what was written, counted back}}."""
+    roots = catalog.intake_roots(lake, contract)
+    leaf = run_folder(run_id)
+    data_columns = _silver_data_columns(routed, contract)
+    written: dict[str, dict[str, Written]] = {"silver": {}, "history": {}, "quarantine": {}}
+
+    def put(table: str, part: str, df: DataFrame, folder: Path, expected: int | None = None) -> None:
+        df.write.mode("overwrite").parquet(str(folder))
+        counts = spark.read.parquet(str(folder)).groupBy("source_file").count().collect()
+        by_file = {r["source_file"]: r["count"] for r in counts}
+        written[table][part] = Written(folder, sum(by_file.values()), by_file, expected)
+
+    publish = routed.where(F.col(conform.CHANGE).isin(conform.NEW, conform.CORRECTION))
+    put("silver", batch_id, publish.select(*data_columns), roots["silver"] / f"batch_id={batch_id}" / leaf)
+    quarantined = routed.where(F.col(conform.RULE).isNotNull()).select(
+        conform.RULE,
+        conform.REASON,
+        f"{conform.DELIVERED}.*",
+        *[c for c in conform.LINEAGE if c != "batch_id"],
+    )
+    put(
+        "quarantine",
+        batch_id,
+        quarantined,
+        roots["quarantine"] / catalog.quarantine_partition(batch_id, "validate") / leaf,
+    )
+    replaced = routed.where(F.col(conform.CHANGE) == conform.CORRECTION).select(
+        F.col(catalog.silver_key(contract)).alias("__key"), F.col(conform.REPLACES).alias("__in_batch")
+    )
+    replaced_in = {r[0]: r[1] for r in replaced.groupBy("__in_batch").count().collect()}
+    if not replaced_in:
+        return written
+    current = catalog.read_feed_table(spark, lake, contract, state, "silver")
+    assert current is not None, "a correction replaces a current row"
+    key = catalog.silver_key(contract)
+    old = current.join(replaced, current[key] == replaced["__key"], "left_semi")
+    history = old.select(*data_columns, "batch_id").withColumn(
+        catalog.SUPERSEDED_AT, F.lit(datetime.now(UTC)).cast("timestamp")
+    )
+    put("history", batch_id, history, roots["history"] / f"{catalog.SUPERSEDED_BY}={batch_id}" / leaf)
+    for other in sorted(replaced_in):
+        before = current.where(F.col("batch_id") == other)
+        remaining = before.join(
+            replaced.where(F.col("__in_batch") == other), current[key] == replaced["__key"], "left_anti"
+        )
+        put(
+            "silver",
+            other,
+            remaining.select(*data_columns),
+            roots["silver"] / f"batch_id={other}" / leaf,
+            expected=before.count() - replaced_in[other],
+        )
+    return written
+
+
+def _silver_data_columns(routed: DataFrame, contract: Contract) -> list[str]:
+    """What a silver file holds: the canonical columns and the lineage; the feed and batch
+    come from the folder names (`partner=`, `batch_id=`)."""
+    partition = {"partner"} if catalog.shares_table(contract) else set()
+    canonical = [c for c in conform.canonical_columns(routed) if c not in partition]
+    return canonical + [c for c in conform.LINEAGE if c != "batch_id"]
+
+
+def reconcile_batch(
+    contract: Contract,
+    batch_id: str,
+    by_file_in: dict[str, int],
+    tally: list[dict[str, Any]],
+    written: dict[str, dict[str, Written]],
+) -> None:
+    """Check what was written against what came in, before anything is committed: per file,
+    rows in = new + corrections + unchanged (or outdated) + quarantined, and the batch's silver
+    and quarantine folders hold, per file, the new + corrected and the quarantined rows; the
+    history holds one replaced row per correction, and each batch rewritten without its replaced
+    rows lost exactly those."""
+    problems = []
+    routed: dict[str, int] = {}
+    published: dict[str, int] = {}
+    quarantined: dict[str, int] = {}
+    for row in tally:
+        file, n = row["source_file"], row["count"]
+        routed[file] = routed.get(file, 0) + n
+        if row[conform.CHANGE] in (conform.NEW, conform.CORRECTION):
+            published[file] = published.get(file, 0) + n
+        if row[conform.RULE] is not None:
+            quarantined[file] = quarantined.get(file, 0) + n
+    for file in sorted(set(by_file_in) | set(routed)):
+        if routed.get(file, 0) != by_file_in.get(file, 0):
+            problems.append(
+                f"file {file!r}: {by_file_in.get(file, 0)} rows in bronze, {routed.get(file, 0)} routed"
+            )
+    for table, expected in (("silver", published), ("quarantine", quarantined)):
+        got = written[table][batch_id].by_file if batch_id in written[table] else {}
+        if sum(got.values()) != sum(expected.values()):
+            problems.append(
+                f"{table} of batch {batch_id}: {sum(expected.values())} rows expected, "
+                f"{sum(got.values())} written"
+            )
+        for file in sorted(set(expected) | set(got)):
+            if expected.get(file, 0) != got.get(file, 0):
+                problems.append(
+                    f"{table} of file {file!r}: {expected.get(file, 0)} rows expected, "
+                    f"{got.get(file, 0)} written"
+                )
+    corrections = sum(published.values()) - sum(r["count"] for r in tally if r[conform.CHANGE] == conform.NEW)
+    history = written["history"][batch_id].rows if batch_id in written["history"] else 0
+    if history != corrections:
+        problems.append(
+            f"history of batch {batch_id}: {corrections} replaced rows expected, {history} written"
+        )
+    for part, w in written["silver"].items():
+        if w.expected is not None and w.rows != w.expected:
+            problems.append(
+                f"silver of batch {part} without its replaced rows: {w.expected} rows expected, "
+                f"{w.rows} written"
+            )
+    if problems:
+        raise ReconciliationError(
+            f"{contract.name} batch {batch_id}: what was written does not add up to what came in "
+            f"({'; '.join(problems)}); nothing was published"
+        )
+
+
+def _register(lake: Lake, state: FeedState, written: dict[str, dict[str, Written]]) -> None:
+    """Name the written folders in the state: a part with no rows is dropped from it."""
+    for table, parts in written.items():
+        for part, w in parts.items():
+            if w.rows:
+                state.parts(table)[part] = str(w.folder.relative_to(lake.root))
+            else:
+                state.parts(table).pop(part, None)
+
+
+def list_batches(lake: Lake, contract: Contract) -> list[dict[str, Any]]:
+    """Every ingested batch of a feed, oldest first, with what ingest and validation made of it."""
+    state = FeedState.read(lake, contract.name)
+    out = []
+    for marker in sorted(read_json_dir(lake.batch_markers(contract.name)), key=lambda m: m["ingested_at"]):
+        rec = state.batches.get(marker["batch_id"], {})
+        rejected_files = [f["file"] for f in marker["files"] if f["status"] != "ingested"]
+        rejected_files += [f["file"] for f in marker.get("refused", [])]
+        out.append(
+            {
+                "batch_id": marker["batch_id"],
+                "ingested_at": marker["ingested_at"],
+                "files": len(marker["files"]) + len(marker.get("refused", [])),
+                "rows": marker["rows"] + marker.get("quarantined_at_ingest", 0),
+                "rejected_files": rejected_files,
+                "status": rec.get("status", "pending"),
+                "counts": {
+                    k: rec.get(k) for k in ("new", "corrections", "unchanged", "quarantined") if k in rec
+                },
+                "report": rec.get("report"),
+                "failed": rec.get("failed", []),
+                "acknowledged": rec.get("acknowledged"),
+            }
+        )
+    return out
+
+
+def discard_batch(
+    spark: SparkSession, lake: Lake, contract: Contract, batch_id: str, *, reason: str, record: RunRecord
+) -> dict[str, Any]:
+    """Set a rejected (or never validated) batch aside for good: all its bronze rows go to
+    quarantine as `discarded_batch`, with who discarded it, when and why. For a published batch
+    this acknowledges the files ingest rejected in it."""
+    with lock(lake, f"intake.{contract.name}", run_id=record.run_id, job="batches") as notes:
+        record.notes += notes
+        return _discard(spark, lake, contract, batch_id, reason=reason, record=record)
+
+
+def retry_batch(
+    spark: SparkSession,
+    settings: Settings,
+    lake: Lake,
+    contract: Contract,
+    batch_id: str,
+    *,
+    key: bytes,
+    record: RunRecord,
+) -> list[dict[str, Any]]:
+    """Validate a rejected batch again (e.g. after its suite or contract was mended). When a
+    later batch was published meanwhile, the feed is replayed in ingest order, so that the
+    newer delivery still wins."""
+    with lock(lake, f"intake.{contract.name}", run_id=record.run_id, job="batches") as notes:
+        record.notes += notes
+        state = FeedState.read(lake, contract.name)
+        rec = state.batches.get(batch_id)
+        if rec is None or rec["status"] != REJECTED:
+            status = rec["status"] if rec else "not validated yet"
+            raise RiskradarError(
+                f"{contract.name} batch {batch_id} is {status}: only a rejected batch can be retried"
+            )
+        markers = {m["batch_id"]: m for m in read_json_dir(lake.batch_markers(contract.name))}
+        mine = markers[batch_id]["ingested_at"]
+        replay = any(
+            r["status"] == PUBLISHED and markers.get(b, {}).get("ingested_at", "") > mine
+            for b, r in state.batches.items()
+        )
+        del state.batches[batch_id]
+        state.commit(lake, run_id=record.run_id)
+    return validate_feed(spark, settings, lake, contract, key=key, record=record, reprocess=replay)
+
+
+def _discard(
+    spark: SparkSession, lake: Lake, contract: Contract, batch_id: str, *, reason: str, record: RunRecord
+) -> dict[str, Any]:
+    state = FeedState.read(lake, contract.name)
+    status = state.batches.get(batch_id, {}).get("status")
+    markers = {m["batch_id"]: m for m in read_json_dir(lake.batch_markers(contract.name))}
+    if batch_id not in markers:
+        raise RiskradarError(
+            f"{contract.name}: there is no batch {batch_id!r} (known: {', '.join(sorted(markers)) or 'none'})"
+        )
+    who = getpass.getuser()
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    note = {"by": who, "at": when, "reason": reason, "run_id": record.run_id}
+    if status in (PUBLISHED, DISCARDED) or markers[batch_id]["rows"] == 0:
+        # Nothing left to set aside: what is acknowledged is the files ingest rejected.
+        status = status or DISCARDED
+        state.batches[batch_id] = {
+            **state.batches.get(batch_id, {"batch_id": batch_id, "quarantined": 0}),
+            "status": status,
+            "acknowledged": note,
+        }
+        state.commit(lake, run_id=record.run_id)
+        return {"batch_id": batch_id, "status": status, "acknowledged": note, "quarantined": 0}
+    bronze = spark.read.parquet(str(lake.bronze(contract.name))).where(F.col("batch_id") == batch_id)
+    text = f"batch discarded by {who} at {when}: {reason}"
+    values = [c for c in bronze.columns if c not in (*conform.LINEAGE, *conform.INGEST, "batch_id")]
+    rows = bronze.select(
+        F.lit("discarded_batch").alias(conform.RULE),
+        F.lit(text).alias(conform.REASON),
+        *[F.col(f"`{c}`") for c in values],
+        *[c for c in conform.LINEAGE if c != "batch_id"],
+    )
+    folder = (
+        catalog.intake_roots(lake, contract)["quarantine"]
+        / catalog.quarantine_partition(batch_id, "validate")
+        / run_folder(record.run_id)
+    )
+    rows.write.mode("overwrite").parquet(str(folder))
+    counted = spark.read.parquet(str(folder)).count()
+    if counted != markers[batch_id]["rows"]:
+        raise ReconciliationError(
+            f"{contract.name} batch {batch_id}: {markers[batch_id]['rows']} rows ingested, {counted} "
+            f"written to quarantine; nothing was discarded"
+        )
+    _register(lake, state, {"quarantine": {batch_id: Written(folder, counted, {})}})
+    previous = state.batches.get(batch_id, {})
+    state.batches[batch_id] = {
+        **previous,
+        "batch_id": batch_id,
+        "status": DISCARDED,
+        "previous_status": status or "pending",
+        "quarantined": counted,
+        "acknowledged": note,
+    }
+    state.commit(lake, run_id=record.run_id)
+    vacuum(lake, state, catalog.vacuum_roots(lake, contract))
+    return {"batch_id": batch_id, "status": DISCARDED, "quarantined": counted, "acknowledged": note}
+
+
+def sum_rules(summaries: list[dict[str, Any]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for s in summaries:
+        for rule, n in s["quarantined_by_rule"].items():
+            total[rule] = total.get(rule, 0) + n
+    return dict(sorted(total.items()))
