@@ -23,6 +23,9 @@ SR_HEADER = (
 )
 
 
+WEATHER_HEADER = "precipIntensity,temperatureMax,windSpeed,humidity,date"
+
+
 def police_row(
     i: int,
     *,
@@ -91,6 +94,42 @@ def main() -> None:
         "police/too_many_bad_rows.csv": police(
             good(N) + [police_row(N + i, date="not a date") for i in range(5)]
         ),
+        # A missing field and an unquoted comma shift values: the address would land in Date.
+        "police/shifted_fields.csv": police(
+            good(N)
+            + [
+                ",".join(p for k, p in enumerate(police_row(N).split(",")) if k != 2),
+                police_row(N + 1).replace("TEST ST", "TEST, ST"),
+            ]
+        ),
+        # A quoted field holding a line end is one record, read whole.
+        "police/embedded_newline.csv": police(
+            good(N) + [police_row(N).replace("FORCIBLE ENTRY", '"FORCIBLE\nENTRY"')]
+        ),
+        # An export without its header line: its first record sits where the names should be.
+        "police/no_header.csv": ("\n".join(good(N)) + "\n").encode(),
+        "police/year_1900.csv": police(good(N) + [police_row(N, date="01/01/1900 12:00:00 AM")]),
+        # Wall times at Chicago's 2014 DST changes: 02:30 did not exist on 9 March, 01:30 was
+        # lived twice on 2 November.
+        "police/dst_times.csv": police(
+            good(N)
+            + [
+                police_row(N, date="03/09/2014 02:30:00 AM"),
+                police_row(N + 1, date="11/02/2014 01:30:00 AM"),
+            ]
+        ),
+        # The same id twice, once with surrounding spaces, with different content.
+        "police/spaced_ids.csv": police(
+            good(N) + [police_row(3, ptype="ROBBERY").replace(f"{90000000 + 3},", f" {90000000 + 3} ,", 1)]
+        ),
+        # Rows of a file that a link in landing points to, from outside the landing root.
+        "police/outside_landing.csv": police([police_row(500 + i) for i in range(N)]),
+        # Delivered under a name Spark would read as a glob over the folder.
+        "police/glob_name.csv": police([police_row(700 + i) for i in range(N)]),
+        "weather/hot_day.csv": (WEATHER_HEADER + "\n0.0,99.0,4.0,0.4,2014-07-22\n").encode(),
+        "weather/next_week.csv": (
+            "\n".join([WEATHER_HEADER, *[f"0.0,{78 + d},4.0,0.5,2014-07-{23 + d}" for d in range(7)]]) + "\n"
+        ).encode(),
         "sanitation/swapped_latlon.csv": (
             "\n".join([SR_HEADER, *[sr_row(i) for i in range(N)], sr_row(N, lat=-87.66, lon=41.87)]) + "\n"
         ).encode(),
