@@ -117,20 +117,6 @@ def pseudonymise(df: DataFrame, columns: dict[str, Column], key: bytes, *, domai
     )
 
 
-def hmac_sha256(value: Column, key: bytes, *, domain: str) -> Column:
-    """Deprecated: puts the padded key into the plan as literals; use `pseudonymise`.
-
-    Kept only until bronze.py and conform.py call `pseudonymise`. Hex HMAC-SHA256 of
-    `domain:value`; null stays null.
-    """
-    ipad, opad = _pads(key)
-    message = F.concat(F.lit(f"{domain}:".encode()), value.cast("string").cast("binary"))
-    inner = F.unhex(F.sha2(F.concat(F.lit(ipad), message), 256))
-    return F.when(value.isNull(), F.lit(None).cast("string")).otherwise(
-        F.sha2(F.concat(F.lit(opad), inner), 256)
-    )
-
-
 def key_fingerprint(key: bytes) -> str:
     """A short keyed fingerprint of `key` (the first 16 hex chars of HMAC-SHA256(key, a fixed
     message)): equal keys give equal fingerprints, and it reveals nothing usable about the key

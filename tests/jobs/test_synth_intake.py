@@ -13,6 +13,7 @@ from builders import ROOT
 from features.panel import PanelSpec
 from jobs import ingest, validate
 from riskradar import synth
+from riskradar.catalog import read_quarantine, read_silver
 from riskradar.config import load_settings
 from riskradar.lake import Lake
 
@@ -47,8 +48,8 @@ def test_every_damaged_row_is_quarantined_and_every_good_event_published_once(ci
         | ~rows["Primary Type"].isin(synth.TYPE_NAMES)
         | (rows["Longitude"].replace("", "nan").astype(float) > -87.0)
     )
-    silver = spark.read.parquet(str(lake.silver("events"))).where("partner = 'police_crimes'")
-    quarantine = spark.read.parquet(str(lake.quarantine("police_crimes")))
+    silver = read_silver(spark, settings, lake, "events", feeds=["police_crimes"])
+    quarantine = read_quarantine(spark, lake, "police_crimes")
     assert silver.count() == rows.loc[~damaged, "ID"].nunique()
     assert silver.count() + quarantine.count() == len(rows)
     reasons = {r["quarantine_rule"] for r in quarantine.select("quarantine_rule").distinct().collect()}

@@ -27,7 +27,7 @@ def plans(df) -> str:
 
 
 def test_the_scan_finds_a_key_that_is_a_literal(spark):
-    """The check can fail: a plan with the padded key as a literal (what hmac_sha256 built) is caught."""
+    """The check can fail: a plan with the padded key as a literal (as HMAC was once built) is caught."""
     ipad, opad = _pads(KEY)
     df = spark.createDataFrame([("1",)], "id string").select(F.sha2(F.concat(F.lit(opad), F.lit(ipad)), 256))
     assert {"ipad HEX", "opad HEX"} <= set(leaked(plans(df), KEY))

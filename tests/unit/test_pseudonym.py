@@ -17,7 +17,6 @@ from riskradar.errors import KeyMismatch, MissingPseudonymKey
 from riskradar.pseudonym import (
     check_lake_key,
     ensure_demo_key,
-    hmac_sha256,
     key_fingerprint,
     load_key,
     pseudonymise,
@@ -96,15 +95,6 @@ def test_domain_separates_feeds(spark):
     got = pseudonymise(df, {"a": F.col("v"), "b": F.col("v")}, KEY, domain="a")
     other = pseudonymise(df, {"b": F.col("v")}, KEY, domain="b")
     assert got.first()["a"] != other.first()["b"]
-
-
-def test_deprecated_hmac_sha256_equals_python_hmac(spark):
-    """The function bronze and conform used so far: pseudonymise must give its values."""
-    values = ["JB149148", "ÄÖü-ß", None]
-    df = spark.createDataFrame([(v,) for v in values], "v string")
-    got = [r[0] for r in df.select(hmac_sha256(F.col("v"), KEY, domain="police_crimes")).collect()]
-    new = [r[0] for r in pseudonymise(df, {"v": F.col("v")}, KEY, domain="police_crimes").collect()]
-    assert got == new == [None if v is None else python_hmac(KEY, "police_crimes", v) for v in values]
 
 
 def test_fingerprint_is_keyed_short_and_not_the_key():
