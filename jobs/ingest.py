@@ -40,7 +40,7 @@ def main(
     key = load_key(settings.pseudonymisation.key_env)
     check_lake_key(settings.lake_root, key, key_env=settings.pseudonymisation.key_env)
     results: dict[str, dict[str, Any]] = {}
-    failures: list[RiskradarError] = []
+    failures: list[Exception] = []
     for feed in feeds:
         contract = settings.contract(feed)
         try:
@@ -60,7 +60,7 @@ def main(
                         + f"\n(once handled: riskradar batches --partner {feed} --discard <batch> "
                         + "--reason '...')"
                     )
-        except RiskradarError as exc:  # one feed's failure never stops the others
+        except Exception as exc:  # one feed's failure never stops the others (raised at the end)
             failures.append(exc)
     raise_collected(failures)
     return results

@@ -79,11 +79,15 @@ def selected_targets(settings: Settings, args: argparse.Namespace) -> list[str]:
     return names
 
 
-def raise_collected(failures: list[RiskradarError]) -> None:
-    """After every feed had its turn: raise what failed, all messages in one error of the first
-    failure's type (its exit code), or nothing."""
+def raise_collected(failures: list[Exception]) -> None:
+    """After every feed had its turn: raise what failed, or nothing. An unexpected error (a bug,
+    not a named RiskradarError) is raised as it is, with its traceback; named errors are raised
+    together, all messages in one error of the first one's type (its exit code)."""
     if not failures:
         return
+    unexpected = [f for f in failures if not isinstance(f, RiskradarError)]
+    if unexpected:
+        raise unexpected[0]
     if len(failures) == 1:
         raise failures[0]
     raise type(failures[0])("\n".join(str(f) for f in failures))
