@@ -18,6 +18,7 @@ COMMANDS = {
     "ingest": ("jobs.ingest", "delivered files -> bronze (lineage, personal data pseudonymised)"),
     "validate": ("jobs.validate", "bronze -> silver | quarantine, behind the expectation gate"),
     "batches": ("jobs.batches", "list a feed's batches; discard or retry one that was set aside"),
+    "rekey": ("jobs.rekey", "move the lake to a new pseudonymisation key, re-deriving it from landing"),
     "build-features": ("jobs.build_features", "silver -> gold/features, the cell x week panel"),
     "train": ("jobs.train", "backtest candidates vs baselines, log to MLflow, register, gate the champion"),
     "score": ("jobs.score", "the champion's expected counts for every study cell of a week -> gold/scores"),
