@@ -346,5 +346,8 @@ def _header_issue(
 
 def _batch_id(feed: str, identities: list[str]) -> str:
     """Deterministic: the same set of files always makes the same batch, so a rerun after a
-    crash overwrites the half-finished batch instead of adding a second one."""
-    return hashlib.sha256((feed + ":" + ",".join(sorted(identities))).encode()).hexdigest()[:16]
+    crash overwrites the half-finished batch instead of adding a second one. It starts with a
+    letter: a partition value of digits only (or one Spark reads as a number, such as 12e34)
+    would come back from a folder name as a number, without its leading zeros."""
+    digest = hashlib.sha256((feed + ":" + ",".join(sorted(identities))).encode()).hexdigest()
+    return f"b{digest[:15]}"
