@@ -44,15 +44,23 @@ def assign_cells(df: DataFrame, grid: Grid, *, x: str = "x", y: str = "y") -> Da
 def with_geometry(cells: DataFrame, grid: Grid) -> DataFrame:
     """Add the centroid (`lon`, `lat`, WGS84) and the cell polygon as WKT in WGS84."""
     size = grid.cell_size_m
-    cx, cy = (F.col("ix") + 0.5) * size, (F.col("iy") + 0.5) * size
-    lon, lat = crs.to_lonlat(cx, cy, grid.crs)
-    corners = []
-    for dx, dy in ((0, 0), (1, 0), (1, 1), (0, 1), (0, 0)):
-        clon, clat = crs.to_lonlat((F.col("ix") + dx) * size, (F.col("iy") + dy) * size, grid.crs)
-        corners.append(F.concat_ws(" ", F.format_number(clon, 7), F.format_number(clat, 7)))
-    wkt = F.concat(F.lit("POLYGON(("), F.concat_ws(", ", *corners), F.lit("))"))
+
+    def to_lonlat(df: DataFrame, dx: float, dy: float, lon: str, lat: str) -> DataFrame:
+        x, y = (F.col("ix") + dx) * size, (F.col("iy") + dy) * size
+        return crs.transform_columns(df, x, y, grid.crs, crs.WGS84, out_x=lon, out_y=lat)
+
+    # Spark evaluates the five transforms in one Python round trip per row batch.
+    cells = to_lonlat(cells, 0.5, 0.5, "lon", "lat")
+    corners, temporary = [], []
+    for i, (dx, dy) in enumerate(((0, 0), (1, 0), (1, 1), (0, 1))):
+        cells = to_lonlat(cells, dx, dy, f"__lon{i}", f"__lat{i}")
+        temporary += [f"__lon{i}", f"__lat{i}"]
+        corners.append(
+            F.concat_ws(" ", F.format_number(F.col(f"__lon{i}"), 7), F.format_number(F.col(f"__lat{i}"), 7))
+        )
+    wkt = F.concat(F.lit("POLYGON(("), F.concat_ws(", ", *corners, corners[0]), F.lit("))"))
     # format_number adds thousands separators only above 999: never for degrees.
-    return cells.withColumns({"lon": lon, "lat": lat, "polygon_wkt": wkt})
+    return cells.withColumn("polygon_wkt", wkt).drop(*temporary)
 
 
 def _rings(geometry: dict) -> list[list[list[list[float]]]]:
@@ -90,7 +98,7 @@ def cells_in_areas(areas: list[tuple[int, str]], grid: Grid) -> list[tuple[int, 
             projected = []
             for ring in polygon:
                 arr = np.asarray(ring, dtype=float)[:, :2]
-                x, y = crs.transform_array(arr[:, 0], arr[:, 1], "EPSG:4326", grid.crs)
+                x, y = crs.transform_array(arr[:, 0], arr[:, 1], crs.WGS84, grid.crs)
                 projected.append(np.column_stack([x, y]))
             outer = projected[0]
             ix = np.arange(np.floor(outer[:, 0].min() / size), np.floor(outer[:, 0].max() / size) + 1)

@@ -285,7 +285,14 @@ def route_events(
             "__category": F.try_element_at(mapping, cat_key),
         }
     )
-    lon_expr, lat_expr = crs.to_lonlat(F.col("__x"), F.col("__y"), m.coordinates.crs)
+    # Lon/lat (the study area's box) and project x/y from one Python round trip per batch.
+    bronze = crs.transform_columns_to(
+        bronze,
+        "__x",
+        "__y",
+        m.coordinates.crs,
+        [crs.Target(crs.WGS84, "__lon", "__lat"), crs.Target(settings.project_crs, "__px", "__py")],
+    )
     ts = m.timestamp
     when = local_to_utc(F.col("__local"), ts.timezone, nonexistent=ts.nonexistent, ambiguous=ts.ambiguous)
     bronze = bronze.withColumns(
@@ -293,18 +300,16 @@ def route_events(
             "__occurred": when.utc,
             "__nonexistent": when.nonexistent,
             "__ambiguous": when.ambiguous,
-            "__lon": lon_expr,
-            "__lat": lat_expr,
         }
     )
-    px_expr, py_expr = crs.from_lonlat(F.col("__lon"), F.col("__lat"), settings.project_crs)
-    bronze = bronze.withColumns({"__px": px_expr, "__py": py_expr})
     local, occurred, category = F.col("__local"), F.col("__occurred"), F.col("__category")
     x_num, y_num, lon, lat = F.col("__x"), F.col("__y"), F.col("__lon"), F.col("__lat")
     px, py = F.col("__px"), F.col("__py")
     lon0, lat0, lon1, lat1 = settings.study_area.bbox_wgs84
-    inside = lon.between(lon0, lon1) & lat.between(lat0, lat1)
-    geographic = isinstance(crs.get_crs(m.coordinates.crs), crs.Geographic)
+    # lon/lat are null where PROJ cannot place a point (e.g. a swapped longitude of -122 read
+    # as a latitude): outside, so that the swapped-coordinates rule still sees it.
+    inside = F.coalesce(lon.between(lon0, lon1) & lat.between(lat0, lat1), F.lit(False))
+    geographic = crs.is_geographic(m.coordinates.crs)
     swapped_inside = y_num.between(lon0, lon1) & x_num.between(lat0, lat1) if geographic else F.lit(False)
 
     discovered = F.lit(m.origin.default == "discovered")
