@@ -89,7 +89,10 @@ def _read_raw(
     reader = contract.reader
     assert inspection.staged is not None, "read_delivery reads the staged copy of a file"
     path = str(inspection.staged)
-    if reader.format in ("csv", "csv.gz"):
+    staged = inspection.staged_format or reader.format
+    if staged in ("csv", "csv.gz"):
+        # A workbook was staged as CSV with ',' and '"'; a delivered CSV keeps its own dialect.
+        quote = reader.quote if reader.format in ("csv", "csv.gz") else '"'
         # Without a header line the contract's column order is the file's.
         header = _unique(inspection.header if reader.header else [c.name for c in contract.columns])
         schema = T.StructType(
@@ -99,9 +102,9 @@ def _read_raw(
             spark.read.schema(schema)
             .option("header", reader.header)
             .option("enforceSchema", True)
-            .option("sep", reader.delimiter)
-            .option("quote", reader.quote)
-            .option("escape", reader.quote)
+            .option("sep", inspection.staged_delimiter or reader.delimiter)
+            .option("quote", quote)
+            .option("escape", quote)
             # The staged copy is UTF-8 with '\n' line ends, whatever was delivered; a quoted
             # field may span lines, as the record count of the staging pass allows.
             .option("multiLine", True)
@@ -110,7 +113,7 @@ def _read_raw(
             .csv(path)
         )
         return df, set(header)
-    if reader.format == "jsonl":
+    if staged == "jsonl":
         df = (
             spark.read.option("primitivesAsString", True)
             .option("mode", "PERMISSIVE")
@@ -120,10 +123,10 @@ def _read_raw(
         if _CORRUPT not in df.columns:
             df = df.withColumn(_CORRUPT, F.lit(None).cast("string"))
         return _all_strings(df), set(df.columns) - {_CORRUPT}
-    if reader.format == "parquet":
+    if staged == "parquet":
         df = spark.read.parquet(path).withColumn(_CORRUPT, F.lit(None).cast("string"))
         return _all_strings(df), set(df.columns) - {_CORRUPT}
-    if reader.format == "geojson":
+    if staged == "geojson":
         doc = spark.read.option("multiLine", True).json(path)
         if "features" not in doc.columns:
             return _empty_raw(spark), set()
@@ -135,7 +138,7 @@ def _read_raw(
             F.lit(None).cast("string").alias(_CORRUPT),
         )
         return df, set(prop_fields) | {"geometry"}
-    raise ValueError(f"unsupported format {reader.format!r}")
+    raise ValueError(f"unsupported format {staged!r}")
 
 
 def _empty_raw(spark: SparkSession) -> DataFrame:

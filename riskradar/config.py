@@ -76,11 +76,23 @@ def check_name(value: str, what: str, known: list[str] | None = None) -> str:
 class ReaderOptions(_Model):
     """How to read the delivered files."""
 
-    format: Literal["csv", "csv.gz", "jsonl", "parquet", "geojson"]
+    format: Literal["csv", "csv.gz", "jsonl", "parquet", "geojson", "xlsx", "gpkg", "shapefile"]
     encoding: str = "UTF-8"
     delimiter: str = Field(",", min_length=1, max_length=1)
     header: bool = True
     quote: str = Field('"', min_length=1, max_length=1)
+    decimal: Literal[".", ","] = Field(
+        ".", description="decimal separator of numbers delivered as text (',' in Dutch exports: 1,5)"
+    )
+    sheet: str | int = Field(0, description="xlsx: the sheet's name, or its 0-based position")
+    layer: str | int | None = Field(
+        None, description="gpkg / shapefile: the layer's name or 0-based position (default: the first)"
+    )
+    crs: str | None = Field(
+        None,
+        description="gpkg / shapefile: the coordinate system when the delivery does not carry one "
+        "(a shapefile without its .prj), e.g. EPSG:28992",
+    )
 
     @field_validator("encoding")
     @classmethod

@@ -280,8 +280,8 @@ def route_events(
     bronze = bronze.withColumns(
         {
             "__local": F.try_to_timestamp(F.trim(ts_raw), F.lit(m.timestamp.format)),
-            "__x": F.trim(x_raw).try_cast("double"),
-            "__y": F.trim(y_raw).try_cast("double"),
+            "__x": number(x_raw, contract.reader.decimal),
+            "__y": number(y_raw, contract.reader.decimal),
             "__category": F.try_element_at(mapping, cat_key),
         }
     )
@@ -372,7 +372,7 @@ def route_events(
                 _shown(x_raw),
                 F.lit(", "),
                 _shown(y_raw),
-                F.lit(" are not numbers"),
+                F.lit(f" are not numbers{_decimal_hint(contract.reader.decimal)}"),
             ),
         ),
         Rule(
@@ -451,20 +451,40 @@ _CONVERT = {
 }
 
 
-def _measure_rules(measures: list[Measure]) -> tuple[list[Rule], dict[str, Column]]:
+def number(raw: Column, decimal: str = ".") -> Column:
+    """A number delivered as text, as a double (null when it is not one). With `decimal` ','
+    (Dutch exports: 1,5), a '.' may only group thousands (1.234,5); any other '.' makes the
+    value not a number rather than a number a thousand times off."""
+    text = F.trim(raw)
+    if decimal == ",":
+        grouped = text.rlike(r"^[+-]?\d{1,3}(\.\d{3})+(,\d*)?$")
+        text = F.when(grouped, F.regexp_replace(text, r"\.", "")).otherwise(text)
+        text = F.when(text.contains("."), F.lit(None).cast("string")).otherwise(
+            F.regexp_replace(text, ",", ".")
+        )
+    return text.try_cast("double")
+
+
+def _decimal_hint(decimal: str) -> str:
+    return " (the contract's decimal separator is ',')" if decimal == "," else ""
+
+
+def _measure_rules(measures: list[Measure], decimal: str) -> tuple[list[Rule], dict[str, Column]]:
     rules: list[Rule] = []
     values: dict[str, Column] = {}
     for m in measures:
         raw = F.col(_q(m.column))
-        number = F.trim(raw).try_cast("double")
-        value = _CONVERT[m.convert](number)
+        parsed = number(raw, decimal)
+        value = _CONVERT[m.convert](parsed)
         values[m.name] = value
         rules.append(Rule("missing_value", _blank(raw), F.lit(f"{m.column} is empty")))
         rules.append(
             Rule(
                 "invalid_number",
-                number.isNull(),
-                F.concat(F.lit(f"{m.column} "), _shown(raw), F.lit(" is not a number")),
+                parsed.isNull(),
+                F.concat(
+                    F.lit(f"{m.column} "), _shown(raw), F.lit(f" is not a number{_decimal_hint(decimal)}")
+                ),
             )
         )
         low = value < m.min if m.min is not None else F.lit(False)
@@ -497,7 +517,7 @@ def route_series(
     assert s is not None
     raw = F.col(_q(s.date.column))
     day = F.try_to_date(F.trim(raw), s.date.format)
-    measure_rules, values = _measure_rules(s.measures)
+    measure_rules, values = _measure_rules(s.measures, contract.reader.decimal)
     df, repeated_by = _rank_flags(bronze, {"date": day}, current, replaced, key="date")
     dup_rules, repeated = _duplicate_rules(), repeated_by["date"]
     rules = [
@@ -528,7 +548,7 @@ def route_areas(
     assert a is not None
     code_raw = F.col(_q(a.code_column))
     code = F.trim(code_raw).try_cast("int")
-    measure_rules, values = _measure_rules(a.indicators)
+    measure_rules, values = _measure_rules(a.indicators, contract.reader.decimal)
     df, repeated_by = _rank_flags(bronze, {"code": code}, current, replaced, key="code")
     dup_rules, repeated = _duplicate_rules(), repeated_by["code"]
     not_area = [

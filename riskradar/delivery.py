@@ -16,7 +16,9 @@ Spark then reads that staged copy by its exact path: file names are never globbe
 partner's characters (`[`, `*`, `:`, a leading `_`) never reach a Hadoop path, a file replaced
 during ingest cannot slip in (the staged text derives from exactly the hashed bytes), and the
 rows Spark reads can be checked against the records counted here. Binary formats (Parquet,
-GeoJSON) are copied byte for byte while they are hashed.
+GeoJSON) are copied byte for byte while they are hashed. A workbook (xlsx) is staged as CSV
+of the contract's sheet, a GeoPackage or zipped shapefile as GeoJSON in WGS84, so that the rest
+of the pipeline reads them as it reads the formats it knew before.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from pathlib import Path
 
 from riskradar.config import Contract, ReaderOptions
@@ -65,6 +68,10 @@ class FileInspection:
     size: int
     sha256: str
     staged: Path | None = None  # the copy Spark reads (UTF-8 text for text formats)
+    # How Spark reads the staged copy: a workbook is staged as CSV, a GeoPackage or shapefile
+    # as GeoJSON (WGS84), every other format as delivered.
+    staged_format: str = ""
+    staged_delimiter: str = ","
     header: list[str] = field(default_factory=list)
     records: int = 0  # data records as a parser counts them (header excluded)
     encoding_errors: int = 0  # records holding bytes that are not valid in the encoding
@@ -159,9 +166,13 @@ def _is_gzip(name: str, reader: ReaderOptions) -> bool:
 def staged_suffix(reader: ReaderOptions) -> str:
     """What the staged copy is called after its hash; Spark picks its reader by format only,
     and the text formats are staged uncompressed."""
-    return {"csv": ".csv", "csv.gz": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}.get(
-        reader.format, f".{reader.format}"
-    )
+    return {
+        "csv": ".csv",
+        "csv.gz": ".csv",
+        "jsonl": ".jsonl",
+        "parquet": ".parquet",
+        "shapefile": ".zip",
+    }.get(reader.format, f".{reader.format}")
 
 
 def stage_file(
@@ -208,8 +219,15 @@ def stage_file(
     staged = staging / f"{sha256}{staged_suffix(reader)}"
     part.rename(staged)
     result.staged = staged
+    result.staged_format = reader.format
+    result.staged_delimiter = reader.delimiter
     if not result.problems:
-        _inspect_binary(staged, reader, result)
+        if reader.format == "xlsx":
+            _stage_workbook(staged, reader, result)
+        elif reader.format in ("gpkg", "shapefile"):
+            _stage_geodata(staged, reader, result)
+        else:
+            _inspect_binary(staged, reader, result)
     if not result.problems and result.records == 0:
         result.problems.append(
             "the file has a header but no data rows" if result.header else "the file has no data rows"
@@ -324,6 +342,158 @@ def _inspect_binary(staged: Path, reader: ReaderOptions, result: FileInspection)
         result.records = len(features)
         if codecs.lookup(reader.encoding).name != "utf-8":
             staged.write_text(text, encoding="utf-8")  # Spark reads the staged copy as UTF-8
+
+
+def _cell_text(value: object, number_format: str | None = None) -> str:
+    """A workbook cell as the text a CSV export would hold: a date cell as yyyy-MM-dd, a date
+    and time cell as yyyy-MM-dd HH:mm:ss (as its number format shows it), whole numbers
+    without '.0' (ids and codes stored as numbers), booleans lower case."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        shows_time = number_format is None or any(c in number_format.lower() for c in "hs")
+        return value.strftime("%Y-%m-%d %H:%M:%S" if shows_time else "%Y-%m-%d")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, time):
+        return value.strftime("%H:%M:%S")
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+    return str(value)
+
+
+def _stage_workbook(staged: Path, reader: ReaderOptions, result: FileInspection) -> None:
+    """Stage a workbook's sheet as CSV (UTF-8, ',' and '"') for Spark, counting its data rows."""
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(staged, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises zip, XML and key errors for a damaged workbook
+        result.problems.append(f"the file cannot be read as an xlsx workbook: {_reason(exc)}")
+        return
+    try:
+        names = book.sheetnames
+        if isinstance(reader.sheet, int):
+            if not 0 <= reader.sheet < len(names):
+                result.problems.append(
+                    f"the workbook has no sheet number {reader.sheet} (0-based; it has {len(names)}: {names})"
+                )
+                return
+            sheet = book.worksheets[reader.sheet]
+        elif reader.sheet not in names:
+            result.problems.append(f"the workbook has no sheet {reader.sheet!r} (its sheets: {names})")
+            return
+        else:
+            sheet = book[reader.sheet]
+        target = staged.with_suffix(".csv")
+        records = 0
+        width: int | None = None
+        with target.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out, lineterminator="\n")
+            for cells in sheet.iter_rows():
+                texts = [_cell_text(c.value, getattr(c, "number_format", None)) for c in cells]
+                while texts and texts[-1] == "":  # a sheet's used range is often wider
+                    texts.pop()
+                if not texts:
+                    continue  # an empty row, as a blank line of a CSV
+                if any(len(t) > MAX_LINE_CHARS for t in texts):
+                    result.problems.append(
+                        f"a cell of row {records + 1} is longer than {MAX_LINE_CHARS:,} characters"
+                    )
+                    return
+                if reader.header and width is None:
+                    result.header = [t.strip() for t in texts]
+                    width = len(texts)
+                    writer.writerow(result.header)
+                    continue
+                if width is not None and len(texts) < width:
+                    texts += [""] * (width - len(texts))  # trailing empty cells of a full row
+                writer.writerow(texts)
+                records += 1
+    finally:
+        book.close()
+    if reader.header and width is None:
+        result.problems.append("the sheet has no header row")
+        return
+    result.records = records
+    result.staged = target
+    result.staged_format = "csv"
+    result.staged_delimiter = ","
+
+
+def _stage_geodata(staged: Path, reader: ReaderOptions, result: FileInspection) -> None:
+    """Stage a GeoPackage layer or a zipped shapefile as a GeoJSON FeatureCollection in WGS84,
+    attributes as properties, for Spark's GeoJSON reading."""
+    import numpy as np
+    import pyogrio
+    import shapely
+
+    from riskradar import crs
+
+    source = f"/vsizip/{staged}" if reader.format == "shapefile" else str(staged)
+    try:
+        layers = [name for name, _ in pyogrio.list_layers(source)]
+        if reader.layer is not None and (
+            (isinstance(reader.layer, int) and not 0 <= reader.layer < len(layers))
+            or (isinstance(reader.layer, str) and reader.layer not in layers)
+        ):
+            result.problems.append(f"the file has no layer {reader.layer!r} (its layers: {layers})")
+            return
+        meta, _, geometry, fields = pyogrio.raw.read(source, layer=reader.layer)
+    except Exception as exc:  # GDAL reports damaged files with several error types
+        result.problems.append(f"the file cannot be read as {reader.format}: {_reason(exc)}")
+        return
+    source_crs = meta.get("crs") or reader.crs
+    if source_crs is None:
+        what = (
+            "shapefile came without its .prj"
+            if reader.format == "shapefile"
+            else "layer has no coordinate system"
+        )
+        result.problems.append(
+            f"the {what}, so its coordinates cannot be placed: deliver it with one, or set reader.crs in the "
+            f"contract (e.g. EPSG:28992)"
+        )
+        return
+    shapes = shapely.from_wkb(geometry)
+
+    def to_wgs84(coords: np.ndarray) -> np.ndarray:
+        lon, lat = crs.transform_array(coords[:, 0], coords[:, 1], source_crs, "EPSG:4326")
+        return np.column_stack([lon, lat])
+
+    try:
+        shapes = shapely.transform(shapes, to_wgs84)
+    except Exception as exc:  # an unknown or unsupported coordinate system
+        result.problems.append(f"the coordinates cannot be transformed from {source_crs}: {_reason(exc)}")
+        return
+    names = list(meta["fields"])
+    features = []
+    for i, shape in enumerate(shapes):
+        props = {name: _json_value(fields[k][i]) for k, name in enumerate(names)}
+        geom = None if shape is None else json.loads(shapely.to_geojson(shape))
+        features.append({"type": "Feature", "properties": props, "geometry": geom})
+    target = staged.with_suffix(".geojson")
+    target.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    result.records = len(features)
+    result.staged = target
+    result.staged_format = "geojson"
+
+
+def _json_value(value: object) -> object:
+    """An attribute of a GIS file as JSON: numbers and text as they are, dates ISO."""
+    if value is None:
+        return None
+    if hasattr(value, "item"):  # a NumPy scalar
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
 
 
 def header_problems(inspection: FileInspection, contract: Contract) -> tuple[list[str], list[str], list[str]]:
