@@ -70,9 +70,9 @@ def _contract_file(tmp_path: Path, **changes) -> Path:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"reader.format": "xlsx"}, "key 'reader.format' = 'xlsx': Input should be 'csv', 'csv.gz'"),
+        ({"reader.format": "xls"}, "key 'reader.format' = 'xls': Input should be 'csv', 'csv.gz'"),
         ({"reader.encoding": "klingon"}, "unknown encoding 'klingon'"),
-        ({"events.coordinates.crs": "EPSG:2263"}, "unsupported CRS 'EPSG:2263'"),
+        ({"events.coordinates.crs": "EPSG:999999"}, "unsupported CRS 'EPSG:999999': PROJ does not know it"),
         ({"events.timestamp.column": "When"}, "mapping uses columns not declared under 'columns': ['When']"),
         ({"events.id_column": "Case Number"}, "columns marked 'personal: drop' cannot be mapped"),
         ({"kind": "series"}, "kind 'series' needs a 'series' section"),
