@@ -41,7 +41,7 @@ def main() -> None:
         config["partners"]["contracts_dir"] = str(ROOT / "conf" / "partners")
         config["expectations_dir"] = str(ROOT / "expectations")
         config["partners"]["enabled"] = ["police_crimes"]
-        config["study_area"]["boundaries_feed"] = None
+        config["roles"] = {}  # a role must name an enabled feed: only the police feed is
         config["spark"]["master"] = args.master
         config["spark"]["conf"]["spark.driver.memory"] = args.driver_memory
         path = Path(tmp) / "riskradar.yaml"

@@ -11,7 +11,11 @@ included, with the columns of `panel_schema(spec)`:
 - `s_<feed>_w<k>`: other partners' signals (e.g. 311 complaints), same windows;
 - `hist_<target>_w<k>`, `histd_<target>_hl<h>`: the target's own past counts (what the
   naive baselines predict from);
-- area covariates of the cell's community area; last week's weather; calendar;
+- area covariates: the indicators of the area holding the cell (role `area_indicators`);
+- `weather_prev_<name>`: last week's value of each weekly measure of the series with the role
+  `weather` (weeks the series covers fully only);
+- calendar: week of the year, and whether the week holds a public holiday of the configured
+  country (and subdivision), from the `holidays` package;
 - `label_<target>_h<h>`: target events in the h weeks from the week's start (null where the
   data end before the horizon does).
 
@@ -29,9 +33,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from features.grid import Grid, cell_id
-from riskradar.config import Settings, TargetConfig
+from riskradar.config import CalendarConfig, Settings, TargetConfig, WeeklyMeasure
 
 EPOCH_MONDAY = date(1970, 1, 5)
+WEATHER_PREFIX = "weather_prev_"  # + the name of a weekly measure of the weather role
+_AGGREGATES = {"mean": F.avg, "sum": F.sum, "min": F.min, "max": F.max}
 _MAX_DECAY_SPAN = 900  # weeks / half-life: 2**900 still fits a double
 
 
@@ -48,13 +54,17 @@ class PanelSpec:
     targets: dict[str, TargetConfig]
     signals: dict[str, list[str]] = field(default_factory=dict)
     discovered_weight: float = 1.0
-    holidays: list[date] = field(default_factory=list)
+    calendar: CalendarConfig | None = None
     indicators: list[str] = field(default_factory=list)
+    # feature name (after WEATHER_PREFIX) -> the daily measure and how a week aggregates it
+    weather: dict[str, WeeklyMeasure] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings, indicators: list[str]) -> PanelSpec:
+        """The panel the config describes; `indicators`: the area covariates there is data for."""
         f = settings.features
         assert f is not None
+        weather = settings.roles.weather
         return cls(
             timezone=settings.timezone,
             grid=Grid(settings.grid.cell_size_m, settings.project_crs),
@@ -67,9 +77,21 @@ class PanelSpec:
             targets=settings.targets,
             signals=f.signals,
             discovered_weight=f.discovered_weight,
-            holidays=f.holidays,
+            calendar=f.calendar,
             indicators=indicators,
+            weather=dict(weather.weekly) if weather else {},
         )
+
+
+def role_indicators(settings: Settings) -> list[str]:
+    """The indicators of the `area_indicators` role that become features, in order (none
+    without the role)."""
+    role = settings.roles.area_indicators
+    if role is None:
+        return []
+    areas = settings.contract(role.feed).areas
+    assert areas is not None  # the config checked the feed's kind
+    return list(role.indicators) if role.indicators is not None else [m.name for m in areas.indicators]
 
 
 def week_start(ts_utc: Column, timezone: str) -> Column:
@@ -106,7 +128,7 @@ def feature_columns(spec: PanelSpec) -> list[str]:
         cols += [f"hist_{t}_w{k}" for k in spec.windows]
         cols += [f"histd_{t}_hl{_hl(h)}" for h in spec.half_lives]
     cols += list(spec.indicators)
-    cols += ["weather_prev_temp_max_c", "weather_prev_precip_mm"]
+    cols += [WEATHER_PREFIX + name for name in spec.weather]
     return cols
 
 
@@ -118,20 +140,30 @@ def is_count_feature(name: str) -> bool:
     return name.startswith(_COUNT_PREFIXES)
 
 
-def describe_feature(name: str) -> str:
+def weather_descriptions(spec: PanelSpec) -> dict[str, str]:
+    """Weather feature -> how analysts read it: "last week's precipitation (mm)"."""
+    return {
+        WEATHER_PREFIX + name: "last week's "
+        + (m.description or f"{m.aggregate} of the daily {m.measure.replace('_', ' ')}")
+        for name, m in spec.weather.items()
+    }
+
+
+def describe_feature(name: str, descriptions: dict[str, str] | None = None) -> str:
     """A plain-language name for analysts: `n3_burglary_w4` -> 'burglary incidents in the 3x3
-    cells around, past 4 weeks'."""
+    cells around, past 4 weeks'. `descriptions` names features the config describes (weather)."""
     import re
 
     fixed = {
         "history_weeks": "weeks of history",
         "week_of_year": "week of the year",
         "holiday_week": "holiday week",
-        "weather_prev_temp_max_c": "last week's mean daily max temperature (C)",
-        "weather_prev_precip_mm": "last week's precipitation (mm)",
+        **(descriptions or {}),
     }
     if name in fixed:
         return fixed[name]
+    if name.startswith(WEATHER_PREFIX):
+        return "last week's " + name.removeprefix(WEATHER_PREFIX).replace("_", " ")
     patterns = [
         (r"n_(\w+)_w(\d+)", "{0} incidents in the cell, past {1} weeks"),
         (r"hist_(\w+)_w(\d+)", "{0} incidents in the cell, past {1} weeks"),
@@ -228,26 +260,37 @@ def spatial_counts(weekly: DataFrame, spec: PanelSpec) -> DataFrame:
     return spread.groupBy("ix", "iy", "week_idx").agg(*sums)
 
 
-def weekly_weather(weather: DataFrame, timezone: str) -> DataFrame:
-    """(week_idx, temp_max_c, precip_mm) for weeks the feed covers fully (7 days), from the
-    silver.weather columns `date`, `temperature_max_c`, `precip_intensity_mm_h`."""
-    del timezone  # weather dates are already local calendar days
-    w = weather.select(
+def weekly_series(series: DataFrame, measures: dict[str, WeeklyMeasure]) -> DataFrame:
+    """(week_idx, <name> for each of `measures`) for the weeks a daily series covers fully (7
+    days; other weeks get nulls). Input: the series' silver columns, `date` (a local calendar
+    day) and its measures. Each day's value is multiplied by the measure's `scale`, then the
+    week's days are aggregated (mean, sum, min or max)."""
+    w = series.select(
         week_index(F.to_date(F.date_trunc("week", F.col("date")))).alias("week_idx"),
-        "temperature_max_c",
-        (F.col("precip_intensity_mm_h") * 24.0).alias("precip_mm"),
+        *[
+            (F.col(m.measure) if m.scale == 1.0 else F.col(m.measure) * m.scale).alias(name)
+            for name, m in measures.items()
+        ],
     )
     agg = w.groupBy("week_idx").agg(
-        F.count("*").alias("days"),
-        F.avg("temperature_max_c").alias("temp_max_c"),
-        F.sum("precip_mm").alias("precip_mm"),
+        F.count("*").alias("__days"),
+        *[_AGGREGATES[m.aggregate](name).alias(name) for name, m in measures.items()],
     )
-    full = F.col("days") == 7
-    return agg.select(
-        "week_idx",
-        F.when(full, F.col("temp_max_c")).alias("temp_max_c"),
-        F.when(full, F.col("precip_mm")).alias("precip_mm"),
+    full = F.col("__days") == 7
+    return agg.select("week_idx", *[F.when(full, F.col(name)).alias(name) for name in measures])
+
+
+def holiday_dates(calendar: CalendarConfig | None, first_day: date, last_day: date) -> list[date]:
+    """The public holidays of the calendar (observed days included) and its extra dates, from
+    `first_day` to `last_day`, sorted."""
+    if calendar is None:
+        return []
+    import holidays
+
+    days = holidays.country_holidays(
+        calendar.country, subdiv=calendar.subdivision, years=range(first_day.year, last_day.year + 1)
     )
+    return sorted({d for d in [*days, *calendar.extra_dates] if first_day <= d <= last_day})
 
 
 def build_panel(
@@ -266,7 +309,8 @@ def build_panel(
 
     `cells`: (ix, iy, area_code) of the study area. `history_start_week`: the first week with
     data (history before it is treated as empty). `data_end_week`: the last week with data;
-    labels whose horizon passes it are null. `areas`: (area_code, <indicators>).
+    labels whose horizon passes it are null. `weather`: the daily series of the weather role
+    (date, <measures>), or None (its features are then null). `areas`: (area_code, <indicators>).
     """
     if (last_week - history_start_week) / min(spec.half_lives or [1.0]) > _MAX_DECAY_SPAN:
         raise ValueError("the panel spans too many half-lives for exact decayed counts; raise the half-lives")
@@ -319,7 +363,8 @@ def build_panel(
     panel = panel.na.fill(0.0, subset=[c for c in cols if not c.startswith("label_")])
 
     week = F.date_add(F.lit(EPOCH_MONDAY), F.col("week_idx") * 7)
-    holidays = [F.lit(d) for d in spec.holidays]
+    days = holiday_dates(spec.calendar, week_of(first_week), week_of(last_week) + timedelta(days=6))
+    holidays = [F.lit(d) for d in days]
     in_week = F.lit(False)
     if holidays:
         in_week = F.exists(F.array(*holidays), lambda d: (d >= week) & (d < F.date_add(week, 7)))
@@ -332,19 +377,15 @@ def build_panel(
             "holiday_week": in_week,
         }
     )
-    if weather is not None:
-        prev = weekly_weather(weather, spec.timezone).select(
-            (F.col("week_idx") + 1).alias("week_idx"),  # last week's weather, known when t starts
-            F.col("temp_max_c").alias("weather_prev_temp_max_c"),
-            F.col("precip_mm").alias("weather_prev_precip_mm"),
+    if spec.weather and weather is not None:
+        prev = weekly_series(weather, spec.weather).select(
+            (F.col("week_idx") + 1).alias("week_idx"),  # last week's values, known when t starts
+            *[F.col(name).alias(WEATHER_PREFIX + name) for name in spec.weather],
         )
         panel = panel.join(F.broadcast(prev), "week_idx", "left")
     else:
         panel = panel.withColumns(
-            {
-                "weather_prev_temp_max_c": F.lit(None).cast("double"),
-                "weather_prev_precip_mm": F.lit(None).cast("double"),
-            }
+            {WEATHER_PREFIX + name: F.lit(None).cast("double") for name in spec.weather}
         )
     if spec.indicators:
         if areas is None:

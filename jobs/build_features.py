@@ -18,9 +18,18 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from features.grid import Grid, cells_in_areas
-from features.panel import PanelSpec, build_panel, check_schema, index_of, week_index, week_of, week_start
+from features.panel import (
+    PanelSpec,
+    build_panel,
+    check_schema,
+    index_of,
+    role_indicators,
+    week_index,
+    week_of,
+    week_start,
+)
 from riskradar.audit import audited_run
-from riskradar.catalog import published_batches, read_history, read_silver
+from riskradar.catalog import published_batches, read_history, read_silver, silver_table
 from riskradar.config import Settings
 from riskradar.errors import ConfigError, NothingToDo
 from riskradar.lake import Lake, Publisher, read_json_dir, write_json
@@ -61,12 +70,38 @@ def _latest(df: DataFrame, key: str) -> DataFrame:
     return df.withColumn("__n", F.row_number().over(order)).where("__n = 1").drop("__n")
 
 
-def load_inputs(spark: SparkSession, settings: Settings, lake: Lake) -> dict[str, DataFrame | None]:
-    """The current rows of the silver tables (one per event, day and area), as published."""
+def role_feeds(settings: Settings) -> dict[str, str | None]:
+    """The keys of `load_inputs` that hold a role's feed -> that feed (None: no such role)."""
+    roles = settings.roles
     return {
-        table: read_silver(spark, settings, lake, table)
-        for table in ("events", "weather", "areas", "boundaries")
+        "series": roles.weather.feed if roles.weather else None,
+        "areas": roles.area_indicators.feed if roles.area_indicators else None,
+        "boundaries": roles.area_boundaries.feed if roles.area_boundaries else None,
     }
+
+
+def load_inputs(spark: SparkSession, settings: Settings, lake: Lake) -> dict[str, DataFrame | None]:
+    """The current rows (one per event, day and area) the panel reads, as published: `events`
+    (every events feed), and the feeds of the roles: `series` (weather), `areas` (area
+    indicators) and `boundaries` (area boundaries). None for a role the config leaves out or
+    whose feed has published nothing yet."""
+    inputs = {"events": read_silver(spark, settings, lake, "events")}
+    for key, feed in role_feeds(settings).items():
+        table = silver_table(settings.contract(feed)) if feed else ""
+        inputs[key] = read_silver(spark, settings, lake, table, feeds=[feed]) if feed else None
+    return inputs
+
+
+def _input_tables(settings: Settings, inputs: dict[str, DataFrame | None]) -> list[dict[str, str]]:
+    """The audit record's inputs: each silver table read, with the feed of its role."""
+    feeds = role_feeds(settings)
+    out = []
+    for key, df in inputs.items():
+        feed = feeds.get(key)
+        if df is not None:
+            table = silver_table(settings.contract(feed)) if feed else key
+            out.append({"table": f"silver.{table}", **({"feed": feed} if feed else {})})
+    return out
 
 
 def study_cells(
@@ -130,11 +165,9 @@ def build(
                 f"target {name!r} has no events in silver.events (categories {target.categories}); "
                 f"check 'targets.{name}.categories' in {settings.config_file}"
             )
-    indicators = []
     areas = inputs["areas"]
-    contract = settings.contracts.get("census_indicators")
-    if areas is not None and contract is not None and contract.areas is not None:
-        indicators = [m.name for m in contract.areas.indicators]
+    indicators = role_indicators(settings) if areas is not None else []
+    if areas is not None:
         areas = _latest(areas, "area_code")
     spec = PanelSpec.from_settings(settings, indicators)
     cells = study_cells(spark, events, inputs["boundaries"], spec.grid).cache()
@@ -144,7 +177,7 @@ def build(
     first_week = _first_changed_week(
         spark, lake, events, settings, history_start, full=full, from_week=from_week
     )
-    weather = inputs["weather"]
+    weather = inputs["series"]
     if weather is not None:
         weather = _latest(weather, "date")
     panel = build_panel(
@@ -185,7 +218,7 @@ def build(
         "rows": written,
         "first_week": weeks[0],
         "last_week": weeks[-1],
-        "inputs": [{"table": f"silver.{t}"} for t, df in inputs.items() if df is not None],
+        "inputs": _input_tables(settings, inputs),
     }
 
 

@@ -6,8 +6,10 @@
 Writes, under reports/scores/<target>/<week>/: `<target>_<week>.csv` (all columns, polygon as
 WKT), `<target>_<week>.geojson` (opens in QGIS and ArcGIS) and `<target>_<week>.html`, a
 self-contained map report that works offline: the hotspot map, the top cells with what drives
-them, the model card summary and the date of each partner's newest data. The week defaults to
-the newest scored week of the target.
+them, the top areas, the model card summary and the date of each partner's newest data. With
+an area-boundaries feed (`roles.area_boundaries`) also `<target>_<week>_areas.csv`: the week's
+roll-up by area (gold.scores_by_area), its counts shown as published ("<k" below k). The week
+defaults to the newest scored week of the target.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from riskradar.audit import audited_run
-from riskradar.catalog import read_silver
+from riskradar.catalog import read_silver, silver_table
 from riskradar.config import Settings
 from riskradar.errors import NothingToDo
-from riskradar.exports import ReportContext, render_report, to_csv, to_geojson, write_text
+from riskradar.exports import ReportContext, render_report, to_areas_csv, to_csv, to_geojson, write_text
 from riskradar.lake import Lake, has_parquet
 from riskradar.registry import tracking_uri
 from riskradar.runtime import add_target_arguments, context, job_parser, monday, parse, selected_targets
@@ -91,12 +93,22 @@ def read_scores(spark: SparkSession, lake: Lake, target: str, week: date) -> pd.
     return scores.toPandas()
 
 
+def read_scores_by_area(spark: SparkSession, lake: Lake, target: str, week: date) -> pd.DataFrame | None:
+    """One (target, week) partition of gold.scores_by_area as pandas, or None if it has none."""
+    folder = lake.gold("scores_by_area") / f"target={target}" / f"week={week}"
+    if not has_parquet(folder):
+        return None
+    return spark.read.parquet(str(folder)).toPandas().assign(target=target, week=week)
+
+
 def export_week(
     spark: SparkSession, settings: Settings, lake: Lake, target: str, week: date
 ) -> dict[str, Path]:
     scores = read_scores(spark, lake, target, week)
     folder = lake.reports("scores", target, str(week))
     stem = f"{target}_{week}"
+    boundaries = settings.roles.area_boundaries
+    areas = read_scores_by_area(spark, lake, target, week) if boundaries else None
     ctx = ReportContext(
         city=settings.city,
         target=target,
@@ -111,6 +123,8 @@ def export_week(
         freshness=partner_freshness(spark, settings, lake),
         model_card=_model_card(settings, lake, scores["model_run_id"].iloc[0]),
         generated_at=f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        area_feed=boundaries.feed if boundaries else None,
+        areas=areas,
     )
     files = {
         "csv": folder / f"{stem}.csv",
@@ -120,6 +134,9 @@ def export_week(
     write_text(files["csv"], to_csv(scores))
     write_text(files["geojson"], to_geojson(scores))
     write_text(files["html"], render_report(scores, ctx))
+    if areas is not None:
+        files["areas_csv"] = folder / f"{stem}_areas.csv"
+        write_text(files["areas_csv"], to_areas_csv(areas))
     return files
 
 
@@ -134,7 +151,7 @@ def partner_freshness(spark: SparkSession, settings: Settings, lake: Lake) -> di
             out[row["partner"]] = f"{row['d']} (newest event)"
     for name, contract in settings.contracts.items():
         if contract.series is not None:
-            series = read_silver(spark, settings, lake, name)
+            series = read_silver(spark, settings, lake, silver_table(contract), feeds=[name])
             if series is not None:
                 out[name] = f"{series.agg(F.max('date')).first()[0]} (newest day)"
     for table in ("areas", "boundaries"):
@@ -148,7 +165,12 @@ def partner_freshness(spark: SparkSession, settings: Settings, lake: Lake) -> di
 
 
 def _boundaries(spark: SparkSession, settings: Settings, lake: Lake) -> list[tuple[Any, str, str]]:
-    boundaries = read_silver(spark, settings, lake, "boundaries")
+    """(area_code, area_name, GeoJSON geometry) of the area-boundaries feed, for the map's outlines."""
+    role = settings.roles.area_boundaries
+    if role is None:
+        return []
+    contract = settings.contract(role.feed)
+    boundaries = read_silver(spark, settings, lake, silver_table(contract), feeds=[role.feed])
     if boundaries is None:
         return []
     rows = boundaries.select("area_code", "area_name", "geometry_geojson")

@@ -10,6 +10,12 @@ collecting the cells to the driver. Each cell gets its expected count, rank, per
 hotspot flag (the top `scoring.hotspot_coverage` of the cells) and the features that raise its
 score most, shown with counts below `scoring.min_count_shown` suppressed. The result passes the
 gold.scores expectation suite, then replaces exactly the (target, week) partition.
+
+With an area-boundaries feed (config `roles.area_boundaries`), the week's scores are also
+rolled up by area into gold.scores_by_area: per area its study cells, the sum of their expected
+counts (also as published, below `scoring.min_count_shown` shown as "<k"), its hotspot cells
+and their share of all hotspot cells. It passes its own suite, and is published with the
+scores or not at all.
 """
 
 from __future__ import annotations
@@ -24,11 +30,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from features.grid import Grid, with_geometry
-from features.panel import describe_feature, is_count_feature
+from features.panel import PanelSpec, describe_feature, is_count_feature, weather_descriptions
 from models.explain import occlusion_contributions, top_drivers
 from models.metrics import flagged_count
 from riskradar.audit import audited_run
-from riskradar.catalog import read_silver
+from riskradar.catalog import read_silver, silver_table
 from riskradar.config import Settings
 from riskradar.errors import ConfigError, NoChampion, NothingToDo, ValidationGateFailed
 from riskradar.lake import Lake, Publisher, has_parquet, partition_values, read_json_dir
@@ -37,6 +43,7 @@ from riskradar.registry import champion_version, model_name, tracking_uri
 from riskradar.runtime import add_target_arguments, context, job_parser, monday, parse, selected_targets
 
 SUITE = "gold_scores.json"
+AREA_SUITE = "gold_scores_by_area.json"
 
 
 def main(
@@ -73,6 +80,10 @@ def main(
             record.inputs.append({"table": "gold.features", "week": str(week)})
             record.inputs.append({k: results[target][k] for k in ("model", "version", "model_run_id")})
             record.outputs.append({"table": "gold.scores", "partition": results[target]["partition"]})
+            if results[target]["areas_partition"]:
+                record.outputs.append(
+                    {"table": "gold.scores_by_area", "partition": results[target]["areas_partition"]}
+                )
             record.counts = {"cells": results[target]["cells"], "hotspots": results[target]["hotspots"]}
         r = results[target]
         print(
@@ -136,6 +147,7 @@ def score_target(
         drivers=scoring.drivers,
         min_count_shown=scoring.min_count_shown,
         hotspots=flagged_count(n_cells, scoring.hotspot_coverage),
+        descriptions=_feature_descriptions(settings),
     )
     grid = Grid(settings.grid.cell_size_m, settings.project_crs)
     out = (
@@ -171,14 +183,39 @@ def score_target(
         title=f"gold.scores {target} {week}",
         counts=counts,
     )
-    if not result["success"]:
-        raise ValidationGateFailed(
-            f"gold.scores for {target} {week} failed its suite (nothing published): "
-            + "; ".join(failed_expectations(result))
+    gates = [("gold.scores", result)]
+    area_publisher = None
+    if settings.roles.area_boundaries is not None:
+        area_publisher = Publisher(lake.gold("scores_by_area"), owner=f"score_{target}", run_id=run_id)
+        area_publisher.write(
+            scores_by_area(staged, min_count_shown=scoring.min_count_shown).select(*area_columns()),
+            ["target", "week"],
         )
-    partition = publisher.publish([{"target": target, "week": str(week)}])
+        staged_areas = spark.read.parquet(str(area_publisher.staging)).where(
+            (F.col("target") == target) & (F.col("week") == F.lit(week))
+        )
+        area_result = run_suite(
+            staged_areas, settings.suite_path_for(AREA_SUITE), run_name=f"gold-scores-by-area-{target}"
+        )
+        write_report(
+            lake.reports("scores", target),
+            f"{week}-areas-validation",
+            area_result,
+            title=f"gold.scores_by_area {target} {week}",
+            counts={"areas": staged_areas.count(), "model_version": int(version.version)},
+        )
+        gates.append(("gold.scores_by_area", area_result))
+    failed = [f"{table}: " + "; ".join(failed_expectations(r)) for table, r in gates if not r["success"]]
+    if failed:
+        raise ValidationGateFailed(
+            f"the scores of {target} {week} failed their suites (nothing published): " + " | ".join(failed)
+        )
+    owned = [{"target": target, "week": str(week)}]
+    partition = publisher.publish(owned)
+    areas_partition = area_publisher.publish(owned)[0] if area_publisher else None
     return {
         "partition": partition[0],
+        "areas_partition": areas_partition,
         "cells": n_cells,
         "hotspots": hotspots,
         "model": model_name(target),
@@ -195,28 +232,36 @@ def model_recipe(tags: dict[str, str]) -> str:
     return f"baseline {recipe}" if tags.get("kind") == "baseline" else recipe
 
 
+# What every published row says of its forecast, and the partitions of the scored tables.
+MODEL_COLUMNS = [
+    "model_name",
+    "model_version",
+    "model_run_id",
+    "model_recipe",
+    "features_version",
+    "scored_at",
+]
+PARTITIONS = ["target", "week"]
+
+
 def score_columns(drivers: int) -> list[str]:
     """The columns of gold.scores, in order (target and week are its partitions)."""
     cols = ["cell_id", "lon", "lat", "polygon_wkt", "area_code", "area_name", "expected_count"]
     cols += ["rank", "percentile", "hotspot"]
     for i in range(1, drivers + 1):
         cols += [f"driver_{i}", f"driver_{i}_detail"]
-    return [
-        *cols,
-        "model_name",
-        "model_version",
-        "model_run_id",
-        "model_recipe",
-        "features_version",
-        "scored_at",
-    ] + [
-        "target",
-        "week",
-    ]
+    return [*cols, *MODEL_COLUMNS, *PARTITIONS]
 
 
 def score_cells(
-    cells: DataFrame, model, features: list[str], *, drivers: int, min_count_shown: int, hotspots: int
+    cells: DataFrame,
+    model,
+    features: list[str],
+    *,
+    drivers: int,
+    min_count_shown: int,
+    hotspots: int,
+    descriptions: dict[str, str] | None = None,
 ) -> DataFrame:
     """(cell_id, ix, iy, area_code, expected_count, rank, percentile, hotspot, driver_i,
     driver_i_detail) for the rows of one week.
@@ -224,12 +269,14 @@ def score_cells(
     The model runs in the executors' Python (a broadcast copy); drivers compare each cell with
     the week's typical (median) cell. Rank 1 is the highest expected count (ties by cell id);
     percentile is the share of cells scoring at or below the cell; the `hotspots` top ranks
-    are flagged.
+    are flagged. `descriptions`: plain-language names of features the config describes.
     """
     spark = cells.sparkSession
     medians = cells.agg(*[F.percentile_approx(F.col(c).cast("double"), 0.5).alias(c) for c in features])
     reference = pd.Series(medians.first().asDict(), dtype=float).fillna(0.0)
-    shared = spark.sparkContext.broadcast((model, features, reference, drivers, min_count_shown))
+    shared = spark.sparkContext.broadcast(
+        (model, features, reference, drivers, min_count_shown, descriptions)
+    )
     fields = [
         T.StructField("cell_id", T.StringType()),
         T.StructField("expected_count", T.DoubleType()),
@@ -241,7 +288,7 @@ def score_cells(
         ]
 
     def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        model, features, reference, k, min_shown = shared.value
+        model, features, reference, k, min_shown, described = shared.value
         for batch in batches:
             X = batch[features].astype(float)
             mu, contributions = occlusion_contributions(model, X, reference)
@@ -252,7 +299,9 @@ def score_cells(
                 names = [features[j] for j in idx]
                 out[f"driver_{i + 1}"] = names
                 out[f"driver_{i + 1}_detail"] = [
-                    driver_detail(n, X.iloc[r, j], reference.iloc[j], contributions[r, j], min_shown)
+                    driver_detail(
+                        n, X.iloc[r, j], reference.iloc[j], contributions[r, j], min_shown, described
+                    )
                     for r, (n, j) in enumerate(zip(names, idx, strict=True))
                 ]
             for i in range(top.shape[1], k):  # a model with fewer inputs than drivers shown
@@ -279,22 +328,79 @@ def shown_count(value: float, min_count_shown: int) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
-def driver_detail(name: str, value: float, typical: float, effect: float, min_count_shown: int) -> str:
-    """'burglary incidents in the cell, past 52 weeks: 7 (typical <5), +0.31 expected'."""
+def driver_detail(
+    name: str,
+    value: float,
+    typical: float,
+    effect: float,
+    min_count_shown: int,
+    descriptions: dict[str, str] | None = None,
+) -> str:
+    """'<group> incidents in the cell, past 52 weeks: 7 (typical <5), +0.31 expected'."""
     if is_count_feature(name):
         shown, usual = shown_count(value, min_count_shown), shown_count(typical, min_count_shown)
     else:
         shown, usual = f"{value:.4g}", f"{typical:.4g}"
-    return f"{describe_feature(name)}: {shown} (typical {usual}), {effect:+.3f} expected"
+    return f"{describe_feature(name, descriptions)}: {shown} (typical {usual}), {effect:+.3f} expected"
+
+
+def _feature_descriptions(settings: Settings) -> dict[str, str]:
+    """Plain-language names of the features the config describes (the weather role's)."""
+    if settings.features is None:
+        return {}
+    return weather_descriptions(PanelSpec.from_settings(settings, []))
+
+
+def area_columns() -> list[str]:
+    """The columns of gold.scores_by_area, in order (target and week are its partitions)."""
+    cols = ["area_code", "area_name", "cells", "expected_count", "expected_count_shown", "hotspot_cells"]
+    return [*cols, "share_of_hotspots", *MODEL_COLUMNS, *PARTITIONS]
+
+
+def scores_by_area(scores: DataFrame, *, min_count_shown: int) -> DataFrame:
+    """One (target, week) of gold.scores rolled up by area: per `area_code` (null: the cells
+    outside every area) its `area_name`, study `cells`, `expected_count` (the sum of its cells'),
+    `expected_count_shown` (as published: below `min_count_shown` it is "<k"), `hotspot_cells`
+    and `share_of_hotspots` (its hotspot cells / all hotspot cells of the week; 0 without any).
+    The model and week columns of the scores are carried over."""
+    areas = scores.groupBy("area_code").agg(
+        F.first("area_name", ignorenulls=True).alias("area_name"),
+        F.count(F.lit(1)).cast("int").alias("cells"),
+        F.sum("expected_count").alias("expected_count"),
+        F.sum(F.col("hotspot").cast("int")).cast("int").alias("hotspot_cells"),
+        *[F.first(c).alias(c) for c in MODEL_COLUMNS + PARTITIONS],
+    )
+    all_hot = F.sum("hotspot_cells").over(Window.partitionBy(F.lit(1)))
+    areas = areas.withColumn(
+        "share_of_hotspots", F.coalesce(F.col("hotspot_cells") / F.nullif(all_hot, F.lit(0)), F.lit(0.0))
+    )
+    schema = T.StructType([*areas.schema.fields, T.StructField("expected_count_shown", T.StringType())])
+
+    def shown(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        # shown_count itself, so that an area's count reads exactly as the cells' counts do
+        for batch in batches:
+            batch["expected_count_shown"] = [shown_count(v, min_count_shown) for v in batch["expected_count"]]
+            yield batch
+
+    return areas.mapInPandas(shown, schema)
 
 
 def _area_names(spark: SparkSession, settings: Settings, lake: Lake) -> DataFrame:
-    areas = read_silver(spark, settings, lake, "areas")
-    schema = "area_code int, area_name string"
-    if areas is None:
-        return spark.createDataFrame([], schema)
-    areas = areas.select("area_code", "area_name")
-    return areas.dropDuplicates(["area_code"]).selectExpr("cast(area_code as int) area_code", "area_name")
+    """(area_code, area_name): the names the area-indicators feed gives, then those of the
+    boundaries feed for areas it alone names. The indicators come first as they did before the
+    roles: the bundled census spells three community-area names differently from its map."""
+    names = spark.createDataFrame([], "area_code int, area_name string")
+    for role in (settings.roles.area_indicators, settings.roles.area_boundaries):
+        rows = None
+        if role is not None:
+            contract = settings.contract(role.feed)
+            rows = read_silver(spark, settings, lake, silver_table(contract), feeds=[role.feed])
+        if rows is not None:
+            rows = rows.selectExpr("cast(area_code as int) area_code", "area_name").dropDuplicates(
+                ["area_code"]
+            )
+            names = names.unionByName(rows.join(names, "area_code", "left_anti"))
+    return names
 
 
 def _features_version(lake: Lake, week: date) -> str:

@@ -25,7 +25,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from features.panel import PanelSpec, feature_columns
+from features.panel import PanelSpec, feature_columns, role_indicators
 from models.backtest import (
     BacktestResult,
     exposure_table,
@@ -142,20 +142,30 @@ def load_frames(
     return train, evaluate, origins
 
 
-def _strata(evaluate: pd.DataFrame) -> pd.DataFrame:
-    """Cells grouped by the census hardship index of their area, in quintiles of areas (one
-    stratum when the census indicators are not among the features)."""
-    if "hardship_index" not in evaluate.columns or "area_code" not in evaluate.columns:
+ONE_STRATUM = "all cells"
+
+
+def strata_indicator(settings: Settings) -> str | None:
+    """The area indicator whose quintiles of areas are the exposure strata (None: no strata)."""
+    role = settings.roles.area_indicators
+    return role.exposure_strata if role else None
+
+
+def _strata(evaluate: pd.DataFrame, indicator: str | None) -> pd.DataFrame:
+    """Cells grouped by `indicator` of their area, in quintiles of areas; one stratum when there
+    is no such indicator among the columns (or no area)."""
+    if indicator is None or indicator not in evaluate.columns or "area_code" not in evaluate.columns:
         cells = evaluate.drop_duplicates("cell_id")[["cell_id"]].copy()
-        cells["stratum"] = "all cells (no census hardship index)"
+        cells["stratum"] = ONE_STRATUM
         return cells
-    cells = evaluate.drop_duplicates("cell_id")[["cell_id", "area_code", "hardship_index"]]
-    areas = cells.dropna(subset=["area_code", "hardship_index"]).drop_duplicates("area_code")
+    cells = evaluate.drop_duplicates("cell_id")[["cell_id", "area_code", indicator]]
+    areas = cells.dropna(subset=["area_code", indicator]).drop_duplicates("area_code")
+    words = indicator.replace("_", " ")
     quintile = pd.qcut(
-        areas["hardship_index"],
+        areas[indicator],
         5,
         labels=[
-            f"Q{i} (least hardship)" if i == 1 else (f"Q{i} (most hardship)" if i == 5 else f"Q{i}")
+            f"Q{i} (lowest {words})" if i == 1 else (f"Q{i} (highest {words})" if i == 5 else f"Q{i}")
             for i in range(1, 6)
         ],
     )
@@ -175,7 +185,7 @@ def train_target(
     assert training is not None and feats is not None
     horizon = feats.horizons_weeks[0]
     label = f"label_{target}_h{horizon}"
-    indicators = [c for c in panel.columns if c in _indicator_names(settings)]
+    indicators = [c for c in role_indicators(settings) if c in panel.columns]
     features = [
         c for c in feature_columns(PanelSpec.from_settings(settings, indicators)) if c in panel.columns
     ]
@@ -265,7 +275,7 @@ def train_target(
             evaluate.head(1000), source=str(lake.gold("features")), name="gold.features", targets=label
         )
         mlflow.log_input(dataset, context="backtest")
-        strata = _strata(evaluate)
+        strata = _strata(evaluate, strata_indicator(settings))
         child_runs = {}
         for result in results:
             with mlflow.start_run(
@@ -304,7 +314,9 @@ def train_target(
                 f"v{champion_version} and serves as champion until a learned model beats it by the margin"
             )
         mlflow.log_text(reason, "gate_decision.txt")
-        card = _model_card(settings, target, label, best, best_baseline, results, features, origins, strata)
+        card = _model_card(
+            settings, target, label, best, best_baseline, results, features, origins, strata, panel.columns
+        )
         card += _decision(model_name, best, version, alias, reason, champion_version)
         mlflow.log_text(card, "model_card.md")
     return {
@@ -319,11 +331,6 @@ def train_target(
         "results": {r.name: r for r in results},
         "child_runs": child_runs,
     }
-
-
-def _indicator_names(settings: Settings) -> set[str]:
-    contract = settings.contracts.get("census_indicators")
-    return {m.name for m in contract.areas.indicators} if contract and contract.areas else set()
 
 
 def _register(model, artifact: str, example: pd.DataFrame, model_name: str) -> str:
@@ -495,10 +502,83 @@ def _comparison(results: list[BacktestResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _model_card(settings, target, label, best, best_baseline, results, features, origins, strata) -> str:
+def absent_parts(settings: Settings, columns: list[str]) -> list[str]:
+    """What the city's config or data lack, as the model card states it: roles left out, or
+    whose feed had published nothing when the features were built, and no calendar."""
+    roles, feats = settings.roles, settings.features
+    assert feats is not None
+    out = []
+    if roles.area_boundaries is None:
+        out.append("no area boundaries (roles.area_boundaries): cells belong to no area; no roll-up by area")
+    indicators = roles.area_indicators
+    if indicators is None:
+        out.append(
+            "no area indicators (roles.area_indicators): no area covariates; exposure strata not computed"
+        )
+    elif not any(c in columns for c in role_indicators(settings)):
+        out.append(f"no area indicators in gold.features ({indicators.feed} had published nothing)")
+    if indicators is not None and strata_indicator(settings) not in columns:
+        out.append("no exposure strata (roles.area_indicators.exposure_strata): exposure strata not computed")
+    if roles.weather is None:
+        out.append("no weather series (roles.weather): no weather features")
+    if feats.calendar is None:
+        out.append("no holiday calendar (features.calendar): no week is marked as a holiday week")
+    if not _signal_feeds(settings):
+        out.append("no other partners' signals (features.signals)")
+    return out
+
+
+def _signal_feeds(settings: Settings) -> list[str]:
+    """The feeds of `features.signals` that are enabled (the others count nothing)."""
+    assert settings.features is not None
+    return [s for s in settings.features.signals if s in settings.contracts]
+
+
+def _data_sources(settings: Settings) -> str:
+    """The feature groups of the panel, with the feeds they come from."""
+    roles, feats = settings.roles, settings.features
+    assert feats is not None
+    parts = ["past counts per category group", "decayed counts", "spatial lags"]
+    if _signal_feeds(settings):
+        parts.append(f"other partners' signals ({', '.join(_signal_feeds(settings))})")
+    if roles.area_indicators:
+        parts.append(f"area covariates ({roles.area_indicators.feed})")
+    if roles.weather:
+        parts.append(f"last week's weather ({roles.weather.feed})")
+    calendar = feats.calendar
+    if calendar:
+        where = calendar.country + (f"-{calendar.subdivision}" if calendar.subdivision else "")
+        parts.append(f"calendar (public holidays of {where})")
+    else:
+        parts.append("calendar (week of the year)")
+    return ", ".join(parts)
+
+
+def _exposure_text(settings: Settings, strata: pd.DataFrame) -> str:
+    indicator = strata_indicator(settings)
+    if indicator is None or (strata["stratum"] == ONE_STRATUM).all():
+        return (
+            "the exposure table (artifact `exposure_3pct.csv` of each run) has one stratum: exposure strata "
+            "not computed (no area indicator defines them)"
+        )
+    role = settings.roles.area_indicators
+    assert role is not None
+    return (
+        "the exposure table (artifact `exposure_3pct.csv` of each run) compares the share of flagged cells "
+        f"with the share of area and of incidents per quintile of areas by `{indicator}` (feed {role.feed}; "
+        f"{strata['stratum'].nunique()} strata). Population per area is not among the area indicators, "
+        "so population shares are not reported"
+    )
+
+
+def _model_card(
+    settings, target, label, best, best_baseline, results, features, origins, strata, columns
+) -> str:
     from features.panel import week_of
 
     partners = ", ".join(f"{c.name} ({c.partner})" for c in settings.contracts.values())
+    absent = absent_parts(settings, list(columns))
+    absent_text = "\n".join(f"- {a}" for a in absent) if absent else "- nothing: every role has its feed"
     return f"""# Model card: riskradar-{target}
 
 ## Intended use
@@ -509,10 +589,12 @@ people, and its inputs hold no person identifiers (pseudonymised or dropped at i
 
 ## Data
 Partners: {partners}. Label `{label}`. {len(features)} features from the cell x week panel
-(gold.features): past counts per category group, decayed counts, spatial lags, 311 signals,
-census covariates, last week's weather, calendar. Backtest weeks {week_of(origins[0])} ..
+(gold.features): {_data_sources(settings)}. Backtest weeks {week_of(origins[0])} ..
 {week_of(origins[-1])} ({len(origins)} weeks, rolling origin, refit every
 {settings.training.refit_every_weeks} weeks).
+
+## Absent parts
+{absent_text}
 
 ## Metrics (mean over backtest weeks, 95% bootstrap interval)
 {_comparison(results)}
@@ -526,10 +608,7 @@ Best candidate: **{best.name}**; best baseline: **{best_baseline.name}**.
 - Weeks with few incidents make PAI noisy; read the intervals, not only the means.
 
 ## Fairness and feedback-loop risks
-- Flagging places concentrates attention; the exposure table (artifact `exposure_3pct.csv` of each
-  run) compares the share of flagged cells with the share of area and of incidents per quintile of
-  the census hardship index ({strata["stratum"].nunique()} strata). Population per area is not in the
-  bundled census data, so population shares are not reported.
+- Flagging places concentrates attention; {_exposure_text(settings, strata)}.
 - Extra patrols in flagged cells can raise recorded crime there and reinforce the forecast;
   monitor realised hit rates and prefer citizen-reported events for features.
 """

@@ -13,13 +13,22 @@ from __future__ import annotations
 import os
 import re
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from riskradar.errors import ConfigError, UnsafeName
 
@@ -321,7 +330,6 @@ class StudyArea(_Model):
     """The city's extent: rows outside it are quarantined as out of area."""
 
     bbox_wgs84: tuple[float, float, float, float] = Field(description="min lon, min lat, max lon, max lat")
-    boundaries_feed: str | None = None
 
     @field_validator("bbox_wgs84")
     @classmethod
@@ -347,10 +355,57 @@ class TargetConfig(_Model):
     exclude_domestic: bool = False
 
 
+@lru_cache(maxsize=1)
+def _holiday_calendars() -> dict[str, list[str]]:
+    """Country code -> its subdivision codes, as the `holidays` package knows them."""
+    import holidays
+
+    return holidays.list_supported_countries()
+
+
+class CalendarConfig(_Model):
+    """Public holidays of a country, and optionally of one of its subdivisions (a state,
+    province or region), from the `holidays` package: any year, observed days included."""
+
+    country: str = Field(description="ISO 3166-1 alpha-2 code, e.g. US, NL")
+    subdivision: str | None = Field(None, description="e.g. IL (Illinois) for US; null: the country's own")
+    extra_dates: list[date] = Field(
+        [], description="local days the calendar lacks that the city keeps as holidays (ISO dates)"
+    )
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        known = _holiday_calendars()
+        if value not in known:
+            codes = sorted(c for c in known if len(c) == 2)
+            raise ValueError(
+                f"not a country of the holidays package; allowed: one of its {len(codes)} ISO 3166-1 "
+                f"alpha-2 codes: {', '.join(codes)}"
+            )
+        return value
+
+    @field_validator("subdivision")
+    @classmethod
+    def _known_subdivision(cls, value: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("country")
+        if value is None or country is None:  # an unknown country has its own error
+            return value
+        allowed = _holiday_calendars()[country]
+        if value not in allowed:
+            raise ValueError(
+                f"not a subdivision of {country} in the holidays package; allowed: "
+                + (", ".join(allowed) if allowed else f"none ({country} has no subdivisions): leave it out")
+            )
+        return value
+
+
 class FeatureConfig(_Model):
     """The cell x week panel: which feature groups, windows and switches."""
 
-    crime_feeds: list[Name] = Field(["police_crimes"], min_length=1)
+    crime_feeds: list[Name] = Field(
+        min_length=1, description="the events feeds whose counts are crime features"
+    )
     category_groups: dict[Name, list[Name]] = Field(min_length=1)
     signals: dict[Name, list[Name]] = Field({}, description="other partners' feeds -> their categories")
     windows_weeks: list[int] = Field([1, 2, 4, 8, 13, 26, 52], min_length=1)
@@ -360,7 +415,9 @@ class FeatureConfig(_Model):
     discovered_weight: float = Field(
         1.0, ge=0.0, le=1.0, description="weight of officer-initiated events in crime features (0 = excluded)"
     )
-    holidays: list[date] = Field([], description="ISO dates; a week holding one is a holiday week")
+    calendar: CalendarConfig | None = Field(
+        None, description="public holidays by country and region; null: no week is a holiday week"
+    )
 
     @field_validator("windows_weeks", "spatial_lag_windows_weeks", "horizons_weeks")
     @classmethod
@@ -386,6 +443,61 @@ class TrainingConfig(_Model):
     promotion_metric: str = "pai_3"
     promotion_margin: float = Field(0.0, ge=0.0, description="absolute margin on the promotion metric")
     candidates: dict[str, dict[str, Any]] = Field(min_length=1)
+
+
+class BoundariesRole(_Model):
+    """The feed whose polygons are the city's areas (e.g. community areas, wijken or buurten):
+    each study cell belongs to the area holding it, and scores are rolled up by area."""
+
+    kind: ClassVar[str] = "area_boundaries"  # of the feed that can play it
+    feed: Name
+
+
+class IndicatorsRole(_Model):
+    """The feed of statistics per area: the panel's area covariates and the exposure strata."""
+
+    kind: ClassVar[str] = "area_attributes"
+    feed: Name
+    indicators: list[Name] | None = Field(
+        None, description="the indicators that become features, in this order; null: all of the contract's"
+    )
+    exposure_strata: Name | None = Field(
+        None,
+        description="the indicator whose quintiles of areas are the strata of the exposure table "
+        "(share of flagged cells per stratum); null: no strata",
+    )
+
+
+class WeeklyMeasure(_Model):
+    """How one daily measure of a series becomes a weekly feature."""
+
+    measure: Name = Field(description="a measure of the series feed's contract")
+    aggregate: Literal["mean", "sum", "min", "max"]
+    scale: float = Field(
+        1.0,
+        gt=0,
+        description="a factor applied to each day first (24 turns a mean rate per hour into a day's amount)",
+    )
+    description: str | None = Field(None, description="how analysts read it, e.g. 'precipitation (mm)'")
+
+
+class WeatherRole(_Model):
+    """The city-wide daily series whose last complete week is a feature (e.g. weather)."""
+
+    kind: ClassVar[str] = "series"
+    feed: Name
+    weekly: dict[Name, WeeklyMeasure] = Field(
+        min_length=1, description="feature <name> (column weather_prev_<name>) -> its measure and aggregate"
+    )
+
+
+class Roles(_Model):
+    """Which enabled feed plays which role. Code never names a feed: a city without such a
+    feed leaves the role out, and every step runs without it."""
+
+    area_boundaries: BoundariesRole | None = None
+    area_indicators: IndicatorsRole | None = None
+    weather: WeatherRole | None = None
 
 
 class ScoringConfig(_Model):
@@ -418,6 +530,7 @@ class Settings(_Model):
     study_area: StudyArea
     lake: LakeConfig
     partners: PartnersConfig
+    roles: Roles = Roles()
     expectations_dir: str = "../expectations"
     categories: list[Name] = Field(min_length=1, description="the canonical category vocabulary")
     targets: dict[Name, TargetConfig] = {}
@@ -663,6 +776,73 @@ def load_contract(path: Path, settings_categories: list[str] | None = None) -> C
     return contract
 
 
+# keys of earlier configs -> what replaced them
+_REPLACED_KEYS = {
+    ("study_area", "boundaries_feed"): "'roles.area_boundaries.feed' (the feed of kind area_boundaries)",
+    ("features", "holidays"): "'features.calendar' ({country, subdivision, extra_dates}): holidays of any "
+    "year from the holidays package",
+}
+
+
+def _refuse_replaced_keys(path: Path, data: dict[str, Any]) -> None:
+    for (section, key), replacement in _REPLACED_KEYS.items():
+        if isinstance(data.get(section), dict) and key in data[section]:
+            raise ConfigError(f"{path}: key '{section}.{key}' is no longer read: use {replacement}")
+
+
+def _check_roles(path: Path, roles: Roles, contracts: dict[str, Contract], contracts_dir: Path) -> None:
+    """Each role names an enabled feed of the right kind, and only measures and indicators its
+    contract has."""
+    for role in Roles.model_fields:
+        spec = getattr(roles, role)
+        if spec is None:
+            continue
+        key = f"{path}: key 'roles.{role}.feed' = {spec.feed!r}"
+        if spec.feed not in contracts:
+            raise ConfigError(
+                f"{key}: not an enabled feed (enabled: {', '.join(contracts)}); enable it under "
+                f"'partners.enabled' or leave the role out"
+            )
+        contract = contracts[spec.feed]
+        if contract.kind != spec.kind:
+            raise ConfigError(
+                f"{key}: its contract {contracts_dir / (spec.feed + '.yaml')} is of kind {contract.kind!r}; "
+                f"the role {role} needs a feed of kind {spec.kind!r}"
+            )
+    if roles.area_indicators is not None:
+        r, areas = roles.area_indicators, contracts[roles.area_indicators.feed].areas
+        assert areas is not None
+        known = [m.name for m in areas.indicators]
+        for i, name in enumerate(r.indicators or []):
+            _must_be_in(path, f"roles.area_indicators.indicators.{i}", name, known, r.feed, "indicator")
+        if r.exposure_strata is not None:
+            chosen = known if r.indicators is None else r.indicators
+            _must_be_in(
+                path, "roles.area_indicators.exposure_strata", r.exposure_strata, chosen, r.feed, "indicator"
+            )
+    if roles.weather is not None:
+        series = contracts[roles.weather.feed].series
+        assert series is not None
+        known = [m.name for m in series.measures]
+        for name, weekly in roles.weather.weekly.items():
+            _must_be_in(
+                path,
+                f"roles.weather.weekly.{name}.measure",
+                weekly.measure,
+                known,
+                roles.weather.feed,
+                "measure",
+            )
+
+
+def _must_be_in(path: Path, key: str, value: str, allowed: list[str], feed: str, what: str) -> None:
+    if value not in allowed:
+        raise ConfigError(
+            f"{path}: key '{key}' = {value!r}: not among the {what}s of the feed {feed!r} "
+            f"(allowed: {', '.join(allowed) or 'none'})"
+        )
+
+
 def load_settings(path: str | Path | None = None) -> Settings:
     """Load and validate the pipeline config and the contracts of its enabled feeds."""
     path = Path(path or DEFAULT_CONFIG).resolve()
@@ -676,6 +856,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
             source=f"environment variable {LAKE_ENV} (overrides {path})",
             key="lake.root",
         )
+    _refuse_replaced_keys(path, data)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
@@ -716,11 +897,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
                     f"{path}: key 'features.spatial_lag_windows_weeks' = {spatial}: must be one of "
                     f"'features.windows_weeks' {settings.features.windows_weeks}"
                 )
-    if settings.study_area.boundaries_feed and settings.study_area.boundaries_feed not in contracts:
-        raise ConfigError(
-            f"{path}: key 'study_area.boundaries_feed' = {settings.study_area.boundaries_feed!r} "
-            f"is not an enabled feed (enabled: {', '.join(contracts)})"
-        )
+    _check_roles(path, settings.roles, contracts, Path(partners.contracts_dir))
     settings = settings.model_copy(
         update={
             "config_file": str(path),

@@ -1,6 +1,7 @@
 """What analysts open: one week of gold.scores as CSV, GeoJSON and a self-contained HTML map
 report (inline SVG and CSS, no scripts, fonts, tiles or links to fetch: it works offline and
-can be mailed or archived as one file).
+can be mailed or archived as one file), and its roll-up by area (gold.scores_by_area) as CSV
+and as a table of the report.
 
 Pure functions of a pandas frame of one (target, week) partition plus small context; the
 export job reads the lake and writes the files.
@@ -40,6 +41,10 @@ class ReportContext:
     freshness: dict[str, str] = field(default_factory=dict)
     model_card: str = ""
     generated_at: str = ""
+    # the feed of the area boundaries (None: the config names none, so there is no roll-up)
+    area_feed: str | None = None
+    # gold.scores_by_area of the week (None: not rolled up)
+    areas: pd.DataFrame | None = None
 
 
 def write_text(path: Path, text: str) -> None:
@@ -50,19 +55,51 @@ def write_text(path: Path, text: str) -> None:
     tmp.rename(path)
 
 
-def _plain(scores: pd.DataFrame) -> pd.DataFrame:
+def _plain(scores: pd.DataFrame, order: str | None = "rank") -> pd.DataFrame:
     out = scores.copy()
     for col in out.columns:
         if pd.api.types.is_datetime64_any_dtype(out[col]):
             out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         elif out[col].dtype == object:
             out[col] = out[col].map(lambda v: v.isoformat() if isinstance(v, date) else v)
-    return out.sort_values("rank")
+    return out.sort_values(order) if order else out
 
 
 def to_csv(scores: pd.DataFrame) -> str:
     """All columns, ranked; the polygon stays as WKT (QGIS and ArcGIS read it from CSV)."""
     return _plain(scores).to_csv(index=False)
+
+
+OUTSIDE_AREAS = "outside the areas"
+# What the areas CSV publishes: the exact expected count is left out, its shown form ("<k"
+# below scoring.min_count_shown) takes its place.
+AREA_CSV_COLUMNS = {
+    "area_code": "area_code",
+    "area_name": "area_name",
+    "cells": "cells",
+    "expected_count_shown": "expected_count",
+    "hotspot_cells": "hotspot_cells",
+    "share_of_hotspots": "share_of_hotspots",
+    "target": "target",
+    "week": "week",
+    "model_name": "model_name",
+    "model_version": "model_version",
+}
+
+
+def _ranked_areas(areas: pd.DataFrame) -> pd.DataFrame:
+    """Areas by expected count, highest first; the cells outside every area named as such."""
+    out = areas.sort_values(["expected_count", "area_code"], ascending=[False, True]).reset_index(drop=True)
+    out["area_name"] = out["area_name"].where(out["area_code"].notna(), OUTSIDE_AREAS)
+    return out
+
+
+def to_areas_csv(areas: pd.DataFrame) -> str:
+    """The week's areas, highest expected count first, with counts as published ("<k" below k)."""
+    out = _plain(_ranked_areas(areas), order=None)[list(AREA_CSV_COLUMNS)].rename(columns=AREA_CSV_COLUMNS)
+    out["area_code"] = out["area_code"].astype("Int64")
+    out["share_of_hotspots"] = out["share_of_hotspots"].round(4)
+    return out.to_csv(index=False)
 
 
 _WKT = re.compile(r"^POLYGON\(\((.*)\)\)$")
@@ -289,7 +326,7 @@ features {esc(first["features_version"])}, scored {esc(str(first["scored_at"]))[
 aggregates only, no event rows and no identifiers. Counts below {ctx.min_count_shown} are shown as
 "&lt;{ctx.min_count_shown}". An expected count is a forecast, not a record.</p>
 <div class="layout"><div class="map"><h2>Map</h2>{render_map(scores, ctx)}
-<p class="legend">{legend}; outlines: community areas. Hover a red cell for its rank and drivers.</p></div>
+<p class="legend">{legend}{_outlines_text(ctx)}. Hover a red cell for its rank and drivers.</p></div>
 <div class="side"><h2>Newest data per partner</h2>
 <table><tr><th>partner feed</th><th>newest data</th></tr>{freshness}</table>
 <h2>Model card (summary)</h2><div class="card">{markdown_to_html(_card_summary(ctx.model_card))}</div></div></div>
@@ -297,10 +334,46 @@ aggregates only, no event rows and no identifiers. Counts below {ctx.min_count_s
 <table><tr><th>rank</th><th>cell</th><th>area</th><th>expected</th><th>percentile</th><th>centre (lat, lon)</th>
 <th>what drives the score (vs a typical cell)</th></tr>
 {"".join(rows)}</table>
+{_areas_section(ctx)}
 <footer>riskradar report, generated {esc(ctx.generated_at)}. Data, CSV and GeoJSON of this week:
 the files beside this one.</footer>
 </body></html>
 """
+
+
+def _outlines_text(ctx: ReportContext) -> str:
+    if ctx.area_feed is None or not ctx.boundaries:
+        return ""
+    return f"; outlines: the areas of {html.escape(ctx.area_feed)}"
+
+
+def _areas_section(ctx: ReportContext) -> str:
+    """The roll-up by area: the top areas by expected count, or why there is none."""
+    esc = html.escape
+    if ctx.area_feed is None:
+        return (
+            '<h2>Areas</h2><p class="note">No roll-up by area: the config names no area boundaries '
+            "(roles.area_boundaries).</p>"
+        )
+    if ctx.areas is None or ctx.areas.empty:
+        return (
+            f'<h2>Areas</h2><p class="note">No roll-up by area for this week in gold.scores_by_area: '
+            f"score the week again to add it (areas of {esc(ctx.area_feed)}).</p>"
+        )
+    ranked = _ranked_areas(ctx.areas)
+    top = ranked.head(ctx.top_n)
+    rows = "".join(
+        f"<tr><td>{esc(str(r['area_name']) if isinstance(r['area_name'], str) else '-')}</td>"
+        f"<td class=num>{esc(str(r['expected_count_shown']))}</td><td class=num>{r['cells']}</td>"
+        f"<td class=num>{r['hotspot_cells']}</td><td class=num>{r['share_of_hotspots']:.1%}</td></tr>"
+        for _, r in top.iterrows()
+    )
+    return f"""<h2>Top {len(top)} of {len(ranked)} areas ({esc(ctx.area_feed)})</h2>
+<p class="sub">Expected {esc(ctx.target.replace("_", " "))} incidents per area: the sum over its study cells
+(below {ctx.min_count_shown} shown as "&lt;{ctx.min_count_shown}"), and its share of the week's hotspot cells.
+Every area: the areas CSV beside this file.</p>
+<table><tr><th>area</th><th>expected</th><th>study cells</th><th>hotspot cells</th><th>share of hotspots</th></tr>
+{rows}</table>"""
 
 
 def _card_summary(card: str) -> str:

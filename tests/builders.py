@@ -20,8 +20,8 @@ def write_config(tmp_path: Path, *, landing: Path, enabled: list[str], **overrid
     data["partners"]["contracts_dir"] = str(ROOT / "conf" / "partners")
     data["partners"]["enabled"] = enabled
     data["expectations_dir"] = str(ROOT / "expectations")
-    if "census_areas" not in enabled:
-        data["study_area"]["boundaries_feed"] = None
+    # A role must name an enabled feed: a test city without that feed has no such role.
+    data["roles"] = {role: spec for role, spec in data["roles"].items() if spec and spec["feed"] in enabled}
     for dotted, value in overrides.items():
         node = data
         *parents, leaf = dotted.split(".")

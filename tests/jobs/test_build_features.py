@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import gzip
+import json
+import random
 import shutil
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from builders import SAMPLE, write_config
 from pyspark.sql import functions as F
 
-from jobs import build_features, ingest, validate
+from jobs import build_features, export, ingest, score, train, validate
 from riskradar.config import load_settings
 from riskradar.errors import ConfigError, NothingToDo
 from riskradar.lake import FeedState, Lake, run_folder
@@ -77,6 +80,78 @@ def test_covariates_weather_and_signals_are_filled(built, spark):
     assert panel.agg(F.sum("s_sanitation_311_w52")).first()[0] > 0
 
 
+# The hand-typed holidays the calendar replaced (features.holidays, 2013-2015 part): the bundled
+# panel's holiday weeks must be the weeks holding one of these.
+OLD_HOLIDAYS = [
+    date.fromisoformat(d)
+    for d in (
+        "2013-01-01 2013-01-21 2013-02-18 2013-05-27 2013-07-04 2013-09-02 2013-10-14 2013-11-11 "
+        "2013-11-28 2013-12-25 2014-01-01 2014-01-20 2014-02-17 2014-05-26 2014-07-04 2014-09-01 "
+        "2014-10-13 2014-11-11 2014-11-27 2014-12-25 2015-01-01 2015-01-19 2015-02-16 2015-05-25 "
+        "2015-07-03 2015-09-07 2015-10-12 2015-11-11 2015-11-26 2015-12-25"
+    ).split()
+]
+
+
+def test_the_sample_panel_is_what_it_was_before_the_roles(built, spark):
+    """The roles and the calendar change nothing in the bundled city's panel: its columns and
+    their order, the holiday weeks of the hand-typed list, the census indicators of each area,
+    and last week's weather, recomputed here from the delivered files."""
+    settings, _ = built
+    panel = spark.read.parquet(str(Lake(settings.lake_root).gold("features"))).toPandas()
+    indicators = [
+        "pct_housing_crowded",
+        "pct_below_poverty",
+        "pct_unemployed",
+        "pct_without_diploma",
+        "pct_under_18_or_over_64",
+        "per_capita_income",
+        "hardship_index",
+    ]
+    weather = ["weather_prev_temp_max_c", "weather_prev_precip_mm"]
+    assert list(panel.columns[-14:]) == [
+        "histd_all_incidents_hl4",
+        *indicators,
+        *weather,
+        "label_burglary_h1",
+        "label_robbery_assault_h1",
+        "label_all_incidents_h1",
+        "week",  # the partition column, read back last
+    ]
+    weeks = panel.drop_duplicates("week").set_index("week")
+    holiday = {w: any(w <= d < w + timedelta(days=7) for d in OLD_HOLIDAYS) for w in weeks.index}
+    assert weeks["holiday_week"].to_dict() == holiday
+    assert sum(holiday.values()) == 2  # Memorial Day (May 26) and the week of July 4
+
+    census = pd.read_csv(SAMPLE / "census" / "census_socioeconomic_by_community_area_2008_2012.csv")
+    census = census.rename(columns=lambda c: c.strip()).dropna(subset=["Community Area"])
+    columns = [
+        "PERCENT OF HOUSING CROWDED",
+        "PERCENT HOUSEHOLDS BELOW POVERTY",
+        "PERCENT AGED 16+ UNEMPLOYED",
+    ]
+    columns += ["PERCENT AGED 25+ WITHOUT HIGH SCHOOL DIPLOMA", "PERCENT AGED UNDER 18 OR OVER 64"]
+    columns += ["PER CAPITA INCOME", "HARDSHIP INDEX"]
+    expected = census.set_index(census["Community Area"].astype(int))[columns].set_axis(indicators, axis=1)
+    areas = panel.dropna(subset=["area_code"]).drop_duplicates("area_code").set_index("area_code")
+    pd.testing.assert_frame_equal(
+        areas[indicators].sort_index(),
+        expected.loc[areas.index].astype(float).sort_index(),
+        check_names=False,
+        check_index_type=False,
+    )
+
+    days = pd.read_csv(SAMPLE / "weather" / "chicago_weather_daily_2011-2014.csv", parse_dates=["date"])
+    days["monday"] = (days["date"] - pd.to_timedelta(days["date"].dt.weekday, unit="D")).dt.date
+    days["t"] = (days["temperatureMax"] - 32.0) * 5.0 / 9.0
+    days["p"] = days["precipIntensity"] * 25.4 * 24.0
+    by_week = days.groupby("monday").agg(t=("t", "mean"), p=("p", "sum"), n=("t", "size"))
+    previous = by_week.loc[[w - timedelta(days=7) for w in weeks.index]]
+    assert (previous["n"] == 7).all()
+    assert weeks["weather_prev_temp_max_c"].to_numpy() == pytest.approx(previous["t"].to_numpy(), rel=1e-12)
+    assert weeks["weather_prev_precip_mm"].to_numpy() == pytest.approx(previous["p"].to_numpy(), rel=1e-12)
+
+
 def test_rebuild_writes_only_changed_weeks_or_all_when_asked(built, spark):
     settings, summary = built
     again = build_features.main([], settings=settings, spark=spark)
@@ -85,8 +160,8 @@ def test_rebuild_writes_only_changed_weeks_or_all_when_asked(built, spark):
     assert full["weeks_written"] == summary["weeks_written"] and full["rows"] == summary["rows"]
 
 
-def _silver(spark, tmp_path: Path, rows) -> object:
-    settings = load_settings(write_config(tmp_path, landing=tmp_path, enabled=["police_crimes"]))
+def _silver(spark, tmp_path: Path, rows, **overrides) -> object:
+    settings = load_settings(write_config(tmp_path, landing=tmp_path, enabled=["police_crimes"], **overrides))
     schema = (
         "partner string, category string, occurred_at timestamp, x double, y double, origin string, "
         "domestic boolean, batch_id string, ingested_at timestamp"
@@ -140,3 +215,64 @@ def test_rebuild_from_a_day_that_is_not_monday_is_refused(spark, tmp_path):
     settings = _silver(spark, tmp_path, rows)
     with pytest.raises(ConfigError, match=r"--from-week 2014-06-04 is not a Monday"):
         build_features.main(["--from-week", "2014-06-04"], settings=settings, spark=spark)
+
+
+def test_a_city_without_indicators_boundaries_or_weather_runs_every_step(spark, tmp_path):
+    """Only an events feed: no role has a feed. The panel has no area, indicator or weather
+    column, and build-features, train, score and export run; the model card says what was
+    absent, and the report that there is no roll-up by area."""
+    rnd = random.Random(5)
+    start = datetime(2014, 3, 3, 12)  # a Monday
+    hot = [(447000.0 + 150 * i, 4637000.0 + 150 * j) for i in range(4) for j in range(4)]
+    rows = []
+    for week in range(12):
+        for k, (x, y) in enumerate(hot):
+            for _ in range(1 + k % 4 + rnd.randrange(2)):
+                when = start + timedelta(weeks=week, days=rnd.randrange(7), hours=rnd.randrange(10))
+                rows.append(
+                    ("police_crimes", "burglary", when, x + 10, y + 10, "reported", False, "b1", when)
+                )
+    settings = _silver(
+        spark,
+        tmp_path,
+        rows,
+        **{
+            "targets": {"burglary": {"categories": ["burglary"]}},
+            "training.backtest_weeks": 4,
+            "training.refit_every_weeks": 2,
+            "training.candidates": {"hgb_poisson": {"max_iter": 20, "random_state": 0}},
+        },
+    )
+    assert settings.roles.model_dump() == {"area_boundaries": None, "area_indicators": None, "weather": None}
+    lake = Lake(settings.lake_root)
+
+    built = build_features.main([], settings=settings, spark=spark)
+    panel = spark.read.parquet(str(lake.gold("features")))
+    assert built["cells"] == len(hot)
+    (audit,) = [json.loads(p.read_text()) for p in lake.audit.glob("date=*/*-build_features-*.json")]
+    assert audit["inputs"] == [{"table": "silver.events"}]  # no role, no other table
+    assert not [c for c in panel.columns if c.startswith(("weather", "hardship", "pct_"))]
+    assert panel.where(F.col("area_code").isNotNull()).count() == 0
+
+    trained = train.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
+    import mlflow
+
+    card = mlflow.artifacts.load_text(f"runs:/{trained['run_id']}/model_card.md")
+    absent = card.split("## Absent parts\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert absent == [
+        "- no area boundaries (roles.area_boundaries): cells belong to no area; no roll-up by area",
+        "- no area indicators (roles.area_indicators): no area covariates; exposure strata not computed",
+        "- no weather series (roles.weather): no weather features",
+        "- no other partners' signals (features.signals)",
+    ]
+    assert "has one stratum: exposure strata not computed" in card
+
+    scored = score.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
+    assert scored["cells"] == len(hot) and scored["areas_partition"] is None
+    assert not lake.gold("scores_by_area").exists()
+    files = export.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
+    assert sorted(files) == ["csv", "geojson", "html"]
+    page = files["html"].read_text()
+    assert "No roll-up by area: the config names no area boundaries (roles.area_boundaries)." in page
+    assert "outlines:" not in page
+    assert len(json.loads(files["geojson"].read_text())["features"]) == len(hot)

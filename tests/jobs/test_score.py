@@ -12,25 +12,33 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from builders import ROOT
 from mlflow import MlflowClient
+from pyspark.sql import functions as F
 from synthetic_panel import CELLS, FIRST, GOOD, WEEKS, WORSE, synthetic_settings, write_synthetic_panel
 
 from features.panel import week_of
 from jobs import evaluate_scores, export, score, show_scores, train
 from models.baselines import baselines_for
-from riskradar.errors import NoChampion, NothingToDo
+from riskradar.errors import NoChampion, NothingToDo, ValidationGateFailed
 from riskradar.exports import screenshot
 from riskradar.lake import Lake
+from riskradar.quality import run_suite
 from riskradar.registry import tracking_uri
 
 NEWEST = week_of(FIRST + WEEKS - 1)
 EARLIER = week_of(FIRST + WEEKS - 3)
+# The synthetic cells lie in areas 1..5: with an area-boundaries feed, scores roll up by area.
+WITH_AREAS = {
+    "partners.enabled": ["police_crimes", "census_indicators", "census_areas"],
+    "roles.area_boundaries": {"feed": "census_areas"},
+}
 
 
 @pytest.fixture(scope="module")
 def scored(spark, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("score")
-    settings = synthetic_settings(tmp, **{"training.candidates": GOOD})
+    settings = synthetic_settings(tmp, **{"training.candidates": GOOD, **WITH_AREAS})
     lake = Lake(settings.lake_root)
     write_synthetic_panel(spark, lake)
     trained = train.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
@@ -221,7 +229,7 @@ def test_exports_hold_every_cell_and_the_report_is_self_contained(scored, spark)
     files = export.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
     assert {p.name for p in files.values()} == {
         f"burglary_{NEWEST}.{ext}" for ext in ("csv", "geojson", "html")
-    }
+    } | {f"burglary_{NEWEST}_areas.csv"}  # the synthetic cells lie in areas
     published = _partition(lake, NEWEST).sort_values("rank").reset_index(drop=True)
 
     csv = pd.read_csv(files["csv"])
@@ -337,3 +345,118 @@ def test_exporting_a_week_that_was_not_scored_names_the_scored_weeks(scored, spa
         NothingToDo, match=rf"no scores for 'burglary' in the week of 2030-01-07 \(scored weeks: .*{NEWEST}"
     ):
         export.main(["--target", "burglary", "--week", "2030-01-07"], settings=settings, spark=spark)
+
+
+# --------------------------------------------------------------------------- roll-up by area
+
+
+def _areas(lake: Lake, week) -> pd.DataFrame:
+    return pd.read_parquet(lake.gold("scores_by_area") / "target=burglary" / f"week={week}")
+
+
+def test_the_roll_up_by_area_sums_the_cells_of_each_area(scored):
+    _, lake, trained, result = scored
+    assert result["areas_partition"] == f"target=burglary/week={NEWEST}"
+    cells = _partition(lake, NEWEST)
+    areas = _areas(lake, NEWEST).set_index("area_code").sort_index()
+    assert list(areas.reset_index().columns) == [
+        c for c in score.area_columns() if c not in ("target", "week")
+    ]
+    by_area = cells.groupby("area_code").agg(
+        cells=("cell_id", "size"), expected=("expected_count", "sum"), hot=("hotspot", "sum")
+    )
+    assert areas.index.tolist() == [1, 2, 3, 4, 5] == by_area.index.tolist()
+    assert areas["cells"].tolist() == by_area["cells"].tolist() == [CELLS // 5] * 5
+    np.testing.assert_allclose(areas["expected_count"], by_area["expected"], rtol=1e-12)
+    assert areas["hotspot_cells"].tolist() == by_area["hot"].tolist()
+    assert areas["share_of_hotspots"].tolist() == pytest.approx(
+        (by_area["hot"] / by_area["hot"].sum()).tolist()
+    )
+    assert areas["expected_count_shown"].tolist() == [
+        score.shown_count(v, 5) for v in areas["expected_count"]
+    ]
+    assert set(areas["model_version"]) == {trained["version"]}
+    report = json.loads((lake.reports("scores", "burglary") / f"{NEWEST}-areas-validation.json").read_text())
+    assert report["result"]["success"] and report["counts"]["areas"] == 5
+
+
+def test_the_roll_up_rows_of_cells_outside_the_areas_and_small_counts(spark):
+    """Cells without an area make one row of their own; a sum below k is published as '<k',
+    and the suite refuses a small count shown as a number."""
+    rows = [
+        ("1_0", 1, "North", 3.0, True),
+        ("2_0", 1, "North", 4.5, True),
+        ("3_0", 2, "South", 0.5, False),
+        ("4_0", None, None, 1.25, True),
+        ("5_0", None, None, 0.25, False),
+    ]
+    cells = spark.createDataFrame(
+        rows, "cell_id string, area_code int, area_name string, expected_count double, hotspot boolean"
+    ).withColumns(
+        {
+            "model_name": F.lit("riskradar-burglary"),
+            "model_version": F.lit(3),
+            "model_run_id": F.lit("r1"),
+            "model_recipe": F.lit("hgb_poisson"),
+            "features_version": F.lit("f1"),
+            "scored_at": F.current_timestamp(),
+            "target": F.lit("burglary"),
+            "week": F.lit(NEWEST),
+        }
+    )
+    areas = score.scores_by_area(cells, min_count_shown=5).select(*score.area_columns())
+    got = {
+        r["area_code"]: (r["area_name"], r["cells"], r["expected_count"], r["expected_count_shown"])
+        + (r["hotspot_cells"], r["share_of_hotspots"])
+        for r in areas.collect()
+    }
+    assert got == {
+        1: ("North", 2, 7.5, "7.5", 2, 2 / 3),
+        2: ("South", 1, 0.5, "<5", 0, 0.0),
+        None: (None, 2, 1.5, "<5", 1, 1 / 3),
+    }
+    suite = ROOT / "expectations" / "gold_scores_by_area.json"
+    assert run_suite(areas, suite, run_name="areas-ok")["success"]
+    leaked = areas.withColumn("expected_count_shown", F.lit("1.5"))
+    assert not run_suite(leaked, suite, run_name="areas-leak")["success"]
+
+
+def test_an_area_roll_up_that_fails_its_suite_publishes_nothing(scored, spark, tmp_path):
+    settings, lake, _, _ = scored
+    suites = tmp_path / "expectations"
+    shutil.copytree(ROOT / "expectations", suites)
+    strict = json.loads((suites / "gold_scores_by_area.json").read_text())
+    strict["expectations"][0]["kwargs"]["min_value"] = 1000  # more rows than there are areas
+    (suites / "gold_scores_by_area.json").write_text(json.dumps(strict))
+    strict_settings = settings.model_copy(update={"expectations_dir": str(suites)})
+    week = week_of(FIRST + WEEKS - 2)
+    with pytest.raises(ValidationGateFailed, match=r"gold.scores_by_area: .*expect_table_row_count"):
+        score.main(["--target", "burglary", "--week", str(week)], settings=strict_settings, spark=spark)
+    assert not (lake.gold("scores") / "target=burglary" / f"week={week}").exists()
+    assert not (lake.gold("scores_by_area") / "target=burglary" / f"week={week}").exists()
+
+
+def test_the_areas_are_exported_with_small_counts_suppressed(scored, spark):
+    settings, lake, _, _ = scored
+    files = export.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
+    areas = _areas(lake, NEWEST).sort_values("expected_count", ascending=False)
+    csv = pd.read_csv(files["areas_csv"], dtype={"expected_count": str})
+    assert list(csv.columns) == [
+        "area_code",
+        "area_name",
+        "cells",
+        "expected_count",
+        "hotspot_cells",
+        "share_of_hotspots",
+        "target",
+        "week",
+        "model_name",
+        "model_version",
+    ]
+    assert csv["area_code"].tolist() == areas["area_code"].tolist()
+    assert csv["expected_count"].tolist() == [score.shown_count(v, 5) for v in areas["expected_count"]]
+    assert all(c == "<5" or float(c) >= 5 for c in csv["expected_count"])
+    page = files["html"].read_text()
+    section = page.split("Top 5 of 5 areas (census_areas)</h2>", 1)[1].split("</table>", 1)[0]
+    shown = re.findall(r"<tr><td>[^<]*</td><td class=num>([^<]*)</td>", section)
+    assert shown == [v.replace("<", "&lt;") for v in csv["expected_count"]]  # one row per area, ranked

@@ -212,9 +212,20 @@ def test_training_without_a_panel_says_what_to_run(spark, tmp_path):
 
 
 def test_a_feature_without_any_value_is_left_out_and_named(spark, tmp_path):
-    """A feed that is not enabled leaves its feature columns empty (here last week's weather):
-    the boosted trees cannot bin such a column, so training leaves it out and logs it."""
-    settings = synthetic_settings(tmp_path, **{"training.candidates": GOOD})
+    """A feed that has published nothing leaves its feature columns empty (here last week's
+    weather): the boosted trees cannot bin such a column, so training leaves it out and logs it."""
+    weather = {
+        "feed": "weather",
+        "weekly": {"temp_max_c": {"measure": "temperature_max_c", "aggregate": "mean"}},
+    }
+    settings = synthetic_settings(
+        tmp_path,
+        **{
+            "training.candidates": GOOD,
+            "partners.enabled": ["police_crimes", "census_indicators", "weather"],
+            "roles.weather": weather,
+        },
+    )
     write_synthetic_panel(spark, Lake(settings.lake_root), extra={"weather_prev_temp_max_c": np.nan})
     result = train.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
     from mlflow import MlflowClient
@@ -229,3 +240,43 @@ def test_backtest_frame_over_the_bound_is_refused(trained, spark):
     settings = synthetic_settings(tmp, **{"training.candidates": GOOD, "training.max_evaluate_rows": 10})
     with pytest.raises(ConfigError, match=r"more than training.max_evaluate_rows = 10"):
         train.main(["--target", "burglary"], settings=settings, spark=spark)
+
+
+def test_exposure_strata_come_from_the_configured_indicator(tmp_path):
+    """Quintiles of areas by the indicator `roles.area_indicators.exposure_strata` names, whatever
+    it is called; one stratum without it."""
+    import pandas as pd
+
+    evaluate = pd.DataFrame(
+        {
+            "cell_id": [f"{c}_0" for c in range(12)],
+            "area_code": [1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, None],
+            "median_income": [10.0, 10.0, 20, 30, 40, 50, 60, 70, 80, 90, 100, None],
+        }
+    )
+    strata = train._strata(evaluate, "median_income").set_index("cell_id")["stratum"]
+    assert strata.to_dict() == {
+        "0_0": "Q1 (lowest median income)",
+        "1_0": "Q1 (lowest median income)",
+        "2_0": "Q1 (lowest median income)",
+        "3_0": "Q2",
+        "4_0": "Q2",
+        "5_0": "Q3",
+        "6_0": "Q3",
+        "7_0": "Q4",
+        "8_0": "Q4",
+        "9_0": "Q5 (highest median income)",
+        "10_0": "Q5 (highest median income)",
+        "11_0": "outside the areas",
+    }
+    assert set(train._strata(evaluate, None)["stratum"]) == {"all cells"}
+    assert set(train._strata(evaluate, "hardship_index")["stratum"]) == {"all cells"}  # not a column
+    # the synthetic city has indicators but no boundaries and no weather: the card says so
+    settings = synthetic_settings(tmp_path)
+    assert train.absent_parts(settings, ["hardship_index"]) == [
+        "no area boundaries (roles.area_boundaries): cells belong to no area; no roll-up by area",
+        "no weather series (roles.weather): no weather features",
+        "no other partners' signals (features.signals)",
+    ]
+    missing = "no area indicators in gold.features (census_indicators had published nothing)"
+    assert train.absent_parts(settings, [])[1] == missing

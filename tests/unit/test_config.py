@@ -376,3 +376,148 @@ def test_a_wrong_event_time_policy_is_explained(tmp_path: Path, change, message)
     with pytest.raises(ConfigError) as err:
         load_contract(path)
     assert str(err.value).startswith(f"{path}: {message}")
+
+
+# --------------------------------------------------------------------------- calendar and roles
+
+ALL_FEEDS = ["police_crimes", "sanitation_311", "weather", "census_indicators", "census_areas"]
+
+
+def test_the_committed_config_names_its_roles_and_calendar():
+    settings = load_settings(ROOT / "conf" / "riskradar.yaml")
+    roles = settings.roles
+    assert roles.area_boundaries.feed == "census_areas"
+    assert (roles.area_indicators.feed, roles.area_indicators.exposure_strata) == (
+        "census_indicators",
+        "hardship_index",
+    )
+    assert {n: (m.measure, m.aggregate, m.scale) for n, m in roles.weather.weekly.items()} == {
+        "temp_max_c": ("temperature_max_c", "mean", 1.0),
+        "precip_mm": ("precip_intensity_mm_h", "sum", 24.0),
+    }
+    calendar = settings.features.calendar
+    assert (calendar.country, calendar.subdivision, calendar.extra_dates) == ("US", None, [])
+
+
+def test_a_city_without_the_roles_feeds_loads_without_its_roles(tmp_path: Path):
+    settings = load_settings(write_config(tmp_path, landing=tmp_path, enabled=["police_crimes"]))
+    assert settings.roles.model_dump() == {"area_boundaries": None, "area_indicators": None, "weather": None}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"features.calendar.country": "XX"},
+            "key 'features.calendar.country' = 'XX': Value error, not a country of the holidays package; "
+            "allowed: one of its",
+        ),
+        (
+            {"features.calendar.subdivision": "ZZ"},
+            "key 'features.calendar.subdivision' = 'ZZ': Value error, not a subdivision of US in the "
+            "holidays package; allowed: AK, AL, AR",
+        ),
+        (
+            {"features.calendar": {"country": "NL", "subdivision": "IL"}},
+            "key 'features.calendar.subdivision' = 'IL': Value error, not a subdivision of NL",
+        ),
+        (
+            {"features.calendar.extra_dates": ["2016-13-01"]},
+            "key 'features.calendar.extra_dates.0' = '2016-13-01'",
+        ),
+    ],
+)
+def test_a_wrong_calendar_names_file_key_value_and_what_is_allowed(tmp_path: Path, changes, message):
+    path = write_config(tmp_path, landing=tmp_path, enabled=["police_crimes"], **changes)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(err.value).startswith(f"{path}: ")
+    assert message in str(err.value)
+    if "country" in changes:
+        assert "NL, NO" in str(err.value)  # the codes are listed
+
+
+@pytest.mark.parametrize(
+    ("enabled", "changes", "message"),
+    [
+        (
+            ["police_crimes", "census_indicators"],
+            {
+                "roles.weather": {
+                    "feed": "weather",
+                    "weekly": {"t": {"measure": "temperature_max_c", "aggregate": "mean"}},
+                }
+            },
+            "key 'roles.weather.feed' = 'weather': not an enabled feed (enabled: police_crimes, "
+            "census_indicators); enable it under 'partners.enabled' or leave the role out",
+        ),
+        (
+            ALL_FEEDS,
+            {"roles.area_boundaries.feed": "census_indicators"},
+            "key 'roles.area_boundaries.feed' = 'census_indicators': its contract "
+            f"{ROOT / 'conf' / 'partners' / 'census_indicators.yaml'} is of kind 'area_attributes'; the role "
+            "area_boundaries needs a feed of kind 'area_boundaries'",
+        ),
+        (
+            ALL_FEEDS,
+            {"roles.weather.feed": "police_crimes"},
+            "key 'roles.weather.feed' = 'police_crimes': its contract",
+        ),
+        (
+            ALL_FEEDS,
+            {"roles.weather.weekly.temp_max_c.measure": "temperature_min_c"},
+            "key 'roles.weather.weekly.temp_max_c.measure' = 'temperature_min_c': not among the measures "
+            "of the feed 'weather' (allowed: temperature_max_c, precip_intensity_mm_h, wind_speed_m_s, "
+            "humidity)",
+        ),
+        (
+            ALL_FEEDS,
+            {"roles.weather.weekly.temp_max_c.aggregate": "median"},
+            "key 'roles.weather.weekly.temp_max_c.aggregate' = 'median': Input should be 'mean', 'sum', "
+            "'min' or 'max'",
+        ),
+        (
+            ALL_FEEDS,
+            {"roles.weather.weekly": {}},
+            "key 'roles.weather.weekly': Dictionary should have at least 1 item",
+        ),
+        (
+            ALL_FEEDS,
+            {"roles.area_indicators.exposure_strata": "population"},
+            "key 'roles.area_indicators.exposure_strata' = 'population': not among the indicators of the "
+            "feed 'census_indicators' (allowed: pct_housing_crowded,",
+        ),
+        (
+            ALL_FEEDS,
+            {"roles.area_indicators.indicators": ["per_capita_income", "median_age"]},
+            "key 'roles.area_indicators.indicators.1' = 'median_age': not among the indicators",
+        ),
+        (
+            ALL_FEEDS,
+            {"roles.area_indicators.indicators": ["per_capita_income"]},
+            "key 'roles.area_indicators.exposure_strata' = 'hardship_index': not among the indicators of the "
+            "feed 'census_indicators' (allowed: per_capita_income)",
+        ),
+        (
+            ALL_FEEDS,
+            {"roles.census": {"feed": "census_indicators"}},
+            "key 'roles.census': Extra inputs are not permitted",
+        ),
+        (
+            ALL_FEEDS,
+            {"study_area.boundaries_feed": "census_areas"},
+            "key 'study_area.boundaries_feed' is no longer read: use 'roles.area_boundaries.feed'",
+        ),
+        (
+            ALL_FEEDS,
+            {"features.holidays": ["2014-01-01"]},
+            "key 'features.holidays' is no longer read: use 'features.calendar'",
+        ),
+    ],
+)
+def test_a_wrong_role_names_file_key_value_and_what_is_allowed(tmp_path: Path, enabled, changes, message):
+    path = write_config(tmp_path, landing=tmp_path, enabled=enabled, **changes)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(err.value).startswith(f"{path}: ")
+    assert message in str(err.value)

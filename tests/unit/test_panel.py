@@ -9,8 +9,17 @@ import pytest
 from pyspark.sql import functions as F
 
 from features.grid import Grid, assign_cells, cells_in_areas
-from features.panel import PanelSpec, build_panel, check_schema, feature_columns, index_of, panel_schema
-from riskradar.config import TargetConfig
+from features.panel import (
+    PanelSpec,
+    build_panel,
+    check_schema,
+    feature_columns,
+    holiday_dates,
+    index_of,
+    panel_schema,
+    weekly_series,
+)
+from riskradar.config import CalendarConfig, TargetConfig, WeeklyMeasure
 
 W0 = date(2014, 1, 6)  # a Monday
 I0 = index_of(W0)
@@ -25,6 +34,10 @@ SPEC = PanelSpec(
     horizons=[1],
     targets={"burglary": TargetConfig(categories=["burglary"])},
     signals={"sr": ["sanitation_complaint"]},
+    weather={
+        "temp_max_c": WeeklyMeasure(measure="t_max", aggregate="mean"),
+        "precip_mm": WeeklyMeasure(measure="rain_mm_h", aggregate="sum", scale=24),
+    },
 )
 EVENTS = (
     "partner string, category string, occurred_at timestamp, x double, y double, "
@@ -176,7 +189,7 @@ def test_domestic_events_are_left_out_of_a_target_that_says_so(spark):
 def test_weather_is_last_weeks_and_only_for_full_weeks(spark):
     days = [(W0 + timedelta(days=d), 10.0 + d, 0.5) for d in range(7)]  # week 0 complete
     days += [(W0 + timedelta(days=7 + d), 0.0, 1.0) for d in range(3)]  # week 1: 3 days only
-    weather = spark.createDataFrame(days, "date date, temperature_max_c double, precip_intensity_mm_h double")
+    weather = spark.createDataFrame(days, "date date, t_max double, rain_mm_h double")
     events = _events(spark, [("police", "burglary", _at(0), 10.0, 10.0, "reported", False)])
     built = _one_cell(spark, events, SPEC, last=2, data_end=2, weather=weather)
     got = {
@@ -186,12 +199,76 @@ def test_weather_is_last_weeks_and_only_for_full_weeks(spark):
     assert got == {0: (None, None), 1: (13.0, 7 * 0.5 * 24), 2: (None, None)}
 
 
+def test_weekly_series_aggregates_each_measure_as_configured(spark):
+    """min and max as well as mean and sum; a measure's scale applies to each day first."""
+    days = spark.createDataFrame(
+        [(W0 + timedelta(days=d), float(d), 2.0 * d) for d in range(7)], "date date, a double, b double"
+    )
+    measures = {
+        "lo": WeeklyMeasure(measure="a", aggregate="min"),
+        "hi": WeeklyMeasure(measure="b", aggregate="max", scale=0.5),
+        "avg": WeeklyMeasure(measure="a", aggregate="mean", scale=10),
+    }
+    assert [tuple(r) for r in weekly_series(days, measures).collect()] == [(I0, 0.0, 6.0, 30.0)]
+
+
+def test_without_a_weather_role_the_panel_has_no_weather_columns(spark):
+    spec = PanelSpec(**{**SPEC.__dict__, "weather": {}})
+    events = _events(spark, [("police", "burglary", _at(0), 10.0, 10.0, "reported", False)])
+    built = _one_cell(spark, events, spec, last=1, data_end=1)
+    assert not [c for c in built.columns if c.startswith("weather")]
+    check_schema(built, spec)
+
+
 def test_holiday_weeks_and_week_of_year(spark):
-    spec = PanelSpec(**{**SPEC.__dict__, "holidays": [date(2014, 1, 20)]})  # MLK day, week 2
+    spec = PanelSpec(**{**SPEC.__dict__, "calendar": CalendarConfig(country="US")})  # MLK day, week 2
     events = _events(spark, [("police", "burglary", _at(0), 10.0, 10.0, "reported", False)])
     built = _one_cell(spark, events, spec, last=2, data_end=0)
     got = {r["week_idx"] - I0: (r["holiday_week"], r["week_of_year"]) for r in built.collect()}
     assert got == {0: (False, 2), 1: (False, 3), 2: (True, 4)}
+    no_calendar = _one_cell(spark, events, SPEC, last=2, data_end=0)
+    assert {r["holiday_week"] for r in no_calendar.collect()} == {False}
+
+
+def test_holiday_weeks_after_2015_come_from_the_calendar(spark):
+    """The weeks of Thanksgiving (Nov 24) and Christmas 2016 are holiday weeks; the weeks
+    between are not. A subdivision adds its own days, and extra dates are holidays too."""
+    thanksgiving = date(2016, 11, 21)  # the Monday of its week
+    first = index_of(thanksgiving)
+    events = _events(
+        spark, [("police", "burglary", datetime(2016, 11, 22, 12), 10.0, 10.0, "reported", False)]
+    )
+
+    def weeks(calendar: CalendarConfig) -> dict[date, bool]:
+        spec = PanelSpec(**{**SPEC.__dict__, "calendar": calendar})
+        built = build_panel(
+            events,
+            _cells(spark, [(0, 0)]),
+            spec,
+            first_week=first,
+            last_week=first + 5,
+            data_end_week=first,
+            history_start_week=first,
+        )
+        return {r["week"]: r["holiday_week"] for r in built.collect()}
+
+    monday = [thanksgiving + timedelta(weeks=k) for k in range(6)]
+    assert weeks(CalendarConfig(country="US")) == dict(
+        zip(monday, [True, False, False, False, True, True], strict=True)
+    )
+    # 2016-12-26 is Christmas observed, 2017-01-02 New Year observed
+    local = CalendarConfig(country="US", extra_dates=[date(2016, 12, 7)])
+    assert weeks(local)[monday[2]] is True
+    assert holiday_dates(
+        CalendarConfig(country="US", subdivision="IL"), date(2016, 2, 8), date(2016, 3, 13)
+    ) == [
+        date(2016, 2, 12),  # Lincoln's Birthday (Illinois)
+        date(2016, 2, 15),  # Washington's Birthday (federal)
+        date(2016, 3, 7),  # Casimir Pulaski Day (Illinois)
+    ]
+    assert date(2016, 4, 27) in holiday_dates(
+        CalendarConfig(country="NL"), date(2016, 1, 1), date(2016, 12, 31)
+    )
 
 
 def test_no_leakage_features_equal_on_data_truncated_at_week_start(spark):
