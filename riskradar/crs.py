@@ -116,6 +116,13 @@ def require_projected(code: str) -> pyproj.CRS:
         raise UnsupportedCRS(
             f"project CRS must be in metres, {code!r} ({crs.name}) is in {', '.join(sorted(units))}"
         )
+    method = (crs.coordinate_operation.method_name if crs.coordinate_operation else "").lower()
+    if "mercator" in method and "transverse" not in method:
+        # Web Mercator's "metres" are 1.6 ground metres at 52 degrees: a 150 m cell would be 92 m.
+        raise UnsupportedCRS(
+            f"project CRS {code!r} ({crs.name}) is a Mercator projection, whose metres are not ground "
+            f"metres away from the equator: use the country's national grid (e.g. EPSG:28992) or a UTM zone"
+        )
     return crs
 
 

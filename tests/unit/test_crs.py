@@ -323,3 +323,17 @@ def test_require_projected():
         require_projected("EPSG:2272")
     with pytest.raises(UnsupportedCRS, match="EPSG:1234"):
         require_projected("EPSG:1234")
+
+
+@pytest.mark.parametrize("code", ["EPSG:3857", "EPSG:3395"])
+def test_a_mercator_project_crs_is_refused(code):
+    """Its metres are not ground metres away from the equator: cells would not be the size the
+    config says. As a partner's coordinates it is fine."""
+    with pytest.raises(UnsupportedCRS, match=f"project CRS '{code}' .* is a Mercator projection"):
+        require_projected(code)
+    assert get_crs(code).is_projected
+
+
+@pytest.mark.parametrize("code", ["EPSG:28992", "EPSG:26916", "EPSG:2154", "EPSG:32631"])
+def test_national_grids_and_utm_zones_can_be_project_crs(code):
+    assert require_projected(code) is get_crs(code)
