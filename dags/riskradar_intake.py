@@ -4,8 +4,11 @@
 For every feed enabled in the pipeline config: ingest the files that landed since the last run
 (bronze, personal data pseudonymised), then validate and publish them (silver | quarantine,
 behind the feed's expectation gate). One mapped task group per feed: a failed gate of one
-feed fails only that feed's tasks; the other feeds go on. Every failure is also written to the
-lake's audit log. Publishing updates the `silver_events` asset, which triggers the weekly DAG.
+feed fails only that feed's tasks; the other feeds go on. Validation runs also when ingest
+failed (a rejected file fails ingest, but the delivery's good files are in bronze and are
+validated and published); the feed, and the run, still end failed. Every failure is also
+written to the lake's audit log. Publishing updates the `silver_events` asset, which triggers
+the weekly DAG.
 
 Params: `config`, the pipeline config (default: conf/riskradar.yaml, or RISKRADAR_CONFIG);
 `driver_memory` of the submitted jobs (default 4g).
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Asset, dag, task, task_group
+from airflow.sdk import Asset, TriggerRule, dag, task, task_group
 
 from riskradar.orchestration import dag_params, default_args, spark_job
 
@@ -41,13 +44,30 @@ def riskradar_intake():
 
         return list(load_settings(params["config"]).contracts)
 
+    @task(trigger_rule=TriggerRule.ONE_FAILED)
+    def fail_feed_if_ingest_failed(partner: str) -> None:
+        """Runs only when ingest failed. Validation ran anyway (ALL_DONE), so it is a leaf that
+        may succeed; a run's state comes from its leaves, and this one keeps the feed failed."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"ingest of {partner} failed (see feed.ingest_new_files); what it landed in bronze was "
+            "validated and published all the same"
+        )
+
     @task_group(group_id="feed")
     def feed(partner: str):
         ingest = spark_job("ingest_new_files", "ingest", ["--partner", partner])
+        # A rejected file fails ingest, but the delivery's good files are in bronze: validate them.
         validate = spark_job(
-            "validate_and_publish", "validate", ["--partner", partner], outlets=[SILVER_EVENTS]
+            "validate_and_publish",
+            "validate",
+            ["--partner", partner],
+            outlets=[SILVER_EVENTS],
+            trigger_rule=TriggerRule.ALL_DONE,
         )
         ingest >> validate
+        ingest >> fail_feed_if_ingest_failed(partner)
 
     feed.expand(partner=enabled_feeds())
 

@@ -31,9 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def airflow_env(config: Path, home: Path, port: int, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment Airflow runs in: our DAGs, no examples, bound to 127.0.0.1, four task
-    processes at most (AIRFLOW__CORE__PARALLELISM overrides), local Spark unless a
-    `spark_default` connection is given."""
+    """The environment Airflow runs in: our DAGs, no examples, bound to 127.0.0.1 (the API
+    server, and the scheduler's health check server should one turn it on), four task processes
+    at most (AIRFLOW__CORE__PARALLELISM overrides), local Spark unless a `spark_default`
+    connection is given."""
     env = dict(os.environ if base is None else base)
     bin_dir = str(Path(sys.executable).parent)
     env.update(
@@ -51,6 +52,8 @@ def airflow_env(config: Path, home: Path, port: int, base: dict[str, str] | None
         }
     )
     env.setdefault("AIRFLOW__CORE__PARALLELISM", "4")  # the default 32 starts 32 workers
+    # The scheduler's health check server, if turned on, listens on every interface by default.
+    env.setdefault("AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST", "127.0.0.1")
     env.setdefault("AIRFLOW_CONN_SPARK_DEFAULT", '{"conn_type": "spark", "host": "local[*]"}')
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     env.setdefault("GX_ANALYTICS_ENABLED", "false")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk import TriggerRule
+from airflow.sdk.exceptions import AirflowFailException
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,9 +76,30 @@ def test_weekly_dag_wiring(bag):
     assert dag.get_task("target.score_week").downstream_task_ids == {"target.export_reports"}
     assert dag.get_task("target.export_reports").downstream_task_ids == {"evaluate_last_week"}
     intake = bag.dags["riskradar_intake"]
-    assert intake.get_task("feed.ingest_new_files").downstream_task_ids == {"feed.validate_and_publish"}
+    assert intake.get_task("feed.ingest_new_files").downstream_task_ids == {
+        "feed.validate_and_publish",
+        "feed.fail_feed_if_ingest_failed",
+    }
     outlets = intake.get_task("feed.validate_and_publish").outlets
     assert [a.uri for a in outlets] == ["riskradar://silver/events"]
+
+
+def test_a_feed_validates_what_ingest_landed_even_when_ingest_failed(bag):
+    """A rejected file fails ingest, but the delivery's good files are in bronze: validation runs
+    once ingest is done, whatever its outcome. A run's state comes from its leaves, so a task
+    that runs only when ingest failed, and fails without retrying, keeps the feed failed."""
+    intake = bag.dags["riskradar_intake"]
+    validate = intake.get_task("feed.validate_and_publish")
+    watcher = intake.get_task("feed.fail_feed_if_ingest_failed")
+    assert validate.trigger_rule == TriggerRule.ALL_DONE
+    assert watcher.trigger_rule == TriggerRule.ONE_FAILED
+    assert watcher.upstream_task_ids == {"enabled_feeds", "feed.ingest_new_files"}  # the map, ingest
+    assert {t.task_id for t in intake.leaves} == {validate.task_id, watcher.task_id}
+    # every other task runs only when all its upstream tasks succeeded
+    others = {t.task_id: t.trigger_rule for t in intake.tasks if t not in (validate, watcher)}
+    assert others == dict.fromkeys(["enabled_feeds", "feed.ingest_new_files"], TriggerRule.ALL_SUCCESS)
+    with pytest.raises(AirflowFailException, match="ingest of police_crimes failed"):
+        watcher.python_callable("police_crimes")
 
 
 def test_parsing_the_dags_reads_no_config(tmp_path):
@@ -98,6 +121,7 @@ def test_the_standalone_command_binds_to_localhost_and_uses_our_dags(tmp_path):
 
     env = airflow_env(tmp_path / "conf.yaml", tmp_path / "home", 8099, base={"PATH": "/usr/bin"})
     assert env["AIRFLOW__API__HOST"] == "127.0.0.1" and env["AIRFLOW__API__PORT"] == "8099"
+    assert env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST"] == "127.0.0.1"
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(DAGS)
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert env["RISKRADAR_CONFIG"] == str(tmp_path / "conf.yaml")
