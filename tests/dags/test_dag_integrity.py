@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import TriggerRule
 from airflow.sdk.exceptions import AirflowFailException
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
