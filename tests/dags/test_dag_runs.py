@@ -1,26 +1,77 @@
 """Both DAGs run for real with dag.test() on a slice of the bundled police data (every 10th
-row of March to June 2014): every task submits its job with spark-submit (connection
-spark_default, local[2]), and the test reads the outputs the jobs wrote. Then both runs are
-repeated and the outputs do not change."""
+row of April to June 2014, 500 m cells, three count windows): every task submits its job with
+spark-submit (connection spark_default, local[2]), and the tests read the outputs the jobs
+wrote. Then both runs are repeated and the outputs do not change.
+
+Meanwhile the jobs ingest, validate, build_features and score are spark-submitted as the DAG
+tasks submit them (same applications and args, client deploy mode) to a real standalone
+cluster (a master and one worker on 127.0.0.1, started here), from the same landing into a
+lake of their own: they publish exactly what the DAG runs published in local mode (silver
+events, quarantine, gold features, and gold scores of the same champion: both read one MLflow
+store). The cluster's work runs beside the DAG runs, one job at a time, so that each of the
+two cores has work.
+
+Every job is a cold, short-lived process, and on two shared cores how they start and wait
+matters more than what they compute. So, without changing what they compute: the submitted
+drivers and the cluster's executors start with the quick JVM options of riskradar.cluster (C1
+only, and a class data sharing archive, made while the intake runs), and the jobs' OpenMP
+threads (the boosted trees') wait passively. The DAG tasks do not retry here: a failure fails
+the run at once instead of after the DAGs' backoff (minutes), and a flaky task cannot pass on
+its retry.
+"""
 
 from __future__ import annotations
 
 import gzip
+import os
+import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
-from builders import SAMPLE, write_config
+from builders import SAMPLE, TEST_KEY, write_config
 
-from riskradar.config import load_settings
+from riskradar.catalog import read_quarantine, read_silver
+from riskradar.cluster import LocalCluster, QuickJvm, quick_jvm, submit
+from riskradar.config import Settings, load_settings
 from riskradar.lake import Lake
 
 pytestmark = pytest.mark.slow
 
 INTAKE_DATE = datetime(2014, 7, 1, 6, tzinfo=UTC)
 WEEK_DATE = datetime(2014, 6, 30, 12, tzinfo=UTC)  # a Monday: the weekly run scores 2014-06-30
-MONTHS = ("2014-03", "2014-04", "2014-05", "2014-06")
+WEEK = "2014-06-30"
+MONTHS = ("2014-04", "2014-05", "2014-06")
+FEED = "police_crimes"
+TARGET = "all_incidents"
+# What the cluster runs, in order: the jobs of the DAG tasks, with the tasks' arguments.
+CLUSTER_JOBS = [
+    ("ingest", ["--partner", FEED]),
+    ("validate", ["--partner", FEED]),
+    ("build_features", []),
+    ("score", ["--target", TARGET, "--week", WEEK]),
+]
+# Columns that say when or by which run a row was written: legitimately different per run.
+# batch_id stays: it is a hash of the delivered files, equal on both sides and in a rerun.
+RUN_COLUMNS = ["ingested_at", "scored_at", "features_version"]
+# Each published table ("<layer>.<table>") and the columns that order its rows.
+TABLES = {
+    "silver.events": ["source_file", "source_row"],
+    f"quarantine.{FEED}": ["step", "source_file", "source_row"],
+    "gold.features": ["week", "cell_id"],
+    "gold.scores": ["target", "week", "cell_id"],
+}
+# The tables a rerun must leave as they were (the DAG runs' outputs), by short name.
+OUTPUTS = {"silver": "silver.events", "panel": "gold.features", "scores": "gold.scores"}
+# OpenMP threads that spin while they wait took the CPU from everything else: training alone
+# took 99 s (81 s CPU) instead of 35 s (21 s CPU), with the same model. Jobs and their Python
+# workers get it from spark-submit's environment, a cluster's executors from their conf.
+PASSIVE_OPENMP = {"OMP_WAIT_POLICY": "passive"}
 
 
 def _every_nth(source: Path, target: Path, n: int) -> None:
@@ -34,43 +85,18 @@ def _landing(tmp: Path) -> Path:
     landing = tmp / "landing"
     for month in MONTHS:
         name = f"chicago_crimes_{month}.csv.gz"
-        _every_nth(SAMPLE / "police_crimes" / name, landing / "police_crimes" / name, 10)
+        _every_nth(SAMPLE / FEED / name, landing / FEED / name, 10)
     return landing
 
 
-def _outputs(lake: Lake) -> dict[str, pd.DataFrame]:
-    """What the runs published, as comparable frames (run timestamps left out)."""
-    out = {}
-    for name, path in {
-        "silver": lake.silver("events"),
-        "panel": lake.gold("features"),
-        "scores": lake.gold("scores"),
-    }.items():
-        frame = pd.read_parquet(path)
-        # when and by which run: the provenance of a rerun is its own
-        run_columns = ("ingested_at", "scored_at", "features_version")
-        frame = frame.drop(columns=[c for c in run_columns if c in frame.columns])
-        keys = [c for c in ("event_id", "cell_id", "week", "target") if c in frame.columns]
-        out[name] = (
-            frame.astype({c: str for c in frame.columns if str(frame[c].dtype) == "category"})
-            .sort_values(keys)
-            .reset_index(drop=True)
-        )
-    return out
-
-
-@pytest.fixture(scope="module")
-def runs(airflow_db, tmp_path_factory):
-    from airflow.dag_processing.dagbag import DagBag
-
-    tmp = tmp_path_factory.mktemp("dags")
-    config = write_config(
+def _config(tmp: Path, landing: Path, tracking_uri: str) -> Path:
+    return write_config(
         tmp,
-        landing=_landing(tmp),
-        enabled=["police_crimes"],
+        landing=landing,
+        enabled=[FEED],
         **{
             "targets": {
-                "all_incidents": {
+                TARGET: {
                     "categories": [
                         "theft",
                         "battery",
@@ -85,35 +111,156 @@ def runs(airflow_db, tmp_path_factory):
                     ]
                 }
             },
+            # coarser cells and fewer windows than the committed config keep the jobs short
+            "grid.cell_size_m": 500,
+            "features.windows_weeks": [1, 4, 13],
+            "features.decay_half_lives_weeks": [4],
+            "features.spatial_lag_windows_weeks": [4],
             "training.backtest_weeks": 4,
             "training.refit_every_weeks": 2,
             "training.promotion_margin": 0.0,
             "training.candidates": {
                 "hgb_poisson": {"max_iter": 60, "min_samples_leaf": 20, "random_state": 0}
             },
+            "mlflow.tracking_uri": tracking_uri,
+            # the lake is the only difference between the DAG runs and the cluster
             "spark.conf": {"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g"},
         },
     )
+
+
+def _table(spark, settings: Settings, name: str) -> pd.DataFrame:
+    """A published table as a frame in key order, without the run's own provenance. Intake
+    tables are read as their feeds' commit records publish them (riskradar.catalog)."""
+    lake = Lake(settings.lake_root)
+    layer, table = name.split(".")
+    if layer == "gold":
+        frame = pd.read_parquet(lake.gold(table))
+    else:
+        if layer == "silver":
+            published = read_silver(spark, settings, lake, table)
+        else:
+            published = read_quarantine(spark, lake, table)
+        assert published is not None, f"{name}: nothing published in {lake.root}"
+        frame = published.toPandas()
+    frame = frame.drop(columns=[c for c in RUN_COLUMNS if c in frame.columns])
+    # partition columns come back as categoricals of the values each side happens to hold
+    frame = frame.astype({c: str for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+    return frame.sort_values(TABLES[name]).reset_index(drop=True)
+
+
+def _outputs(spark, settings: Settings) -> dict[str, pd.DataFrame]:
+    return {short: _table(spark, settings, name) for short, name in OUTPUTS.items()}
+
+
+def _submit_to(cluster: LocalCluster, quick: Future, jobs: list[tuple[str, list[str]]], config: Path) -> None:
+    """spark-submit `jobs` in order to the cluster, drivers and executors with the quick JVM
+    options (once made) and passive OpenMP; the pseudonymisation key of this process, as the DAG
+    tasks get it."""
+    options: QuickJvm = quick.result()
+    env = {**os.environ, "RISKRADAR_PSEUDONYM_KEY": TEST_KEY, **options.submit_env(), **PASSIVE_OPENMP}
+    conf = {**options.executor_conf(), **{f"spark.executorEnv.{k}": v for k, v in PASSIVE_OPENMP.items()}}
+    for job, args in jobs:
+        submit(cluster.master_url, job, [*args, "--config", str(config)], conf=conf, env=env)
+
+
+@contextmanager
+def _submitting_with(quick: QuickJvm):
+    """spark-submit (the operators run it with this process's environment) starts its drivers
+    with the quick options and passive OpenMP, for the duration of the block only: the test
+    session's own Spark session keeps its defaults."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {**quick.submit_env(), **PASSIVE_OPENMP}.items():
+            patch.setenv(key, value)
+        yield
+
+
+def _without_retries(dag):
+    """The DAG with no retries: dag.test() would wait out each retry's backoff (minutes)."""
+    for task in dag.tasks:
+        task.retries = 0
+    return dag
+
+
+@dataclass
+class Runs:
+    dags: tuple[Any, Any]  # intake, weekly (as the tests run them)
+    quick: QuickJvm
+    settings: Settings
+    conf: dict[str, str]
+    intake: Any  # the DagRuns
+    weekly: Any
+    first: dict[str, pd.DataFrame]  # OUTPUTS after the first runs
+    local_tables: dict[str, pd.DataFrame]  # TABLES after the first runs
+    cluster_settings: Settings
+    cluster_jobs: list[Future]
+
+
+@pytest.fixture(scope="module")
+def jvm(tmp_path_factory):
+    """(C1-only options at once, the quick options as a Future): riskradar.cluster.quick_jvm
+    makes its class archive in the background, beside the first jobs. The archive (about
+    180 MB) is removed with the module."""
+    folder = tmp_path_factory.mktemp("quick-jvm")
+    maker = ThreadPoolExecutor(1)
+    try:
+        yield quick_jvm(folder, archive=False), maker.submit(quick_jvm, folder)
+    finally:
+        maker.shutdown(wait=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(jvm, tmp_path_factory):
+    # the daemons are long-lived: C1 only; the executors get the archive with each application
+    with LocalCluster(tmp_path_factory.mktemp("cluster"), cores=2, memory="2g", quick=jvm[0]) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def runs(jvm, airflow_db, spark, cluster, tmp_path_factory):
+    from airflow.dag_processing.dagbag import DagBag
+
+    c1_only, pending = jvm
+    tmp = tmp_path_factory.mktemp("dags")
+    landing = _landing(tmp)
+    tracking_uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    config = _config(tmp / "local", landing, tracking_uri)
+    cluster_config = _config(tmp / "cluster", landing, tracking_uri)
     settings = load_settings(config)
     bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags"), safe_mode=False)
+    dags = tuple(_without_retries(bag.dags[d]) for d in ("riskradar_intake", "riskradar_weekly"))
     conf = {"config": str(config)}
-    intake = bag.dags["riskradar_intake"].test(logical_date=INTAKE_DATE, run_conf=conf)
-    weekly = bag.dags["riskradar_weekly"].test(logical_date=WEEK_DATE, run_conf=conf)
-    first = _outputs(Lake(settings.lake_root))
-    return bag, settings, conf, intake, weekly, first
+    # One job at a time goes to the cluster, in order: its intake needs no model, and its
+    # scoring is queued once the weekly run has made the champion.
+    cluster_side = ThreadPoolExecutor(1)
+    try:
+        *intake_jobs, scoring = CLUSTER_JOBS
+        cluster_jobs = [cluster_side.submit(_submit_to, cluster, pending, intake_jobs, cluster_config)]
+        with _submitting_with(c1_only):  # while the archive is made
+            intake = dags[0].test(logical_date=INTAKE_DATE, run_conf=conf)
+        quick = pending.result()
+        with _submitting_with(quick):
+            weekly = dags[1].test(logical_date=WEEK_DATE, run_conf=conf)
+        cluster_jobs.append(cluster_side.submit(_submit_to, cluster, pending, [scoring], cluster_config))
+        local_tables = {name: _table(spark, settings, name) for name in TABLES}
+        first = {short: local_tables[name] for short, name in OUTPUTS.items()}
+        cluster_settings = load_settings(cluster_config)
+        yield Runs(
+            dags, quick, settings, conf, intake, weekly, first, local_tables, cluster_settings, cluster_jobs
+        )
+    finally:
+        cluster_side.shutdown(wait=True)  # the cluster stops after this fixture
 
 
-def test_intake_publishes_silver_events_for_every_feed(runs):
-    _, settings, _, intake, _, first = runs
-    assert intake.state == "success"
-    lake = Lake(settings.lake_root)
-    bronze = pd.read_parquet(lake.bronze("police_crimes"))
-    quarantined = (
-        pd.read_parquet(lake.quarantine("police_crimes")) if lake.quarantine("police_crimes").exists() else []
-    )
-    silver = first["silver"]
-    assert len(silver) > 1000 and set(silver["partner"].astype(str)) == {"police_crimes"}
-    assert len(bronze) == len(silver) + len(quarantined)
+def test_intake_publishes_silver_events_for_every_feed(spark, runs):
+    assert runs.intake.state == "success"
+    lake = Lake(runs.settings.lake_root)
+    bronze = pd.read_parquet(lake.bronze(FEED))
+    quarantined = read_quarantine(spark, lake, FEED)
+    silver = runs.first["silver"]
+    assert len(silver) > 1000 and set(silver["partner"].astype(str)) == {FEED}
+    assert len(bronze) == len(silver) + (quarantined.count() if quarantined is not None else 0)
 
 
 def test_weekly_run_builds_the_panel_trains_registers_and_publishes_scores(runs):
@@ -121,37 +268,77 @@ def test_weekly_run_builds_the_panel_trains_registers_and_publishes_scores(runs)
 
     from riskradar.registry import tracking_uri
 
-    _, settings, _, _, weekly, first = runs
-    assert weekly.state == "success"
-    lake = Lake(settings.lake_root)
-    panel = first["panel"]
+    assert runs.weekly.state == "success"
+    lake = Lake(runs.settings.lake_root)
+    panel = runs.first["panel"]
     weeks = sorted(pd.to_datetime(panel["week"].astype(str)).dt.date.unique())
-    assert str(weeks[-1]) == "2014-06-30" and len(panel) == panel["cell_id"].nunique() * len(weeks)
+    assert str(weeks[-1]) == WEEK and len(panel) == panel["cell_id"].nunique() * len(weeks)
 
-    client = MlflowClient(tracking_uri(settings, lake))
-    experiment = client.get_experiment_by_name("riskradar-all_incidents")
-    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`riskradar.kind` = 'candidate'")
-    assert [r.data.tags["mlflow.runName"] for r in runs] == ["hgb_poisson"]
-    champion = client.get_model_version_by_alias("riskradar-all_incidents", "champion")
+    client = MlflowClient(tracking_uri(runs.settings, lake))
+    experiment = client.get_experiment_by_name(f"riskradar-{TARGET}")
+    found = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`riskradar.kind` = 'candidate'"
+    )
+    assert [r.data.tags["mlflow.runName"] for r in found] == ["hgb_poisson"]
+    champion = client.get_model_version_by_alias(f"riskradar-{TARGET}", "champion")
 
-    scores = first["scores"]
-    assert set(scores["week"].astype(str)) == {"2014-06-30"}
+    scores = runs.first["scores"]
+    assert set(scores["week"].astype(str)) == {WEEK}
     assert scores["cell_id"].nunique() == len(scores) == panel["cell_id"].nunique()
     assert set(scores["model_version"]) == {int(champion.version)}
-    files = sorted(p.name for p in lake.reports("scores", "all_incidents", "2014-06-30").iterdir())
-    assert files == [f"all_incidents_2014-06-30.{ext}" for ext in ("csv", "geojson", "html")]
+    files = sorted(p.name for p in lake.reports("scores", TARGET, WEEK).iterdir())
+    assert files == [f"{TARGET}_{WEEK}.{ext}" for ext in ("csv", "geojson", "html")]
 
 
-def test_rerunning_both_dags_changes_no_output(runs):
+def test_rerunning_both_dags_changes_no_output(spark, runs):
     """The intake again (every file is already ingested) and the weekly run again: panel, scores
     and reports are rebuilt and equal. Training is marked done in the rerun to keep CI short;
     that a retrained identical model does not replace the champion is tested in test_train."""
-    bag, settings, conf, _, _, first = runs
-    again_intake = bag.dags["riskradar_intake"].test(logical_date=INTAKE_DATE, run_conf=conf)
-    again_weekly = bag.dags["riskradar_weekly"].test(
-        logical_date=WEEK_DATE, run_conf=conf, mark_success_pattern=r"target\.train_and_gate"
-    )
+    intake_dag, weekly_dag = runs.dags
+    with _submitting_with(runs.quick):
+        again_intake = intake_dag.test(logical_date=INTAKE_DATE, run_conf=runs.conf)
+        again_weekly = weekly_dag.test(
+            logical_date=WEEK_DATE, run_conf=runs.conf, mark_success_pattern=r"target\.train_and_gate"
+        )
     assert again_intake.state == again_weekly.state == "success"
-    second = _outputs(Lake(settings.lake_root))
-    for name in first:
-        pd.testing.assert_frame_equal(first[name], second[name], check_like=True, obj=name)
+    second = _outputs(spark, runs.settings)
+    for name in runs.first:
+        pd.testing.assert_frame_equal(runs.first[name], second[name], check_like=True, obj=name)
+
+
+@pytest.fixture(scope="module")
+def on_cluster(spark, runs):
+    """(the cluster's tables, the champion's version) once the cluster ran every job."""
+    from mlflow import MlflowClient
+
+    from riskradar.registry import tracking_uri
+
+    for job in runs.cluster_jobs:
+        job.result()
+    tables = {name: _table(spark, runs.cluster_settings, name) for name in TABLES}
+    client = MlflowClient(tracking_uri(runs.settings, Lake(runs.settings.lake_root)))
+    return tables, str(client.get_model_version_by_alias(f"riskradar-{TARGET}", "champion").version)
+
+
+def test_every_job_ran_as_an_application_of_the_cluster(cluster, on_cluster):
+    apps = cluster.state()["completedapps"]
+    assert [a["state"] for a in apps] == ["FINISHED"] * len(CLUSTER_JOBS)
+    # each ran its tasks in an executor that the worker started (its log is in the work folder)
+    logs = sorted(cluster.work_dir.glob("app-*/*/stderr"))
+    assert len(logs) == len(CLUSTER_JOBS) and all("Finished task" in log.read_text() for log in logs), logs
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_cluster_publishes_what_local_mode_publishes(runs, on_cluster, name):
+    expected, got = runs.local_tables[name], on_cluster[0][name]
+    assert len(expected) > 0
+    pd.testing.assert_frame_equal(got, expected, check_exact=True, obj=name)
+
+
+def test_both_sides_scored_every_cell_with_the_same_champion(runs, on_cluster):
+    tables, version = on_cluster
+    cells = runs.local_tables["gold.features"].query(f"week == '{WEEK}'")["cell_id"]
+    for side in (runs.local_tables, tables):
+        scores = side["gold.scores"]
+        assert sorted(scores["cell_id"]) == sorted(cells)
+        assert set(scores["model_version"].astype(str)) == {version}
