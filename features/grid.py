@@ -7,7 +7,6 @@ so ids are reproducible from coordinates alone and stable across runs.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,51 +62,38 @@ def with_geometry(cells: DataFrame, grid: Grid) -> DataFrame:
     return cells.withColumn("polygon_wkt", wkt).drop(*temporary)
 
 
-def _rings(geometry: dict) -> list[list[list[list[float]]]]:
-    """Polygons of a GeoJSON geometry as lists of rings (outer first, then holes)."""
-    if geometry["type"] == "Polygon":
-        return [geometry["coordinates"]]
-    if geometry["type"] == "MultiPolygon":
-        return geometry["coordinates"]
-    raise ValueError(f"expected a Polygon or MultiPolygon, got {geometry['type']!r}")
+def cells_in_areas(areas: list[tuple[str, str]], grid: Grid) -> list[tuple[int, int, str]]:
+    """(ix, iy, area_code) of every cell whose centroid lies in an area polygon (holes and
+    multipolygons as GeoJSON has them). A centroid on an edge counts as inside; on the edge two
+    areas share, it goes to the lower code, so every cell has at most one area.
 
-
-def _inside_ring(px: np.ndarray, py: np.ndarray, ring: np.ndarray) -> np.ndarray:
-    """Even-odd ray casting for many points against one ring."""
-    inside = np.zeros(px.shape, dtype=bool)
-    x0, y0 = ring[:-1, 0], ring[:-1, 1]
-    x1, y1 = ring[1:, 0], ring[1:, 1]
-    for a, b, c, d in zip(x0, y0, x1, y1, strict=True):
-        crosses = (b > py) != (d > py)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xint = a + (py - b) * (c - a) / (d - b)
-        inside ^= crosses & (px < xint)
-    return inside
-
-
-def cells_in_areas(areas: list[tuple[int, str]], grid: Grid) -> list[tuple[int, int, int]]:
-    """(ix, iy, area_code) of every cell whose centroid lies in an area polygon.
-
-    `areas` holds (area_code, GeoJSON geometry in WGS84). Runs on the driver: boundaries are
-    a few hundred polygons, the grid of a city some tens of thousands of cells.
+    `areas` holds (area_code, GeoJSON geometry in WGS84); the code is passed through as given.
+    Runs on the driver: boundaries are a few hundred polygons, the grid of a city some tens of
+    thousands of cells.
     """
+    import shapely
+
     size = grid.cell_size_m
-    out: list[tuple[int, int, int]] = []
-    for code, text in areas:
-        for polygon in _rings(json.loads(text)):
-            projected = []
-            for ring in polygon:
-                arr = np.asarray(ring, dtype=float)[:, :2]
-                x, y = crs.transform_array(arr[:, 0], arr[:, 1], crs.WGS84, grid.crs)
-                projected.append(np.column_stack([x, y]))
-            outer = projected[0]
-            ix = np.arange(np.floor(outer[:, 0].min() / size), np.floor(outer[:, 0].max() / size) + 1)
-            iy = np.arange(np.floor(outer[:, 1].min() / size), np.floor(outer[:, 1].max() / size) + 1)
-            gx, gy = np.meshgrid(ix, iy)
-            gx, gy = gx.ravel(), gy.ravel()
-            px, py = (gx + 0.5) * size, (gy + 0.5) * size
-            inside = _inside_ring(px, py, outer)
-            for hole in projected[1:]:
-                inside &= ~_inside_ring(px, py, hole)
-            out += [(int(a), int(b), int(code)) for a, b in zip(gx[inside], gy[inside], strict=True)]
+
+    def to_grid(coords: np.ndarray) -> np.ndarray:
+        x, y = crs.transform_array(coords[:, 0], coords[:, 1], crs.WGS84, grid.crs)
+        return np.column_stack([x, y])
+
+    out: list[tuple[int, int, str]] = []
+    seen: set[tuple[int, int]] = set()
+    for code, text in sorted(areas, key=lambda a: str(a[0])):  # a centroid on a shared edge: the lower code
+        shape = shapely.transform(shapely.from_geojson(text), to_grid)
+        if shape.geom_type not in ("Polygon", "MultiPolygon"):
+            raise ValueError(f"area {code!r}: expected a Polygon or MultiPolygon, got {shape.geom_type}")
+        x0, y0, x1, y1 = shape.bounds
+        gx, gy = np.meshgrid(
+            np.arange(np.floor(x0 / size), np.floor(x1 / size) + 1),
+            np.arange(np.floor(y0 / size), np.floor(y1 / size) + 1),
+        )
+        gx, gy = gx.ravel(), gy.ravel()
+        inside = shapely.intersects_xy(shape, (gx + 0.5) * size, (gy + 0.5) * size)
+        for a, b in zip(gx[inside].astype(int), gy[inside].astype(int), strict=True):
+            if (a, b) not in seen:
+                seen.add((a, b))
+                out.append((int(a), int(b), code))
     return out

@@ -189,7 +189,7 @@ def panel_schema(spec: PanelSpec) -> T.StructType:
         T.StructField("cell_id", T.StringType(), False),
         T.StructField("ix", T.IntegerType(), False),
         T.StructField("iy", T.IntegerType(), False),
-        T.StructField("area_code", T.IntegerType(), True),
+        T.StructField("area_code", T.StringType(), True),
         T.StructField("week", T.DateType(), False),
         T.StructField("week_idx", T.IntegerType(), False),
     ]

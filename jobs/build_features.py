@@ -112,9 +112,9 @@ def study_cells(
 
     with_events = assign_cells(events, grid).select("ix", "iy").distinct()
     if boundaries is None:
-        return with_events.withColumn("area_code", F.lit(None).cast("int"))
+        return with_events.withColumn("area_code", F.lit(None).cast("string"))
     polygons = [(r["area_code"], r["geometry_geojson"]) for r in _latest(boundaries, "area_code").collect()]
-    inside = spark.createDataFrame(cells_in_areas(polygons, grid), "ix int, iy int, area_code int")
+    inside = spark.createDataFrame(cells_in_areas(polygons, grid), "ix int, iy int, area_code string")
     inside = inside.dropDuplicates(["ix", "iy"])
     return with_events.join(inside, ["ix", "iy"], "full").select("ix", "iy", "area_code")
 

@@ -389,16 +389,14 @@ def _area_names(spark: SparkSession, settings: Settings, lake: Lake) -> DataFram
     """(area_code, area_name): the names the area-indicators feed gives, then those of the
     boundaries feed for areas it alone names. The indicators come first as they did before the
     roles: the bundled census spells three community-area names differently from its map."""
-    names = spark.createDataFrame([], "area_code int, area_name string")
+    names = spark.createDataFrame([], "area_code string, area_name string")
     for role in (settings.roles.area_indicators, settings.roles.area_boundaries):
         rows = None
         if role is not None:
             contract = settings.contract(role.feed)
             rows = read_silver(spark, settings, lake, silver_table(contract), feeds=[role.feed])
         if rows is not None:
-            rows = rows.selectExpr("cast(area_code as int) area_code", "area_name").dropDuplicates(
-                ["area_code"]
-            )
+            rows = rows.select("area_code", "area_name").dropDuplicates(["area_code"])
             names = names.unionByName(rows.join(names, "area_code", "left_anti"))
     return names
 

@@ -238,6 +238,20 @@ class AreaMapping(_Model):
     not_areas: dict[str, str] = Field(
         {}, description="codes that are aggregates, not areas, with the reason (e.g. '0': city total)"
     )
+    code_pattern: str = Field(
+        r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="what an area code looks like (a regex); codes are kept as text, so CBS codes "
+        "(BU03440101) and codes with leading zeros (FIPS 17031) keep their form",
+    )
+
+    @field_validator("code_pattern")
+    @classmethod
+    def _valid_regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+        return value
 
 
 class Contract(_Model):

@@ -547,12 +547,12 @@ def route_areas(
     a = contract.areas
     assert a is not None
     code_raw = F.col(_q(a.code_column))
-    code = F.trim(code_raw).try_cast("int")
+    code = F.nullif(F.trim(code_raw), F.lit(""))  # codes are text: BU03440101, 17031, 35
     measure_rules, values = _measure_rules(a.indicators, contract.reader.decimal)
     df, repeated_by = _rank_flags(bronze, {"code": code}, current, replaced, key="code")
     dup_rules, repeated = _duplicate_rules(), repeated_by["code"]
     not_area = [
-        Rule("not_an_area", code == F.lit(int(k)), F.lit(f"{a.code_column} {k}: {why}"))
+        Rule("not_an_area", code == F.lit(str(k)), F.lit(f"{a.code_column} {k}: {why}"))
         for k, why in a.not_areas.items()
     ]
     rules = [
@@ -560,8 +560,12 @@ def route_areas(
         Rule("missing_code", _blank(code_raw), F.lit(f"{a.code_column} is empty")),
         Rule(
             "invalid_code",
-            code.isNull(),
-            F.concat(F.lit(f"{a.code_column} "), _shown(code_raw), F.lit(" is not an integer")),
+            ~code.rlike(a.code_pattern),
+            F.concat(
+                F.lit(f"{a.code_column} "),
+                _shown(code_raw),
+                F.lit(f" does not look like an area code of the contract ({a.code_pattern})"),
+            ),
         ),
         *not_area,
         Rule("missing_name", _blank(F.col(_q(a.name_column))), F.lit(f"{a.name_column} is empty")),

@@ -97,7 +97,6 @@ def _ranked_areas(areas: pd.DataFrame) -> pd.DataFrame:
 def to_areas_csv(areas: pd.DataFrame) -> str:
     """The week's areas, highest expected count first, with counts as published ("<k" below k)."""
     out = _plain(_ranked_areas(areas), order=None)[list(AREA_CSV_COLUMNS)].rename(columns=AREA_CSV_COLUMNS)
-    out["area_code"] = out["area_code"].astype("Int64")
     out["share_of_hotspots"] = out["share_of_hotspots"].round(4)
     return out.to_csv(index=False)
 

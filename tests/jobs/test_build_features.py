@@ -132,7 +132,9 @@ def test_the_sample_panel_is_what_it_was_before_the_roles(built, spark):
     ]
     columns += ["PERCENT AGED 25+ WITHOUT HIGH SCHOOL DIPLOMA", "PERCENT AGED UNDER 18 OR OVER 64"]
     columns += ["PER CAPITA INCOME", "HARDSHIP INDEX"]
-    expected = census.set_index(census["Community Area"].astype(int))[columns].set_axis(indicators, axis=1)
+    expected = census.set_index(census["Community Area"].astype(int).astype(str))[columns].set_axis(
+        indicators, axis=1
+    )
     areas = panel.dropna(subset=["area_code"]).drop_duplicates("area_code").set_index("area_code")
     pd.testing.assert_frame_equal(
         areas[indicators].sort_index(),

@@ -54,7 +54,7 @@ def _events(spark, rows):
 
 
 def _cells(spark, cells):
-    return spark.createDataFrame([(ix, iy, None) for ix, iy in cells], "ix int, iy int, area_code int")
+    return spark.createDataFrame([(ix, iy, None) for ix, iy in cells], "ix int, iy int, area_code string")
 
 
 def _one_cell(spark, events, spec: PanelSpec, *, last: int, data_end: int, **extra):
