@@ -26,7 +26,12 @@ from riskradar.validation import list_batches
 
 CORPUS = ROOT / "tests" / "data" / "bad_deliveries"
 CASES = yaml.safe_load((CORPUS / "cases.yaml").read_text())
-FOLDER = {"police_crimes": "police_crimes", "sanitation_311": "sanitation_311", "weather": "weather"}
+FOLDER = {
+    "police_crimes": "police_crimes",
+    "sanitation_311": "sanitation_311",
+    "weather": "weather",
+    "census_areas": "census",
+}
 
 
 def _quarantine_by_rule(spark, lake: Lake, feed: str) -> dict[str, int]:

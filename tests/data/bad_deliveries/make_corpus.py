@@ -8,6 +8,8 @@ beside it says what riskradar must answer for each file.
 from __future__ import annotations
 
 import gzip
+import io
+from datetime import date, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -62,6 +64,51 @@ def good(n: int) -> list[str]:
 
 
 N = 40
+
+
+def _workbook(sheets: dict[str, list[list[str]]]) -> bytes:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for title, rows in sheets.items():
+        sheet = book.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _shapefile_without_prj() -> bytes:
+    """Two square areas as a zipped shapefile whose .prj was left out of the zip."""
+    import tempfile
+    import zipfile
+
+    import numpy as np
+    import pyogrio
+    import shapely
+
+    with tempfile.TemporaryDirectory() as tmp:
+        shapes = [
+            shapely.box(440000, 4630000, 441000, 4631000),
+            shapely.box(441000, 4630000, 442000, 4631000),
+        ]
+        pyogrio.raw.write(
+            f"{tmp}/areas.shp",
+            shapely.to_wkb(shapes),
+            [np.array(["1", "2"], dtype=object), np.array(["North", "South"], dtype=object)],
+            ["area_numbe", "community"],
+            driver="ESRI Shapefile",
+            geometry_type="Polygon",
+            crs="EPSG:26916",
+        )
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as z:
+            for part in sorted(Path(tmp).iterdir()):
+                if part.suffix != ".prj":
+                    z.writestr(part.name, part.read_bytes())
+        return out.getvalue()
 
 
 def main() -> None:
@@ -134,6 +181,19 @@ def main() -> None:
             "\n".join([SR_HEADER, *[sr_row(i) for i in range(N)], sr_row(N, lat=-87.66, lon=41.87)]) + "\n"
         ).encode(),
     }
+    days = [date(2014, 7, 10) + timedelta(days=d) for d in range(60)]
+    files["weather/decimal_point.csv"] = (
+        "\n".join(
+            [
+                WEATHER_HEADER.replace(",", ";"),
+                *[f"0,0;{70 + d % 15},5;4,0;0,5;{day}" for d, day in enumerate(days)],
+            ]
+        )
+        + "\n0,0;81.5;4,0;0,5;2014-09-10\n"  # a decimal point where the contract says comma
+    ).encode()
+    files["workbook/no_such_sheet.xlsx"] = _workbook({"Toelichting": [["Export of the partner's system"]]})
+    files["workbook/corrupt.xlsx"] = _workbook({"Weerdata": [WEATHER_HEADER.split(",")]})[:900]
+    files["gis/no_prj.zip"] = _shapefile_without_prj()
     for name, content in files.items():
         path = HERE / name
         path.parent.mkdir(parents=True, exist_ok=True)
