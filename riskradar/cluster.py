@@ -98,13 +98,14 @@ class QuickJvm:
         return {"spark.executor.extraJavaOptions": self.options}
 
 
-def quick_jvm(folder: Path, *, archive: bool = True, timeout: float = 300) -> QuickJvm:
+def quick_jvm(folder: Path, *, archive: bool = True, timeout: float = 300, niceness: int = 0) -> QuickJvm:
     """Options that start short-lived Spark JVMs quicker, for tests and benchmarks: C1 only, and
     `-XX:SharedArchiveFile`, a dynamic class data sharing archive (JDK 13+) of the classes a
     Spark job loads. Measured here, a warm-up job (Parquet, CSV, a window, a pandas UDF) took
     13 s with C1 only and 8 s with both; making the archive takes about 35 s, once per
     `folder`: it is kept there and reused. `archive=False`: C1 only, at once (the same conf
     folder, so a cluster started with these serves executors that use the archive later).
+    `niceness`: the warm-up's scheduling priority.
 
     A JVM uses the archive only with the classpath it was made with: `conf_dir` (the folder's
     `conf`, empty) before the pyspark package's jars, so the JVMs must run with that
@@ -117,20 +118,21 @@ def quick_jvm(folder: Path, *, archive: bool = True, timeout: float = 300) -> Qu
         return QuickJvm(C1_ONLY, conf_dir)
     classes = folder / "spark-classes.jsa"
     if not classes.exists():
-        failure = _dump_class_archive(classes, conf_dir, timeout)
+        failure = _dump_class_archive(classes, conf_dir, timeout, niceness)
         if failure is not None:
             warnings.warn(f"no class data sharing archive in {folder}, C1 only: {failure}", stacklevel=2)
             return QuickJvm(C1_ONLY, conf_dir)
     return QuickJvm(f"{C1_ONLY} -XX:SharedArchiveFile={classes}", conf_dir)
 
 
-def _dump_class_archive(archive: Path, conf_dir: Path, timeout: float) -> str | None:
+def _dump_class_archive(archive: Path, conf_dir: Path, timeout: float, niceness: int) -> str | None:
     """Run the warm-up application once with -XX:ArchiveClassesAtExit; the archive appears
     whole or not at all. Returns what went wrong, or None."""
     app, partial = archive.with_suffix(".warm_up.py"), archive.with_suffix(".partial")
     app.write_text(WARM_UP_APP)
     dump = f"{C1_ONLY} -XX:ArchiveClassesAtExit={partial} -Xlog:cds=off -Xlog:cds+dynamic=off"
-    command = ["spark-submit", "--master", "local[2]", "--name", "riskradar-warm-up"]
+    command = ["nice", "-n", str(niceness)] if niceness else []
+    command += ["spark-submit", "--master", "local[2]", "--name", "riskradar-warm-up"]
     command += ["--conf", f"spark.driver.extraJavaOptions={dump}", "--conf", "spark.ui.enabled=false"]
     command += [str(app), str(archive.with_suffix(".scratch"))]
     env = {**client_env(), "SPARK_CONF_DIR": str(conf_dir)}
@@ -185,12 +187,15 @@ class LocalCluster:
         memory: str = "2g",
         timeout: float = 90.0,
         quick: QuickJvm | None = None,
+        niceness: int = 0,
     ):
         self.root = Path(root)
         self.cores = cores
         self.memory = memory
         self.timeout = timeout
         self.quick = quick  # the daemons start with its options and conf folder
+        # the daemons' scheduling priority (SPARK_NICENESS), which their executors inherit
+        self.niceness = niceness
         self.port = self.webui_port = self.worker_webui_port = 0
         self._pids: dict[str, int] = {}
 
@@ -300,6 +305,7 @@ class LocalCluster:
                 # no REST submission server (port 6066); were it turned on, only on 127.0.0.1
                 "SPARK_MASTER_OPTS": f"-Dspark.master.rest.enabled=false -Dspark.master.rest.host={HOST}",
                 "SPARK_DAEMON_JAVA_OPTS": self.quick.options if self.quick else "",
+                "SPARK_NICENESS": str(self.niceness),
             }
         )
         return env
@@ -353,12 +359,15 @@ def submit(
     conf: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 600,
+    niceness: int = 0,
 ) -> subprocess.CompletedProcess:
     """spark-submit jobs/<job>.py with `args` to `master` as the Airflow DAGs do (same
-    application, name and conf; the driver's memory 1g unless `conf` says otherwise); a
-    failure raises ClusterError with the end of the job's output."""
+    application, name and conf; the driver's memory 1g unless `conf` says otherwise), at
+    `niceness` (its driver's scheduling priority); a failure raises ClusterError with the end
+    of the job's output."""
     merged = {**spark_conf(), "spark.driver.memory": "1g", **(conf or {})}
-    command = ["spark-submit", "--master", master, "--name", f"riskradar-{job.replace('_', '-')}"]
+    command = ["nice", "-n", str(niceness)] if niceness else []
+    command += ["spark-submit", "--master", master, "--name", f"riskradar-{job.replace('_', '-')}"]
     for key, value in merged.items():
         command += ["--conf", f"{key}={value}"]
     command += [job_path(job), *args]
