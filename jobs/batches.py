@@ -18,12 +18,12 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from intake.pseudonym import check_lake_key, load_key
+from intake.validation import check_no_rejected_batch, discard_batch, list_batches, retry_batch
 from riskradar.audit import audited_run
 from riskradar.config import Settings
 from riskradar.errors import RiskradarError
-from riskradar.pseudonym import check_lake_key, load_key
 from riskradar.runtime import context, job_parser, parse
-from riskradar.validation import check_no_rejected_batch, discard_batch, list_batches, retry_batch
 
 
 def main(

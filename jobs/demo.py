@@ -10,19 +10,14 @@ first run creates) a local key file beside the config folder, and says so.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from intake.pseudonym import ensure_demo_key
 from jobs import build_features, export, ingest, score, train, validate
-from riskradar.config import Settings
+from riskradar.config import Settings, demo_key_file
 from riskradar.errors import NoChampion
-from riskradar.pseudonym import ensure_demo_key
 from riskradar.runtime import context, job_parser, parse
-
-
-def demo_key_file(settings: Settings) -> Path:
-    return Path(settings.config_file).parent.parent / ".riskradar" / "demo-pseudonym.key"
 
 
 def main(

@@ -23,11 +23,11 @@ import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from reports.exports import ReportContext, render_report, to_areas_csv, to_csv, to_geojson, write_text
 from riskradar.audit import audited_run
 from riskradar.catalog import read_silver, silver_table
 from riskradar.config import Settings
 from riskradar.errors import NothingToDo
-from riskradar.exports import ReportContext, render_report, to_areas_csv, to_csv, to_geojson, write_text
 from riskradar.lake import Lake, has_parquet
 from riskradar.registry import tracking_uri
 from riskradar.runtime import add_target_arguments, context, job_parser, monday, parse, selected_targets

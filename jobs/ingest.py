@@ -5,7 +5,7 @@
 
 A file whose sha256 was ingested before is skipped and reported; the same name with new
 content is a new delivery. Landing files are only read: regular files only, each by its
-exact path (see riskradar/ingestion.py). Files that cannot be read as the contract says are
+exact path (see intake/ingestion.py). Files that cannot be read as the contract says are
 recorded as rejected and reported together at the end (DeliveryRejected), after every feed had
 its turn; so are files rejected in an earlier run that no operator has acknowledged yet
 (`riskradar batches --discard`).
@@ -18,11 +18,11 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from intake.ingestion import ingest_feed
+from intake.pseudonym import check_lake_key, load_key
 from riskradar.audit import audited_run
 from riskradar.config import Settings
 from riskradar.errors import DeliveryRejected, RiskradarError
-from riskradar.ingestion import ingest_feed
-from riskradar.pseudonym import check_lake_key, load_key
 from riskradar.runtime import add_feed_arguments, context, job_parser, parse, raise_collected, selected_feeds
 
 

@@ -12,7 +12,7 @@ old key is the lake's recorded one and the new one differs; it checks that the n
 same rows, statuses and counts as the old one and shares no pseudonym with it, and puts the old
 lake back on any failure. Gold tables, MLflow, the audit log and the other reports hold no
 pseudonyms and are not touched. `--keep-old` keeps the old copy under `<lake>/_rekey/<run>/old/`
-(it holds the old pseudonyms: delete it once checked). See riskradar/rekey.py.
+(it holds the old pseudonyms: delete it once checked). See intake/rekey.py.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from intake.pseudonym import load_key
+from intake.rekey import RekeyRefused, rekey_lake
 from riskradar.audit import audited_run
 from riskradar.config import Settings
 from riskradar.errors import RiskradarError
-from riskradar.pseudonym import load_key
-from riskradar.rekey import RekeyRefused, rekey_lake
 from riskradar.runtime import context, job_parser, parse
 
 

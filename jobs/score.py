@@ -31,6 +31,7 @@ from pyspark.sql import types as T
 
 from features.grid import Grid, with_geometry
 from features.panel import PanelSpec, describe_feature, is_count_feature, weather_descriptions
+from intake.quality import failed_expectations, run_suite, write_report
 from models.explain import occlusion_contributions, top_drivers
 from models.metrics import flagged_count
 from riskradar.audit import audited_run
@@ -38,7 +39,6 @@ from riskradar.catalog import read_silver, silver_table
 from riskradar.config import Settings
 from riskradar.errors import ConfigError, NoChampion, NothingToDo, ValidationGateFailed
 from riskradar.lake import Lake, Publisher, has_parquet, partition_values, read_json_dir
-from riskradar.quality import failed_expectations, run_suite, write_report
 from riskradar.registry import champion_version, model_name, tracking_uri
 from riskradar.runtime import add_target_arguments, context, job_parser, monday, parse, selected_targets
 

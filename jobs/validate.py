@@ -6,7 +6,7 @@
 Per batch, in the order the batches were ingested: route every row to silver or quarantine
 (with its rule and reason), compare it with the current silver row of its key, run the feed's
 expectation suite as the batch gate, check that rows in = new + corrections + unchanged +
-quarantined, then commit (write-audit-publish; see riskradar/validation.py). Silver holds one
+quarantined, then commit (write-audit-publish; see intake/validation.py). Silver holds one
 current row per event id, date or area code; replaced versions move to the history table.
 
 A batch that fails its gate is set aside (nothing published) and the next batch goes on; the
@@ -22,12 +22,12 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from intake.pseudonym import check_lake_key, load_key
+from intake.validation import check_no_rejected_batch, validate_feed
 from riskradar.audit import audited_run
 from riskradar.config import Settings
 from riskradar.errors import RiskradarError
-from riskradar.pseudonym import check_lake_key, load_key
 from riskradar.runtime import add_feed_arguments, context, job_parser, parse, raise_collected, selected_feeds
-from riskradar.validation import check_no_rejected_batch, validate_feed
 
 
 def main(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from riskradar.lake import Lake, new_run_id, write_json
+from riskradar.log import run_context
 
 
 @dataclass
@@ -38,6 +39,7 @@ class RunRecord:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step (riskradar.log.step)
 
 
 def _now() -> str:
@@ -65,7 +67,8 @@ def audited_run(lake: Lake, job: str, arguments: dict[str, Any]) -> Iterator[Run
         job=job, run_id=new_run_id(), arguments=arguments, started_at=_now(), git_commit=git_commit()
     )
     try:
-        yield record
+        with run_context(job, record.run_id, record.timings):
+            yield record
         record.status = "succeeded"
     except BaseException as exc:
         record.status = "failed"

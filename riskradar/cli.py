@@ -26,7 +26,7 @@ COMMANDS = {
     "scores": ("jobs.show_scores", "print the ranked cells of a scored week"),
     "evaluate-scores": ("jobs.evaluate_scores", "compare published scores with what happened, log to MLflow"),
     "airflow": ("riskradar.standalone", "Airflow standalone on 127.0.0.1 with the project's DAGs and config"),
-    "synth": ("riskradar.synth", "write a synthetic city's partner files (seeded, chunked) for scale tests"),
+    "synth": ("benchmarks.synth", "write a synthetic city's partner files (seeded, chunked) for scale tests"),
     "demo": ("jobs.demo", "run the pipeline end to end on the bundled Chicago sample"),
 }
 

@@ -857,6 +857,12 @@ def _must_be_in(path: Path, key: str, value: str, allowed: list[str], feed: str,
         )
 
 
+def demo_key_file(settings: Settings) -> Path:
+    """Where `riskradar demo` keeps the local pseudonymisation key it may create (beside the
+    config folder, never in the lake), and where `riskradar airflow` looks for it."""
+    return Path(settings.config_file).parent.parent / ".riskradar" / "demo-pseudonym.key"
+
+
 def load_settings(path: str | Path | None = None) -> Settings:
     """Load and validate the pipeline config and the contracts of its enabled feeds."""
     path = Path(path or DEFAULT_CONFIG).resolve()

@@ -56,3 +56,7 @@ class KeyMismatch(RiskradarError):
 
 class LakeLocked(RiskradarError):
     """Another run holds the lock of the table or feed this run would publish."""
+
+
+class PublishRefused(RiskradarError):
+    """A check of staged output failed: nothing of it was published (the report says which)."""

@@ -132,6 +132,10 @@ class Publisher:
         shutil.rmtree(self.staging, ignore_errors=True)
         return published
 
+    def discard(self) -> None:
+        """Drop what this run staged; the published table is untouched."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+
 
 def partition_values(table: Path, key: str) -> list[str]:
     """The values of a table's top-level partition column that hold data, sorted (a listing,

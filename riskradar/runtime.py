@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 from riskradar.config import DEFAULT_CONFIG, Settings, check_name, load_settings
 from riskradar.errors import ConfigError, RiskradarError
 from riskradar.lake import Lake
+from riskradar.log import configure, level_of
 from riskradar.spark import get_session
 
 
@@ -19,6 +20,9 @@ def job_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", default=str(DEFAULT_CONFIG), help="pipeline config (default: %(default)s)"
     )
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("--quiet", action="store_true", help="log warnings and errors only")
+    loudness.add_argument("--verbose", action="store_true", help="log details too (debug)")
     return parser
 
 
@@ -46,7 +50,10 @@ def context(
 
 
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    return parser.parse_args(list(argv) if argv is not None else None)
+    """The job's arguments; sets up logging at the level they ask for (riskradar.log)."""
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    configure(level_of(getattr(args, "quiet", False), getattr(args, "verbose", False)))
+    return args
 
 
 def monday(text: str) -> date:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from riskradar.config import DEFAULT_CONFIG, load_settings
+from riskradar.config import DEFAULT_CONFIG, demo_key_file, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,8 +75,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     env = airflow_env(config, home, args.port)
     key_env = settings.pseudonymisation.key_env
     if not env.get(key_env):
-        from jobs.demo import demo_key_file
-
         key_file = demo_key_file(settings)
         if key_file.exists():
             env[key_env] = key_file.read_text().strip()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from riskradar.exports import screenshot  # noqa: E402
+from reports.exports import screenshot  # noqa: E402
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""riskradar.cluster: a LocalCluster whose worker cannot start fails the start, says why and
+"""support.cluster: a LocalCluster whose worker cannot start fails the start, says why and
 leaves nothing running; quick JVM options without their class archive are C1 only.
 
 That the jobs publish on it exactly what they publish in local mode is tested beside the DAG
@@ -8,9 +8,8 @@ runs (tests/dags/test_dag_runs.py): the cluster runs the DAG tasks' jobs while t
 from __future__ import annotations
 
 import pytest
-
-import riskradar.cluster
-from riskradar.cluster import C1_ONLY, ClusterError, LocalCluster, quick_jvm
+import support.cluster
+from support.cluster import C1_ONLY, ClusterError, LocalCluster, quick_jvm
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +34,7 @@ def test_quick_jvm_options_without_the_archive_are_c1_only_with_their_conf_folde
 
 def test_when_the_class_archive_cannot_be_made_the_options_are_c1_only_and_say_why(tmp_path, monkeypatch):
     broken = "print('warm-up broke here')\nraise SystemExit(3)\n"
-    monkeypatch.setattr(riskradar.cluster, "WARM_UP_APP", broken)
+    monkeypatch.setattr(support.cluster, "WARM_UP_APP", broken)
     with pytest.warns(UserWarning, match="no class data sharing archive") as warned:
         quick = quick_jvm(tmp_path)
     assert "warm-up broke here" in str(warned[0].message)

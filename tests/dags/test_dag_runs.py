@@ -14,7 +14,7 @@ cores has work.
 
 Every job is a cold, short-lived process, and on two shared cores how they start and wait
 matters more than what they compute. So, without changing what they compute: the submitted
-drivers and the cluster's executors start with the quick JVM options of riskradar.cluster (C1
+drivers and the cluster's executors start with the quick JVM options of support.cluster (C1
 only, and a class data sharing archive, made at a low priority while the intake runs and used
 once it is there), and the jobs' OpenMP threads (the boosted trees') wait passively. The DAG
 tasks do not retry here: a failure fails the run at once instead of after the DAGs' backoff
@@ -36,9 +36,9 @@ from typing import Any
 import pandas as pd
 import pytest
 from builders import SAMPLE, TEST_KEY, write_config
+from support.cluster import LocalCluster, QuickJvm, quick_jvm, submit
 
 from riskradar.catalog import read_quarantine, read_silver
-from riskradar.cluster import LocalCluster, QuickJvm, quick_jvm, submit
 from riskradar.config import Settings, load_settings
 from riskradar.lake import Lake
 
@@ -208,7 +208,7 @@ class Runs:
 
 @pytest.fixture(scope="module")
 def jvm(tmp_path_factory):
-    """(C1-only options at once, the quick options as a Future): riskradar.cluster.quick_jvm
+    """(C1-only options at once, the quick options as a Future): support.cluster.quick_jvm
     makes its class archive in the background, at the cluster's priority, beside the first
     jobs. The archive (about 180 MB) is removed with the module."""
     folder = tmp_path_factory.mktemp("quick-jvm")

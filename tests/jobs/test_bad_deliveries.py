@@ -15,14 +15,14 @@ from builders import ROOT, landing_with, write_config
 from data.bad_deliveries.make_corpus import police, police_row
 from pyspark.sql import functions as F
 
+from intake import delivery
+from intake.validation import list_batches
 from jobs import batches, ingest, validate
-from riskradar import delivery
 from riskradar.audit import read_audit
 from riskradar.catalog import read_quarantine, read_silver
 from riskradar.config import load_settings
 from riskradar.errors import DeliveryRejected, RiskradarError, UnsafeName, ValidationGateFailed
 from riskradar.lake import Lake, read_json_dir
-from riskradar.validation import list_batches
 
 CORPUS = ROOT / "tests" / "data" / "bad_deliveries"
 CASES = yaml.safe_load((CORPUS / "cases.yaml").read_text())

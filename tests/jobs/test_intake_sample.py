@@ -197,8 +197,8 @@ def test_audit_records_counts_and_hashes(pipeline):
 def test_a_count_mismatch_refuses_to_publish(tmp_path):
     """The reconciliation check itself: 5 rows in, 5 routed as new, nothing written: must raise,
     naming what was expected and what was written."""
+    from intake.validation import reconcile_batch
     from riskradar.errors import ReconciliationError
-    from riskradar.validation import reconcile_batch
 
     contract = load_settings(write_config(tmp_path, landing=tmp_path, enabled=["police_crimes"])).contract(
         "police_crimes"

@@ -15,15 +15,15 @@ import pytest
 from builders import SAMPLE, TEST_KEY, write_config
 from pyspark.sql import functions as F
 
+from intake import ingestion, validation
+from intake.pseudonym import key_fingerprint, key_record_path, pseudonymise
+from intake.rekey import RekeyFailed, RekeyRefused, content_differences, verify_feed
 from jobs import batches, ingest, rekey, validate
-from riskradar import ingestion, validation
 from riskradar.audit import read_audit
 from riskradar.catalog import read_history, read_quarantine, read_silver
 from riskradar.config import load_settings
 from riskradar.errors import DeliveryRejected, KeyMismatch, LakeLocked, RiskradarError
 from riskradar.lake import FeedState, Lake, lock, read_json_dir
-from riskradar.pseudonym import key_fingerprint, key_record_path, pseudonymise
-from riskradar.rekey import RekeyFailed, RekeyRefused, content_differences, verify_feed
 
 FEED = "police_crimes"
 OLD_ENV = "RISKRADAR_OLD_PSEUDONYM_KEY"
@@ -306,7 +306,7 @@ def test_an_interrupted_rekey_blocks_every_job_until_the_next_rekey_rolls_it_bac
 
     with monkeypatch.context() as m:  # the process dies: nothing is put back
         m.setattr(ingestion, "ingest_feed", killed)
-        m.setattr("riskradar.rekey._Moves.restore", lambda self: None)
+        m.setattr("intake.rekey._Moves.restore", lambda self: None)
         with pytest.raises(RekeyFailed):
             rekey.main(REKEY, settings=settings, spark=spark)
     assert (lake.root / "_rekey").is_dir()

@@ -18,12 +18,12 @@ from pyspark.sql import functions as F
 from synthetic_panel import CELLS, FIRST, GOOD, WEEKS, WORSE, synthetic_settings, write_synthetic_panel
 
 from features.panel import week_of
+from intake.quality import run_suite
 from jobs import evaluate_scores, export, score, show_scores, train
 from models.baselines import baselines_for
+from reports.exports import screenshot
 from riskradar.errors import NoChampion, NothingToDo, ValidationGateFailed
-from riskradar.exports import screenshot
 from riskradar.lake import Lake
-from riskradar.quality import run_suite
 from riskradar.registry import tracking_uri
 
 NEWEST = week_of(FIRST + WEEKS - 1)

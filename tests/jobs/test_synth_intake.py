@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from builders import ROOT
 
+from benchmarks import synth
 from features.panel import PanelSpec
 from jobs import ingest, validate
-from riskradar import synth
 from riskradar.catalog import read_quarantine, read_silver
 from riskradar.config import load_settings
 from riskradar.lake import Lake

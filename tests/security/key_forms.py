@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 
-from riskradar.pseudonym import _pads
+from intake.pseudonym import _pads
 
 
 def secret_forms(key: bytes) -> dict[str, bytes]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from riskradar.pseudonym import load_key, pseudonymise
+from intake.pseudonym import load_key, pseudonymise
 from riskradar.spark import get_session
 
 WAIT_SECONDS = 120

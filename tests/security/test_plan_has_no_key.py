@@ -9,7 +9,7 @@ from contextlib import redirect_stdout
 from key_forms import leaked
 from pyspark.sql import functions as F
 
-from riskradar.pseudonym import _pads, pseudonymise
+from intake.pseudonym import _pads, pseudonymise
 
 KEY = b"plan-test-key-0123456789"
 

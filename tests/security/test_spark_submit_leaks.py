@@ -8,7 +8,7 @@ Three runs, one spark-submit each:
   shows the plan, which holds no key; the event log and the output neither;
 - the issue's case, UI asked for but no SPARK_LOCAL_IP for spark-submit: no UI at all;
 - the DAG's defaults: no UI.
-And (slow) the same job on the standalone cluster of riskradar.cluster, with its UI on: master,
+And (slow) the same job on the standalone cluster of support.cluster, with its UI on: master,
 worker, executor and driver listen on loopback only, and no daemon or executor log holds the key.
 """
 
@@ -225,11 +225,11 @@ def test_no_ui_is_served(tmp_path, conf, env, warning):
 
 @pytest.mark.slow
 def test_standalone_cluster_listens_on_loopback_only(tmp_path):
-    from riskradar.cluster import LocalCluster, client_env
+    from support.cluster import LocalCluster, client_env
 
     root = tmp_path / "cluster"
     with LocalCluster(root, cores=1, memory="1g") as cluster:
-        # The cluster's own client environment, as riskradar.cluster.submit uses it.
+        # The cluster's own client environment, as support.cluster.submit uses it.
         env = {k: v for k, v in client_env().items() if k in ("SPARK_LOCAL_IP", "PATH")}
         job = submit(tmp_path / "job", UI_ASKED, env, cluster.master_url)
         try:

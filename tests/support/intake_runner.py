@@ -28,8 +28,8 @@ def main() -> None:
     config, feed, mode, *rest = sys.argv[1:]
     from pyspark.sql.readwriter import DataFrameWriter
 
+    from intake import validation
     from jobs import validate
-    from riskradar import validation
     from riskradar.config import load_settings
     from riskradar.spark import get_session
 

@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, StructField, StructType, TimestampType
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
-from riskradar.localtime import local_to_utc
+from intake.localtime import local_to_utc
 
 SHOWN = "yyyy-MM-dd HH:mm:ss.SSSSSS"  # Spark's rendering of a UTC instant (session zone UTC)
 

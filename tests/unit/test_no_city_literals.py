@@ -28,9 +28,9 @@ from builders import ROOT
 
 from riskradar.config import Roles, load_settings
 
-PACKAGES = ["jobs", "features", "models", "riskradar"]
+PACKAGES = ["jobs", "intake", "features", "models", "reports", "riskradar", "dags"]
 # file -> why it may name the sample's feeds and columns
-EXEMPT = {"riskradar/synth.py": "the synthetic city is written in the bundled sample's own formats"}
+EXEMPT = {"benchmarks/synth.py": "the synthetic city is written in the bundled sample's own formats"}
 # Columns of the sample's contracts that are riskradar's own vocabulary, not the sample's.
 CANONICAL = {
     "date": "the day column of every daily series (riskradar.catalog)",

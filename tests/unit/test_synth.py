@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from builders import SAMPLE
 
-from riskradar import synth
+from benchmarks import synth
 from riskradar.crs import transform_array
 
 

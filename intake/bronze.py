@@ -12,9 +12,9 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from intake.delivery import FileInspection
+from intake.pseudonym import pseudonymise
 from riskradar.config import Contract
-from riskradar.delivery import FileInspection
-from riskradar.pseudonym import pseudonymise
 
 _CORRUPT = "__corrupt_record"
 _REPLACEMENT_CHAR = "\ufffd"

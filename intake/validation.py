@@ -23,12 +23,13 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from riskradar import catalog, conform
+from intake import conform
+from intake.quality import failed_expectations, run_suite, write_report
+from riskradar import catalog
 from riskradar.audit import RunRecord
 from riskradar.config import Contract, Settings
 from riskradar.errors import ReconciliationError, RiskradarError, ValidationGateFailed
 from riskradar.lake import FeedState, Lake, clear_scratch, lock, read_json_dir, run_folder, vacuum
-from riskradar.quality import failed_expectations, run_suite, write_report
 
 PUBLISHED, REJECTED, DISCARDED = "published", "rejected", "discarded"
 

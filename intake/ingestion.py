@@ -1,7 +1,7 @@
 """Ingest: new landing files -> bronze Parquet with lineage; personal columns never in clear.
 
 A file whose sha256 was ingested before is skipped and reported; the same name with new
-content is a new delivery. Landing files are only read (see riskradar/delivery.py: regular
+content is a new delivery. Landing files are only read (see intake/delivery.py: regular
 files only, each staged by its exact path while it is hashed). A file that cannot be read as
 the contract says (a link, empty, header only, a required column missing, a line too long,
 records Spark reads differently from the count taken while staging) is recorded as rejected
@@ -23,13 +23,13 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from riskradar import delivery
+from intake import delivery
+from intake.bronze import read_delivery
+from intake.conform import REASON as QUARANTINE_REASON
+from intake.conform import RULE as QUARANTINE_RULE
+from intake.delivery import shown
 from riskradar.audit import RunRecord
-from riskradar.bronze import read_delivery
 from riskradar.config import LINEAGE_COLUMNS, Contract, Settings
-from riskradar.conform import REASON as QUARANTINE_REASON
-from riskradar.conform import RULE as QUARANTINE_RULE
-from riskradar.delivery import shown
 from riskradar.lake import FeedState, Lake, Publisher, clear_scratch, lock, read_json_dir, write_json
 
 INGESTED, REJECTED, ROWS_QUARANTINED = "ingested", "rejected", "rejected_rows_quarantined"

@@ -38,10 +38,10 @@ WORKER = "org.apache.spark.deploy.worker.Worker"
 # Cold, short-lived JVMs on two shared cores spent about half of their time in the C2 compiler.
 # The JIT tier cannot change a result: since Java 17 all floating point is strict (JEP 306).
 C1_ONLY = "-XX:TieredStopAtLevel=1"
-WARM_UP_APP = '''"""Written by riskradar.cluster.quick_jvm: loads what a job loads, then exits."""
+WARM_UP_APP = '''"""Written by support.cluster.quick_jvm: loads what a job loads, then exits."""
 import sys
 
-from riskradar.cluster import warm_up
+from support.cluster import warm_up
 
 warm_up(sys.argv[1])
 '''

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from intake.localtime import local_to_utc
+from intake.pseudonym import pseudonymise
 from riskradar import crs
 from riskradar.config import Contract, Measure, Settings
-from riskradar.localtime import local_to_utc
-from riskradar.pseudonym import pseudonymise
 
 RULE, REASON, DELIVERED = "quarantine_rule", "quarantine_reason", "delivered"
 CHANGE, REPLACES = "change", "replaces_batch"

@@ -51,12 +51,13 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from riskradar import catalog, conform, delivery, ingestion, validation
+from intake import conform, delivery, ingestion, validation
+from intake.pseudonym import check_lake_key, key_fingerprint, key_record_path, write_lake_key
+from riskradar import catalog
 from riskradar.audit import RunRecord
 from riskradar.config import Contract, Settings
 from riskradar.errors import KeyMismatch, RiskradarError
 from riskradar.lake import FeedState, Lake, has_parquet, lock, new_run_id, read_json_dir, write_json
-from riskradar.pseudonym import check_lake_key, key_fingerprint, key_record_path, write_lake_key
 
 REKEY_DIR = "_rekey"
 MANIFEST = "rekey.json"
