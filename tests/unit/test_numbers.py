@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import functions as F
 
-from riskradar.conform import number
+from intake.conform import number
 
 CASES = [
     # text, with decimal ',', with decimal '.'

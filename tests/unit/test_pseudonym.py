@@ -13,8 +13,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from riskradar.errors import KeyMismatch, MissingPseudonymKey
-from riskradar.pseudonym import (
+from intake.pseudonym import (
     check_lake_key,
     ensure_demo_key,
     key_fingerprint,
@@ -22,6 +21,7 @@ from riskradar.pseudonym import (
     pseudonymise,
     write_lake_key,
 )
+from riskradar.errors import KeyMismatch, MissingPseudonymKey
 
 KEY = b"k" * 16
 LONG_KEY = b"a-longer-key-" * 10  # over one SHA-256 block: hashed first, as RFC 2104 says

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from intake.quality import failed_expectations, run_suite, write_report
 from riskradar.errors import ConfigError
-from riskradar.quality import failed_expectations, run_suite, write_report
 
 
 def _suite(tmp_path, expectations):
