@@ -30,6 +30,32 @@ SUPERSEDED_BY = "superseded_by"
 SUPERSEDED_AT = "superseded_at"
 
 
+# Names of labels, history features and registered models: built here only, never parsed back.
+def model_name(target: str) -> str:
+    """The registered model of a target (its versions, aliases `champion` / `challenger`)."""
+    return f"riskradar-{target}"
+
+
+def experiment_name(target: str) -> str:
+    """The MLflow experiment that holds a target's trainings."""
+    return f"riskradar-{target}"
+
+
+def label_column(target: str, horizon: int) -> str:
+    """The panel's label: target events in the `horizon` weeks from the week's start."""
+    return f"label_{target}_h{horizon}"
+
+
+def history_column(target: str, weeks: int) -> str:
+    """The panel's count of target events in the `weeks` weeks before the week."""
+    return f"hist_{target}_w{weeks}"
+
+
+def decayed_history_column(target: str, half_life: float) -> str:
+    """The panel's exponentially decayed count of past target events (half-life in weeks)."""
+    return f"histd_{target}_hl{half_life:g}".replace(".", "p")
+
+
 def silver_table(contract: Contract) -> str:
     table, _ = _SILVER[contract.kind]
     return table or contract.name
