@@ -12,12 +12,20 @@ was committed and nothing a running or crashed job wrote. Read the intake tables
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
 
 from riskradar.config import Contract, Settings
+from riskradar.errors import NothingToDo
 from riskradar.lake import FeedState, Lake, has_parquet, partition_values, read_json_dir
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # kind of feed -> (silver table, or None for a table named after the feed; its key column)
 _SILVER = {
@@ -178,3 +186,181 @@ def read_feed_table(
     """One feed's part of a logical table ("silver", "history" or "quarantine") as `state`
     names it (which need not be committed yet: a run reads its own work in progress)."""
     return _read_folders(spark, _table_base(lake, contract, table), state.folders(lake, table))
+
+
+# --------------------------------------------------------------------------- gold tables
+# gold.features: the cell x week panel, partitioned by `week`; gold.scores and
+# gold.scores_by_area: one (target, week) partition per scored week.
+FEATURES = "features"
+SCORES = "scores"
+SCORES_BY_AREA = "scores_by_area"
+SCORE_PARTITIONS = ["target", "week"]
+# What every published score row says of its forecast.
+MODEL_COLUMNS = [
+    "model_name",
+    "model_version",
+    "model_run_id",
+    "model_recipe",
+    "features_version",
+    "scored_at",
+]
+
+
+def score_columns(drivers: int) -> list[str]:
+    """The columns of gold.scores, in order (target and week are its partitions)."""
+    cols = ["cell_id", "lon", "lat", "polygon_wkt", "area_code", "area_name", "expected_count"]
+    cols += ["rank", "percentile", "hotspot"]
+    for i in range(1, drivers + 1):
+        cols += [f"driver_{i}", f"driver_{i}_detail"]
+    return [*cols, *MODEL_COLUMNS, *SCORE_PARTITIONS]
+
+
+def area_columns() -> list[str]:
+    """The columns of gold.scores_by_area, in order (target and week are its partitions)."""
+    cols = ["area_code", "area_name", "cells", "expected_count", "expected_count_shown", "hotspot_cells"]
+    return [*cols, "share_of_hotspots", *MODEL_COLUMNS, *SCORE_PARTITIONS]
+
+
+# --------------------------------------------------------------------------- names
+# Every feature of the panel is built here with what it means (labels, history and model
+# names above): nothing parses a name back.
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A column of the panel that models read: its name, how analysts read it, and whether it
+    counts events (then small counts are suppressed where it is shown)."""
+
+    name: str
+    description: str
+    counts_events: bool = False
+
+
+WEATHER_PREFIX = "weather_prev_"  # + the name of a weekly measure of the weather role
+CALENDAR_FEATURES = (
+    Feature("history_weeks", "weeks of history"),
+    Feature("week_of_year", "week of the year"),
+    Feature("holiday_week", "holiday week"),
+)
+
+
+def _words(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def event_count(group: str, weeks: int, *, around: int = 1) -> Feature:
+    """Events of a category group in the `weeks` before the week starts, in the cell
+    (`around` 1) or summed over the around x around cells centred on it."""
+    if around == 1:
+        return Feature(
+            f"n_{group}_w{weeks}", f"{_words(group)} incidents in the cell, past {weeks} weeks", True
+        )
+    where = f"the {around}x{around} cells around"
+    return Feature(
+        f"n{around}_{group}_w{weeks}", f"{_words(group)} incidents in {where}, past {weeks} weeks", True
+    )
+
+
+def _recent_weighted(column: str, name: str, half_life: float) -> Feature:
+    return Feature(
+        column,
+        f"{_words(name)} incidents in the cell, recent-weighted (half-life {half_life:g} weeks)",
+        True,
+    )
+
+
+def decayed_count(group: str, half_life: float) -> Feature:
+    """A category group's events before the week, decayed with `half_life` weeks."""
+    tag = f"{half_life:g}".replace(".", "p")
+    return _recent_weighted(f"d_{group}_hl{tag}", group, half_life)
+
+
+def signal_count(feed: str, weeks: int) -> Feature:
+    """Another partner's signal (e.g. 311 complaints) in the cell, in the `weeks` before."""
+    return Feature(f"s_{feed}_w{weeks}", f"{_words(feed)} reports in the cell, past {weeks} weeks", True)
+
+
+def target_history(target: str, weeks: int) -> Feature:
+    """The target's own events in the cell in the `weeks` before (what baselines predict from)."""
+    return Feature(
+        history_column(target, weeks), f"{_words(target)} incidents in the cell, past {weeks} weeks", True
+    )
+
+
+def decayed_target_history(target: str, half_life: float) -> Feature:
+    return _recent_weighted(decayed_history_column(target, half_life), target, half_life)
+
+
+def area_indicator(name: str) -> Feature:
+    """An indicator of the area holding the cell (role `area_indicators`)."""
+    return Feature(name, f"{_words(name)} (area)")
+
+
+def weather_feature(name: str, description: str) -> Feature:
+    """Last week's value of a weekly weather measure; `description` says what the measure is."""
+    return Feature(WEATHER_PREFIX + name, f"last week's {description}")
+
+
+# --------------------------------------------------------------------------- gold readers
+
+
+def latest(df: DataFrame, key: str) -> DataFrame:
+    """One row per key from the most recently ingested batch (a re-delivery supersedes)."""
+    order = Window.partitionBy(key).orderBy(F.col("ingested_at").desc(), F.col("batch_id").desc())
+    return df.withColumn("__n", F.row_number().over(order)).where("__n = 1").drop("__n")
+
+
+def panel_builds(lake: Lake) -> Path:
+    """Where build-features records each build (run id, weeks written, batches it had seen)."""
+    return lake.gold(FEATURES) / "_builds"
+
+
+def read_panel(spark: SparkSession, lake: Lake) -> DataFrame:
+    """gold.features, every published week."""
+    path = lake.gold(FEATURES)
+    if not has_parquet(path):
+        raise NothingToDo(f"no feature panel under {path}: run `riskradar build-features` first")
+    return spark.read.parquet(str(path))
+
+
+def panel_weeks(lake: Lake) -> list[date]:
+    """The published weeks of gold.features, oldest first."""
+    return [date.fromisoformat(v) for v in partition_values(lake.gold(FEATURES), "week")]
+
+
+def scored_weeks(lake: Lake, target: str) -> list[date]:
+    """The weeks of gold.scores published for a target, oldest first."""
+    return [date.fromisoformat(v) for v in partition_values(lake.gold(SCORES) / f"target={target}", "week")]
+
+
+def newest_scored_week(lake: Lake, target: str) -> date:
+    weeks = scored_weeks(lake, target)
+    if not weeks:
+        raise NothingToDo(f"no scores for {target!r} under {lake.gold(SCORES)}: run `riskradar score` first")
+    return weeks[-1]
+
+
+def scores_partition(lake: Lake, target: str, week: date, table: str = SCORES) -> Path:
+    """The folder of one (target, week) of gold.scores (or gold.scores_by_area)."""
+    return lake.gold(table) / f"target={target}" / f"week={week}"
+
+
+def read_scores(spark: SparkSession, lake: Lake, target: str, week: date) -> pd.DataFrame:
+    """One (target, week) partition of gold.scores as pandas: one row per study cell."""
+    if week not in scored_weeks(lake, target):
+        known = ", ".join(str(w) for w in scored_weeks(lake, target)) or "none"
+        raise NothingToDo(
+            f"no scores for {target!r} in the week of {week} (scored weeks: {known}): run `riskradar score`"
+        )
+    scores = spark.read.parquet(str(lake.gold(SCORES))).where(
+        (F.col("target") == target) & (F.col("week") == F.lit(week))
+    )
+    return scores.toPandas()
+
+
+def read_scores_by_area(spark: SparkSession, lake: Lake, target: str, week: date) -> pd.DataFrame | None:
+    """One (target, week) partition of gold.scores_by_area as pandas, or None if it has none."""
+    folder = scores_partition(lake, target, week, SCORES_BY_AREA)
+    if not has_parquet(folder):
+        return None
+    return spark.read.parquet(str(folder)).toPandas().assign(target=target, week=week)
