@@ -73,7 +73,7 @@ def ensure_demo_key(path: Path, env_var: str) -> tuple[bytes, bool]:
     return load_key(env_var), created
 
 
-def _pads(key: bytes) -> tuple[bytes, bytes]:
+def key_pads(key: bytes) -> tuple[bytes, bytes]:
     """The key's inner and outer padded forms (RFC 2104): key ^ 0x36.., key ^ 0x5C.."""
     if len(key) > _BLOCK:
         key = hashlib.sha256(key).digest()
@@ -93,7 +93,7 @@ def pseudonymise(df: DataFrame, columns: dict[str, Column], key: bytes, *, domai
     """
     if not columns:
         return df
-    ipad, opad = _pads(key)
+    ipad, opad = key_pads(key)
     # Names no caller uses, new on every call: a frame pseudonymised twice, or a join of two
     # pseudonymised frames, never sees two pad columns of one name.
     tag = uuid.uuid4().hex[:12]

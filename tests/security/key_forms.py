@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import base64
 
-from intake.pseudonym import _pads
+from intake.pseudonym import key_pads
 
 
 def secret_forms(key: bytes) -> dict[str, bytes]:
     """name -> the bytes to look for."""
-    ipad, opad = _pads(key)
+    ipad, opad = key_pads(key)
     forms: dict[str, bytes] = {}
     for name, raw in (("key", key), ("ipad", ipad), ("opad", opad)):
         forms[f"{name} raw"] = raw

@@ -9,7 +9,7 @@ from contextlib import redirect_stdout
 from key_forms import leaked
 from pyspark.sql import functions as F
 
-from intake.pseudonym import _pads, pseudonymise
+from intake.pseudonym import key_pads, pseudonymise
 
 KEY = b"plan-test-key-0123456789"
 
@@ -28,7 +28,7 @@ def plans(df) -> str:
 
 def test_the_scan_finds_a_key_that_is_a_literal(spark):
     """The check can fail: a plan with the padded key as a literal (as HMAC was once built) is caught."""
-    ipad, opad = _pads(KEY)
+    ipad, opad = key_pads(KEY)
     df = spark.createDataFrame([("1",)], "id string").select(F.sha2(F.concat(F.lit(opad), F.lit(ipad)), 256))
     assert {"ipad HEX", "opad HEX"} <= set(leaked(plans(df), KEY))
 
