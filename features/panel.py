@@ -33,10 +33,23 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from features.grid import Grid, cell_id
+from riskradar.catalog import (
+    CALENDAR_FEATURES,
+    WEATHER_PREFIX,
+    Feature,
+    area_indicator,
+    decayed_count,
+    decayed_target_history,
+    event_count,
+    label_column,
+    signal_count,
+    target_history,
+    weather_feature,
+)
 from riskradar.config import CalendarConfig, Settings, TargetConfig, WeeklyMeasure
 
 EPOCH_MONDAY = date(1970, 1, 5)
-WEATHER_PREFIX = "weather_prev_"  # + the name of a weekly measure of the weather role
+NEIGHBOURHOODS = (3, 5)  # the spatial lags: counts over the 3x3 and 5x5 cells around
 _AGGREGATES = {"mean": F.avg, "sum": F.sum, "min": F.min, "max": F.max}
 _MAX_DECAY_SPAN = 900  # weeks / half-life: 2**900 still fits a double
 
@@ -112,75 +125,34 @@ def index_of(week: date) -> int:
     return (week - EPOCH_MONDAY).days // 7
 
 
-def _hl(h: float) -> str:
-    return f"{h:g}".replace(".", "p")
+def _weather_description(m: WeeklyMeasure) -> str:
+    return m.description or f"{m.aggregate} of the daily {m.measure.replace('_', ' ')}"
+
+
+def panel_features(spec: PanelSpec) -> list[Feature]:
+    """The panel's features in column order, each named (riskradar.catalog) together with how
+    analysts read it and whether it counts events."""
+    out = list(CALENDAR_FEATURES)
+    for g in spec.groups:
+        out += [event_count(g, k) for k in spec.windows]
+        out += [decayed_count(g, h) for h in spec.half_lives]
+        out += [event_count(g, k, around=r) for r in NEIGHBOURHOODS for k in spec.spatial_windows]
+    for s in spec.signals:
+        out += [signal_count(s, k) for k in spec.windows]
+    for t in spec.targets:  # each target's own history: what the baselines predict from
+        out += [target_history(t, k) for k in spec.windows]
+        out += [decayed_target_history(t, h) for h in spec.half_lives]
+    out += [area_indicator(name) for name in spec.indicators]
+    out += [weather_feature(name, _weather_description(m)) for name, m in spec.weather.items()]
+    return out
 
 
 def feature_columns(spec: PanelSpec) -> list[str]:
-    cols = ["history_weeks", "week_of_year", "holiday_week"]
-    for g in spec.groups:
-        cols += [f"n_{g}_w{k}" for k in spec.windows]
-        cols += [f"d_{g}_hl{_hl(h)}" for h in spec.half_lives]
-        cols += [f"n{r}_{g}_w{k}" for r in (3, 5) for k in spec.spatial_windows]
-    for s in spec.signals:
-        cols += [f"s_{s}_w{k}" for k in spec.windows]
-    for t in spec.targets:  # each target's own history: what the baselines predict from
-        cols += [f"hist_{t}_w{k}" for k in spec.windows]
-        cols += [f"histd_{t}_hl{_hl(h)}" for h in spec.half_lives]
-    cols += list(spec.indicators)
-    cols += [WEATHER_PREFIX + name for name in spec.weather]
-    return cols
-
-
-_COUNT_PREFIXES = ("n_", "d_", "n3_", "n5_", "s_", "hist_", "histd_")
-
-
-def is_count_feature(name: str) -> bool:
-    """Whether a feature counts events (what small-count suppression applies to)."""
-    return name.startswith(_COUNT_PREFIXES)
-
-
-def weather_descriptions(spec: PanelSpec) -> dict[str, str]:
-    """Weather feature -> how analysts read it: "last week's precipitation (mm)"."""
-    return {
-        WEATHER_PREFIX + name: "last week's "
-        + (m.description or f"{m.aggregate} of the daily {m.measure.replace('_', ' ')}")
-        for name, m in spec.weather.items()
-    }
-
-
-def describe_feature(name: str, descriptions: dict[str, str] | None = None) -> str:
-    """A plain-language name for analysts: `n3_burglary_w4` -> 'burglary incidents in the 3x3
-    cells around, past 4 weeks'. `descriptions` names features the config describes (weather)."""
-    import re
-
-    fixed = {
-        "history_weeks": "weeks of history",
-        "week_of_year": "week of the year",
-        "holiday_week": "holiday week",
-        **(descriptions or {}),
-    }
-    if name in fixed:
-        return fixed[name]
-    if name.startswith(WEATHER_PREFIX):
-        return "last week's " + name.removeprefix(WEATHER_PREFIX).replace("_", " ")
-    patterns = [
-        (r"n_(\w+)_w(\d+)", "{0} incidents in the cell, past {1} weeks"),
-        (r"hist_(\w+)_w(\d+)", "{0} incidents in the cell, past {1} weeks"),
-        (r"(?:d|histd)_(\w+)_hl([\dp]+)", "{0} incidents in the cell, recent-weighted (half-life {1} weeks)"),
-        (r"n(3|5)_(\w+)_w(\d+)", "{1} incidents in the {0}x{0} cells around, past {2} weeks"),
-        (r"s_(\w+)_w(\d+)", "{0} reports in the cell, past {1} weeks"),
-    ]
-    for pattern, text in patterns:
-        match = re.fullmatch(pattern, name)
-        if match:
-            parts = [p.replace("p", ".") if p[0].isdigit() else p.replace("_", " ") for p in match.groups()]
-            return text.format(*parts)
-    return f"{name.replace('_', ' ')} (area)"
+    return [f.name for f in panel_features(spec)]
 
 
 def label_columns(spec: PanelSpec) -> list[str]:
-    return [f"label_{t}_h{h}" for t in spec.targets for h in spec.horizons]
+    return [label_column(t, h) for t in spec.targets for h in spec.horizons]
 
 
 def panel_schema(spec: PanelSpec) -> T.StructType:
@@ -256,7 +228,7 @@ def spatial_counts(weekly: DataFrame, spec: PanelSpec) -> DataFrame:
         *[(F.col(f"c_{g}") * F.col("in3")).alias(f"c3_{g}") for g in spec.groups],
         *[F.col(f"c_{g}").alias(f"c5_{g}") for g in spec.groups],
     )
-    sums = [F.sum(f"c{r}_{g}").alias(f"c{r}_{g}") for r in (3, 5) for g in spec.groups]
+    sums = [F.sum(f"c{r}_{g}").alias(f"c{r}_{g}") for r in NEIGHBOURHOODS for g in spec.groups]
     return spread.groupBy("ix", "iy", "week_idx").agg(*sums)
 
 
@@ -314,79 +286,13 @@ def build_panel(
     """
     if (last_week - history_start_week) / min(spec.half_lives or [1.0]) > _MAX_DECAY_SPAN:
         raise ValueError("the panel spans too many half-lives for exact decayed counts; raise the half-lives")
-    spark = events.sparkSession
-    weekly = weekly_counts(events, spec)
-    spatial = spatial_counts(weekly, spec)
-    horizon = max(spec.horizons)
-    weeks = spark.range(history_start_week, max(last_week, data_end_week) + horizon + 1).select(
-        F.col("id").cast("int").alias("week_idx")
-    )
-    base = cells.select("ix", "iy", "area_code").crossJoin(weeks)
-    counts = [c for c in weekly.columns + spatial.columns if c.startswith(("c_", "c3_", "c5_", "y_"))]
-    dense = (
-        base.join(weekly, ["ix", "iy", "week_idx"], "left")
-        .join(spatial, ["ix", "iy", "week_idx"], "left")
-        .na.fill(0.0, subset=sorted(set(counts)))
-    )
-    cell = Window.partitionBy("ix", "iy").orderBy("week_idx")
-    rel = (F.col("week_idx") - F.lit(history_start_week)).cast("double")
-
-    def decayed(count: str, h: float) -> Column:
-        """sum_{s<t} c_s 2^(-(t-s)/h) = 2^(-t/h) * sum_{s<t} c_s 2^(s/h), t and s from the start."""
-        past = F.sum(F.col(count) * F.pow(F.lit(2.0), rel / h)).over(
-            cell.rangeBetween(Window.unboundedPreceding, -1)
-        )
-        return past * F.pow(F.lit(2.0), -rel / h)
-
-    cols: dict[str, Column] = {}
-    for g in spec.groups:
-        for k in spec.windows:
-            cols[f"n_{g}_w{k}"] = F.sum(f"c_{g}").over(cell.rangeBetween(-k, -1))
-        for h in spec.half_lives:
-            cols[f"d_{g}_hl{_hl(h)}"] = decayed(f"c_{g}", h)
-        for r in (3, 5):
-            for k in spec.spatial_windows:
-                cols[f"n{r}_{g}_w{k}"] = F.sum(f"c{r}_{g}").over(cell.rangeBetween(-k, -1))
-    for s in spec.signals:
-        for k in spec.windows:
-            cols[f"s_{s}_w{k}"] = F.sum(f"c_sig_{s}").over(cell.rangeBetween(-k, -1))
-    for t in spec.targets:
-        for k in spec.windows:
-            cols[f"hist_{t}_w{k}"] = F.sum(f"y_{t}").over(cell.rangeBetween(-k, -1))
-        for h in spec.half_lives:
-            cols[f"histd_{t}_hl{_hl(h)}"] = decayed(f"y_{t}", h)
-        for h in spec.horizons:
-            ahead = F.sum(f"y_{t}").over(cell.rangeBetween(0, h - 1))
-            cols[f"label_{t}_h{h}"] = F.when(F.col("week_idx") + h - 1 <= data_end_week, ahead)
-    panel = dense.withColumns(cols).where(F.col("week_idx").between(first_week, last_week))
+    dense = _dense_counts(events, cells, spec, history_start_week, max(last_week, data_end_week))
+    features, labels = _window_columns(spec, history_start_week, data_end_week)
+    panel = dense.withColumns({**features, **labels}).where(F.col("week_idx").between(first_week, last_week))
     # Empty windows sum to null in Spark: no events is a count of zero.
-    panel = panel.na.fill(0.0, subset=[c for c in cols if not c.startswith("label_")])
-
-    week = F.date_add(F.lit(EPOCH_MONDAY), F.col("week_idx") * 7)
-    days = holiday_dates(spec.calendar, week_of(first_week), week_of(last_week) + timedelta(days=6))
-    holidays = [F.lit(d) for d in days]
-    in_week = F.lit(False)
-    if holidays:
-        in_week = F.exists(F.array(*holidays), lambda d: (d >= week) & (d < F.date_add(week, 7)))
-    panel = panel.withColumns(
-        {
-            "cell_id": cell_id(F.col("ix"), F.col("iy")),
-            "week": week,
-            "history_weeks": (F.col("week_idx") - F.lit(history_start_week)).cast("int"),
-            "week_of_year": F.weekofyear(week),
-            "holiday_week": in_week,
-        }
-    )
-    if spec.weather and weather is not None:
-        prev = weekly_series(weather, spec.weather).select(
-            (F.col("week_idx") + 1).alias("week_idx"),  # last week's values, known when t starts
-            *[F.col(name).alias(WEATHER_PREFIX + name) for name in spec.weather],
-        )
-        panel = panel.join(F.broadcast(prev), "week_idx", "left")
-    else:
-        panel = panel.withColumns(
-            {WEATHER_PREFIX + name: F.lit(None).cast("double") for name in spec.weather}
-        )
+    panel = panel.na.fill(0.0, subset=list(features))
+    panel = _with_calendar(panel, spec, first_week, last_week, history_start_week)
+    panel = _with_weather(panel, spec, weather)
     if spec.indicators:
         if areas is None:
             raise ValueError("indicators are configured but no area table was given")
@@ -395,11 +301,106 @@ def build_panel(
     return panel.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
 
 
-def check_schema(panel: DataFrame, spec: PanelSpec) -> None:
-    """Raise when the built panel's columns or types differ from the declared schema."""
+def _dense_counts(
+    events: DataFrame, cells: DataFrame, spec: PanelSpec, history_start_week: int, end_week: int
+) -> DataFrame:
+    """Every cell x every week from the history's start to `end_week` plus the longest
+    horizon, with its weekly and neighbourhood counts (0 for a week without events)."""
+    weekly = weekly_counts(events, spec)
+    spatial = spatial_counts(weekly, spec)
+    weeks = events.sparkSession.range(history_start_week, end_week + max(spec.horizons) + 1).select(
+        F.col("id").cast("int").alias("week_idx")
+    )
+    base = cells.select("ix", "iy", "area_code").crossJoin(weeks)
+    counts = [c for c in weekly.columns + spatial.columns if c.startswith(("c_", "c3_", "c5_", "y_"))]
+    return (
+        base.join(weekly, ["ix", "iy", "week_idx"], "left")
+        .join(spatial, ["ix", "iy", "week_idx"], "left")
+        .na.fill(0.0, subset=sorted(set(counts)))
+    )
+
+
+def _window_columns(
+    spec: PanelSpec, history_start_week: int, data_end_week: int
+) -> tuple[dict[str, Column], dict[str, Column]]:
+    """(features, labels): the window expressions over each cell's weeks of the dense counts."""
+    cell = Window.partitionBy("ix", "iy").orderBy("week_idx")
+    rel = (F.col("week_idx") - F.lit(history_start_week)).cast("double")
+
+    def past(count: str, k: int) -> Column:
+        return F.sum(count).over(cell.rangeBetween(-k, -1))
+
+    def decayed(count: str, h: float) -> Column:
+        """sum_{s<t} c_s 2^(-(t-s)/h) = 2^(-t/h) * sum_{s<t} c_s 2^(s/h), t and s from the start."""
+        earlier = F.sum(F.col(count) * F.pow(F.lit(2.0), rel / h)).over(
+            cell.rangeBetween(Window.unboundedPreceding, -1)
+        )
+        return earlier * F.pow(F.lit(2.0), -rel / h)
+
+    cols: dict[str, Column] = {}
+    for g in spec.groups:
+        cols |= {event_count(g, k).name: past(f"c_{g}", k) for k in spec.windows}
+        cols |= {decayed_count(g, h).name: decayed(f"c_{g}", h) for h in spec.half_lives}
+        for r in NEIGHBOURHOODS:
+            cols |= {event_count(g, k, around=r).name: past(f"c{r}_{g}", k) for k in spec.spatial_windows}
+    for s in spec.signals:
+        cols |= {signal_count(s, k).name: past(f"c_sig_{s}", k) for k in spec.windows}
+    labels: dict[str, Column] = {}
+    for t in spec.targets:
+        cols |= {target_history(t, k).name: past(f"y_{t}", k) for k in spec.windows}
+        cols |= {decayed_target_history(t, h).name: decayed(f"y_{t}", h) for h in spec.half_lives}
+        for h in spec.horizons:
+            ahead = F.sum(f"y_{t}").over(cell.rangeBetween(0, h - 1))
+            labels[label_column(t, h)] = F.when(F.col("week_idx") + h - 1 <= data_end_week, ahead)
+    return cols, labels
+
+
+def _with_calendar(
+    panel: DataFrame, spec: PanelSpec, first_week: int, last_week: int, history_start_week: int
+) -> DataFrame:
+    """The cell id, the week's Monday and the calendar features."""
+    week = F.date_add(F.lit(EPOCH_MONDAY), F.col("week_idx") * 7)
+    days = holiday_dates(spec.calendar, week_of(first_week), week_of(last_week) + timedelta(days=6))
+    holidays = [F.lit(d) for d in days]
+    in_week = F.lit(False)
+    if holidays:
+        in_week = F.exists(F.array(*holidays), lambda d: (d >= week) & (d < F.date_add(week, 7)))
+    return panel.withColumns(
+        {
+            "cell_id": cell_id(F.col("ix"), F.col("iy")),
+            "week": week,
+            "history_weeks": (F.col("week_idx") - F.lit(history_start_week)).cast("int"),
+            "week_of_year": F.weekofyear(week),
+            "holiday_week": in_week,
+        }
+    )
+
+
+def _with_weather(panel: DataFrame, spec: PanelSpec, weather: DataFrame | None) -> DataFrame:
+    """Last week's value of each weekly weather measure (null without the series)."""
+    if not (spec.weather and weather is not None):
+        return panel.withColumns({WEATHER_PREFIX + name: F.lit(None).cast("double") for name in spec.weather})
+    prev = weekly_series(weather, spec.weather).select(
+        (F.col("week_idx") + 1).alias("week_idx"),  # last week's values, known when t starts
+        *[F.col(name).alias(WEATHER_PREFIX + name) for name in spec.weather],
+    )
+    return panel.join(F.broadcast(prev), "week_idx", "left")
+
+
+def schema_difference(panel: DataFrame, spec: PanelSpec, *, ordered: bool = True) -> str | None:
+    """How the panel's columns or types differ from the declared schema (None: they do not).
+    `ordered=False` compares them as a set (a panel read back has its partition column last)."""
     want = [(f.name, f.dataType.simpleString()) for f in panel_schema(spec).fields]
     got = [(f.name, f.dataType.simpleString()) for f in panel.schema.fields]
-    if want != got:
-        missing = [w for w in want if w not in got]
-        extra = [g for g in got if g not in want]
-        raise ValueError(f"panel schema differs from the declared one: missing {missing}, unexpected {extra}")
+    if (want if ordered else sorted(want)) == (got if ordered else sorted(got)):
+        return None
+    missing = [w for w in want if w not in got]
+    extra = [g for g in got if g not in want]
+    return f"panel schema differs from the declared one: missing {missing}, unexpected {extra}"
+
+
+def check_schema(panel: DataFrame, spec: PanelSpec) -> None:
+    """Raise when the built panel's columns or types differ from the declared schema."""
+    problem = schema_difference(panel, spec)
+    if problem:
+        raise ValueError(problem)

@@ -10,30 +10,44 @@ data to the week after the last complete one (the week to score, whose labels ar
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from features.grid import Grid, cells_in_areas
+from features.grid import Grid, assign_cells, cells_in_areas
 from features.panel import (
     PanelSpec,
     build_panel,
     check_schema,
     index_of,
     role_indicators,
+    schema_difference,
     week_index,
     week_of,
     week_start,
 )
 from riskradar.audit import audited_run
-from riskradar.catalog import published_batches, read_history, read_silver, silver_table
+from riskradar.catalog import (
+    FEATURES,
+    latest,
+    panel_builds,
+    published_batches,
+    read_history,
+    read_silver,
+    silver_table,
+)
 from riskradar.config import Settings
 from riskradar.errors import ConfigError, NothingToDo
-from riskradar.lake import Lake, Publisher, read_json_dir, write_json
+from riskradar.lake import Lake, read_json_dir, write_json
+from riskradar.log import step
+from riskradar.publish import Check, publish, rows_equal, stage
 from riskradar.runtime import context, job_parser, parse
+
+log = logging.getLogger(__name__)
 
 
 def main(
@@ -57,17 +71,12 @@ def main(
             {"table": "gold.features", "weeks": summary["weeks_written"], "rows": summary["rows"]}
         )
         record.counts.update({k: v for k, v in summary.items() if isinstance(v, int)})
-    print(
-        f"build-features: {summary['cells']} cells x {summary['weeks_written']} weeks written "
-        f"({summary['rows']} rows), weeks {summary['first_week']}..{summary['last_week']}"
-    )
+        log.info(
+            "build-features: %d cells x %d weeks written (%d rows), weeks %s..%s",
+            *(summary["cells"], summary["weeks_written"], summary["rows"]),
+            *(summary["first_week"], summary["last_week"]),
+        )
     return summary
-
-
-def _latest(df: DataFrame, key: str) -> DataFrame:
-    """One row per key from the most recently ingested batch (a re-delivery supersedes)."""
-    order = Window.partitionBy(key).orderBy(F.col("ingested_at").desc(), F.col("batch_id").desc())
-    return df.withColumn("__n", F.row_number().over(order)).where("__n = 1").drop("__n")
 
 
 def role_feeds(settings: Settings) -> dict[str, str | None]:
@@ -108,12 +117,10 @@ def study_cells(
     spark: SparkSession, events: DataFrame, boundaries: DataFrame | None, grid: Grid
 ) -> DataFrame:
     """(ix, iy, area_code): cells holding any event, plus cells inside the boundary polygons."""
-    from features.grid import assign_cells
-
     with_events = assign_cells(events, grid).select("ix", "iy").distinct()
     if boundaries is None:
         return with_events.withColumn("area_code", F.lit(None).cast("string"))
-    polygons = [(r["area_code"], r["geometry_geojson"]) for r in _latest(boundaries, "area_code").collect()]
+    polygons = [(r["area_code"], r["geometry_geojson"]) for r in latest(boundaries, "area_code").collect()]
     inside = spark.createDataFrame(cells_in_areas(polygons, grid), "ix int, iy int, area_code string")
     inside = inside.dropDuplicates(["ix", "iy"])
     return with_events.join(inside, ["ix", "iy"], "full").select("ix", "iy", "area_code")
@@ -128,17 +135,75 @@ def build(
     from_week: date | None,
     run_id: str,
 ) -> dict[str, Any]:
+    """Build the weeks of the panel that need it and publish them behind their checks (rows =
+    cells x weeks, the declared schema); what was written and read."""
     f = settings.features
     assert f is not None
     inputs = load_inputs(spark, settings, lake)
-    events = inputs["events"]
-    crime_feeds = f.crime_feeds
+    events = _crime_events(inputs["events"], f.crime_feeds)
+    history_start, data_end = _data_span(events, settings)
+    _check_targets(events, settings)
+    areas, weather = inputs["areas"], inputs["series"]
+    spec = PanelSpec.from_settings(settings, role_indicators(settings) if areas is not None else [])
+    cells = study_cells(spark, events, inputs["boundaries"], spec.grid).cache()
+    try:
+        n_cells = cells.count()
+        last_week = data_end + 1  # the week to score next
+        first_week = _first_changed_week(
+            spark, lake, events, settings, history_start, full=full, from_week=from_week
+        )
+        panel = build_panel(
+            events,
+            cells,
+            spec,
+            first_week=first_week,
+            last_week=last_week,
+            data_end_week=data_end,
+            history_start_week=history_start,
+            weather=latest(weather, "date") if weather is not None else None,
+            areas=latest(areas, "area_code") if areas is not None else None,
+        )
+        check_schema(panel, spec)
+        weeks = [week_of(w).isoformat() for w in range(first_week, last_week + 1)]
+        with step("build and publish the panel", log):
+            written = _publish_panel(spark, lake, panel, spec, weeks, n_cells, run_id)
+    finally:
+        cells.unpersist()
+    write_json(
+        panel_builds(lake) / f"{run_id}.json",
+        {
+            "run_id": run_id,
+            "built_at": datetime.now(UTC).isoformat(),
+            "validated_batches": _validated_batches(lake, settings),
+            "first_week": weeks[0],
+            "last_week": weeks[-1],
+            "rows": written,
+            "cells": n_cells,
+        },
+    )
+    return {
+        "cells": n_cells,
+        "weeks_written": len(weeks),
+        "rows": written,
+        "first_week": weeks[0],
+        "last_week": weeks[-1],
+        "inputs": _input_tables(settings, inputs),
+    }
+
+
+def _crime_events(events: DataFrame | None, crime_feeds: list[str]) -> DataFrame:
+    """The silver events the panel reads (their columns it uses), once the crime feeds hold any."""
     if events is None or events.where(F.col("partner").isin(crime_feeds)).limit(1).count() == 0:
         raise NothingToDo(
             f"silver.events holds no events of the crime feeds {crime_feeds}: run "
             f"`riskradar ingest --all` and `riskradar validate --all` first"
         )
-    events = events.select("partner", "category", "occurred_at", "x", "y", "origin", "domestic", "batch_id")
+    return events.select("partner", "category", "occurred_at", "x", "y", "origin", "domestic", "batch_id")
+
+
+def _data_span(events: DataFrame, settings: Settings) -> tuple[int, int]:
+    """(first week, last complete week) of the crime feeds' data, as week indexes."""
+    crime_feeds = settings.features.crime_feeds
     local = F.from_utc_timestamp(F.col("occurred_at"), settings.timezone)
     span = (
         events.where(F.col("partner").isin(crime_feeds))
@@ -157,69 +222,46 @@ def build(
             f"{week_of(history_start)} to {span['newest']:%Y-%m-%d}); the panel needs at least two "
             f"(one to learn from, one to predict)"
         )
-    counts = events.groupBy("category").count().collect()
-    present = {r["category"] for r in counts}
+    return history_start, data_end
+
+
+def _check_targets(events: DataFrame, settings: Settings) -> None:
+    """Every target has events of its categories in silver.events."""
+    present = {r["category"] for r in events.groupBy("category").count().collect()}
     for name, target in settings.targets.items():
         if not present & set(target.categories):
             raise NothingToDo(
                 f"target {name!r} has no events in silver.events (categories {target.categories}); "
                 f"check 'targets.{name}.categories' in {settings.config_file}"
             )
-    areas = inputs["areas"]
-    indicators = role_indicators(settings) if areas is not None else []
-    if areas is not None:
-        areas = _latest(areas, "area_code")
-    spec = PanelSpec.from_settings(settings, indicators)
-    cells = study_cells(spark, events, inputs["boundaries"], spec.grid).cache()
-    n_cells = cells.count()
 
-    last_week = data_end + 1  # the week to score next
-    first_week = _first_changed_week(
-        spark, lake, events, settings, history_start, full=full, from_week=from_week
+
+def _publish_panel(
+    spark: SparkSession,
+    lake: Lake,
+    panel: DataFrame,
+    spec: PanelSpec,
+    weeks: list[str],
+    n_cells: int,
+    run_id: str,
+) -> int:
+    """Stage the panel's weeks, check on what was staged that it holds every cell in every week
+    (rows = cells x weeks) with the declared columns, and only then publish them: a panel that
+    fails a check is never visible (PublishRefused names the report). Returns the rows."""
+    staged = stage(
+        panel,
+        lake.gold(FEATURES),
+        partition_cols=["week"],
+        owned=[{"week": w} for w in weeks],
+        owner="build_features",
+        run_id=run_id,
     )
-    weather = inputs["series"]
-    if weather is not None:
-        weather = _latest(weather, "date")
-    panel = build_panel(
-        events,
-        cells,
-        spec,
-        first_week=first_week,
-        last_week=last_week,
-        data_end_week=data_end,
-        history_start_week=history_start,
-        weather=weather,
-        areas=areas,
-    )
-    check_schema(panel, spec)
-    publisher = Publisher(lake.gold("features"), owner="build_features", run_id=run_id)
-    publisher.write(panel, ["week"])
-    written = spark.read.parquet(str(publisher.staging)).count()
-    weeks = [week_of(w).isoformat() for w in range(first_week, last_week + 1)]
-    publisher.publish([{"week": w} for w in weeks])
-    write_json(
-        lake.gold("features") / "_builds" / f"{run_id}.json",
-        {
-            "run_id": run_id,
-            "built_at": datetime.now(UTC).isoformat(),
-            "validated_batches": _validated_batches(lake, settings),
-            "first_week": weeks[0],
-            "last_week": weeks[-1],
-            "rows": written,
-            "cells": n_cells,
-        },
-    )
-    cells.unpersist()
-    if written != n_cells * len(weeks):
-        raise ValueError(f"panel rows {written} != cells {n_cells} x weeks {len(weeks)}")
-    return {
-        "cells": n_cells,
-        "weeks_written": len(weeks),
-        "rows": written,
-        "first_week": weeks[0],
-        "last_week": weeks[-1],
-        "inputs": _input_tables(settings, inputs),
-    }
+    checks = [
+        rows_equal(f"panel rows = {n_cells} cells x {len(weeks)} weeks", staged.count, n_cells * len(weeks)),
+        Check("panel schema", lambda: schema_difference(staged.read(spark), spec, ordered=False)),
+    ]
+    publish([staged], checks=checks, report=lake.reports("features") / f"{run_id}-publish.json")
+    return staged.count()
 
 
 def _validated_batches(lake: Lake, settings: Settings) -> list[str]:
@@ -241,7 +283,7 @@ def _first_changed_week(
         if from_week.weekday() != 0:
             raise ConfigError(f"--from-week {from_week} is not a Monday (weeks start on Monday)")
         return max(index_of(from_week), history_start)
-    builds = sorted(read_json_dir(lake.gold("features") / "_builds"), key=lambda b: b["built_at"])
+    builds = sorted(read_json_dir(panel_builds(lake)), key=lambda b: b["built_at"])
     if full or not builds:
         return history_start
     seen = set(builds[-1]["validated_batches"]) if builds else set()

@@ -9,15 +9,19 @@ first run creates) a local key file beside the config folder, and says so.
 
 from __future__ import annotations
 
+import importlib
+import logging
 from collections.abc import Sequence
 
 from pyspark.sql import SparkSession
 
 from intake.pseudonym import ensure_demo_key
-from jobs import build_features, export, ingest, score, train, validate
+from riskradar.cli import COMMANDS
 from riskradar.config import Settings, demo_key_file
 from riskradar.errors import NoChampion
 from riskradar.runtime import context, job_parser, parse
+
+log = logging.getLogger(__name__)
 
 
 def main(
@@ -33,27 +37,33 @@ def main(
     key_file = demo_key_file(settings)
     _, created = ensure_demo_key(key_file, env)
     if created:
-        print(f"demo: created a local pseudonymisation key in {key_file} (set {env} to use your own)")
+        log.info("demo: created a local pseudonymisation key in %s (set %s to use your own)", key_file, env)
     elif key_file.exists():
-        print(f"demo: using the local pseudonymisation key in {key_file}")
-    print(f"demo: lake at {lake.root}")
-    ingest.main(["--all", "--config", settings.config_file], settings=settings, spark=spark)
-    validate.main(["--all", "--config", settings.config_file], settings=settings, spark=spark)
-    build_features.main(["--config", settings.config_file], settings=settings, spark=spark)
-    train.main(["--all", "--config", settings.config_file], settings=settings, spark=spark)
+        log.info("demo: using the local pseudonymisation key in %s", key_file)
+    log.info("demo: lake at %s", lake.root)
+
+    def run(command: str, *arguments: str):
+        """One step, as `riskradar <command>` runs it (the CLI's command table names its job),
+        in this process with this session and config."""
+        job = importlib.import_module(COMMANDS[command][0])
+        return job.main([*arguments, "--config", settings.config_file], settings=settings, spark=spark)
+
+    run("ingest", "--all")
+    run("validate", "--all")
+    run("build-features")
+    run("train", "--all")
     scored = []
     for target in settings.targets:
-        common = ["--target", target, "--config", settings.config_file]
         try:
-            score.main(common, settings=settings, spark=spark)
+            run("score", "--target", target)
         except NoChampion as exc:
             # Only when a reviewer took the alias away (the gate always leaves a champion, a
             # learned model or the best baseline): say so and go on with the other targets.
-            print(f"demo: {target} is not scored: {exc}")
+            log.warning("demo: %s is not scored: %s", target, exc)
             continue
-        export.main(common, settings=settings, spark=spark)
+        run("export", "--target", target)
         scored.append(target)
-    print(
+    log.info(
         f"demo: done. Validation reports: {lake.reports('validation')}; features: {lake.gold('features')}; "
         f"scores ({', '.join(scored) or 'none'}): {lake.gold('scores')}; reports: {lake.reports('scores')}; "
         f"audit log: {lake.audit}; experiments: `make mlflow-ui`, then http://127.0.0.1:5000"

@@ -12,6 +12,7 @@ Without --week: the newest scored week whose incidents are known.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -20,15 +21,16 @@ import numpy as np
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs.export import read_scores, scored_weeks
-from jobs.score import read_panel
 from models.metrics import flagged_metrics
 from riskradar.audit import audited_run
+from riskradar.catalog import SCORES, label_column, model_name, read_panel, read_scores, scored_weeks
 from riskradar.config import Settings
 from riskradar.errors import NothingToDo
 from riskradar.lake import Lake
 from riskradar.registry import tracking_uri
 from riskradar.runtime import context, job_parser, monday, parse
+
+log = logging.getLogger(__name__)
 
 
 def main(
@@ -50,16 +52,16 @@ def main(
     settings, lake, spark = context(args, settings, spark)
     targets = args.target or [t for t in settings.targets if scored_weeks(lake, t)]
     if not targets and not args.skip_missing:
-        raise NothingToDo(f"no scores under {lake.gold('scores')}: run `riskradar score` first")
+        raise NothingToDo(f"no scores under {lake.gold(SCORES)}: run `riskradar score` first")
     panel = read_panel(spark, lake) if targets else None
     results = {}
     for target in targets:
         if args.skip_missing and args.week and args.week not in scored_weeks(lake, target):
-            print(f"evaluate-scores {target} {args.week}: skipped, the week was not scored")
+            log.warning("evaluate-scores %s %s: skipped, the week was not scored", target, args.week)
             continue
         week = args.week or _newest_passed(spark, lake, panel, target, settings)
         if args.skip_missing and not _passed(panel, settings, target, week):
-            print(f"evaluate-scores {target} {week}: skipped, the week has not passed yet")
+            log.warning("evaluate-scores %s %s: skipped, the week has not passed yet", target, week)
             continue
         with audited_run(lake, "evaluate_scores", {"target": target, "week": str(week)}) as record:
             results[target] = evaluate_week(spark, settings, lake, panel, target, week)
@@ -67,19 +69,19 @@ def main(
             record.outputs.append({"mlflow_run": results[target]["run_id"]})
             if results[target]["alert"]:
                 record.notes.append(results[target]["alert"])
-        r = results[target]
-        print(
-            f"evaluate-scores {target} {week}: realised hit rate {r['hit_rate']:.3f}, PAI {r['pai']:.2f} "
-            f"at {r['coverage']:.0%} (backtest {r['backtest_low']:.2f} .. {r['backtest_high']:.2f})"
-        )
-        if r["alert"]:
-            print(f"WARNING: {r['alert']}")
+            r = results[target]
+            log.info(
+                f"evaluate-scores {target} {week}: realised hit rate {r['hit_rate']:.3f}, PAI {r['pai']:.2f} "
+                f"at {r['coverage']:.0%} (backtest {r['backtest_low']:.2f} .. {r['backtest_high']:.2f})"
+            )
+            if r["alert"]:
+                log.warning("WARNING: %s", r["alert"])
     return results
 
 
 def _label(settings: Settings, target: str) -> str:
     assert settings.features is not None
-    return f"label_{target}_h{settings.features.horizons_weeks[0]}"
+    return label_column(target, settings.features.horizons_weeks[0])
 
 
 def _newest_passed(spark: SparkSession, lake: Lake, panel, target: str, settings: Settings) -> date:
@@ -127,7 +129,7 @@ def evaluate_week(
     if not np.isnan(m["pai"]) and not np.isnan(low) and m["pai"] < low:
         alert = (
             f"{target} week of {week}: realised PAI {m['pai']:.2f} is below the backtest interval "
-            f"[{low:.2f}, {high:.2f}] of riskradar-{target} v{version}: review the model and the data"
+            f"[{low:.2f}, {high:.2f}] of {model_name(target)} v{version}: review the model and the data"
         )
     tags = {
         "riskradar.kind": "evaluation",
@@ -163,9 +165,7 @@ def evaluate_week(
     ) as run:
         mlflow.set_tags(tags)
         mlflow.log_metrics({k: v for k, v in metrics.items() if not np.isnan(v)})
-    client.set_model_version_tag(
-        f"riskradar-{target}", str(version), f"realised_pai_{week}", f"{m['pai']:.4f}"
-    )
+    client.set_model_version_tag(model_name(target), str(version), f"realised_pai_{week}", f"{m['pai']:.4f}")
     return {
         **m,
         "coverage": coverage,

@@ -14,23 +14,31 @@ defaults to the newest scored week of the target.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from reports.exports import ReportContext, render_report, to_areas_csv, to_csv, to_geojson, write_text
 from riskradar.audit import audited_run
-from riskradar.catalog import read_silver, silver_table
+from riskradar.catalog import (
+    newest_scored_week,
+    read_scores,
+    read_scores_by_area,
+    read_silver,
+    scored_weeks,
+    silver_table,
+)
 from riskradar.config import Settings
-from riskradar.errors import NothingToDo
-from riskradar.lake import Lake, has_parquet
+from riskradar.lake import Lake
 from riskradar.registry import tracking_uri
 from riskradar.runtime import add_target_arguments, context, job_parser, monday, parse, selected_targets
+
+log = logging.getLogger(__name__)
 
 
 def main(
@@ -51,54 +59,15 @@ def main(
     for target in selected_targets(settings, args):
         weeks = scored_weeks(lake, target)
         if args.skip_missing and (args.week or None) not in (weeks if args.week else weeks[-1:]):
-            print(f"export {target} {args.week or ''}: skipped, the week was not scored")
+            log.warning("export %s %s: skipped, the week was not scored", target, args.week or "")
             continue
         week = args.week or newest_scored_week(lake, target)
         with audited_run(lake, "export", {"target": target, "week": str(week)}) as record:
             written[target] = export_week(spark, settings, lake, target, week)
             record.inputs.append({"table": "gold.scores", "target": target, "week": str(week)})
             record.outputs += [{"file": str(p)} for p in written[target].values()]
-        print(f"export {target} {week}: " + ", ".join(str(p) for p in written[target].values()))
+            log.info("export %s %s: %s", target, week, ", ".join(str(p) for p in written[target].values()))
     return written
-
-
-def scored_weeks(lake: Lake, target: str) -> list[date]:
-    folder = lake.gold("scores") / f"target={target}"
-    if not folder.exists():
-        return []
-    return sorted(
-        date.fromisoformat(p.name.split("=", 1)[1]) for p in folder.glob("week=*") if has_parquet(p)
-    )
-
-
-def newest_scored_week(lake: Lake, target: str) -> date:
-    weeks = scored_weeks(lake, target)
-    if not weeks:
-        raise NothingToDo(
-            f"no scores for {target!r} under {lake.gold('scores')}: run `riskradar score` first"
-        )
-    return weeks[-1]
-
-
-def read_scores(spark: SparkSession, lake: Lake, target: str, week: date) -> pd.DataFrame:
-    """One (target, week) partition of gold.scores as pandas: one row per study cell."""
-    if week not in scored_weeks(lake, target):
-        known = ", ".join(str(w) for w in scored_weeks(lake, target)) or "none"
-        raise NothingToDo(
-            f"no scores for {target!r} in the week of {week} (scored weeks: {known}): run `riskradar score`"
-        )
-    scores = spark.read.parquet(str(lake.gold("scores"))).where(
-        (F.col("target") == target) & (F.col("week") == F.lit(week))
-    )
-    return scores.toPandas()
-
-
-def read_scores_by_area(spark: SparkSession, lake: Lake, target: str, week: date) -> pd.DataFrame | None:
-    """One (target, week) partition of gold.scores_by_area as pandas, or None if it has none."""
-    folder = lake.gold("scores_by_area") / f"target={target}" / f"week={week}"
-    if not has_parquet(folder):
-        return None
-    return spark.read.parquet(str(folder)).toPandas().assign(target=target, week=week)
 
 
 def export_week(

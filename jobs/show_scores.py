@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from jobs.export import newest_scored_week, scored_weeks
+from riskradar.catalog import newest_scored_week, scored_weeks, scores_partition
 from riskradar.config import Settings, load_settings
 from riskradar.errors import NothingToDo
 from riskradar.lake import Lake
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None,
         raise NothingToDo(
             f"no scores for {target!r} in the week of {week}: run `riskradar score --week {week}`"
         )
-    scores = pd.read_parquet(lake.gold("scores") / f"target={target}" / f"week={week}")
+    scores = pd.read_parquet(scores_partition(lake, target, week))
     top = scores.sort_values("rank").head(args.top)
     print(format_table(top, target=target, week=str(week), n_cells=len(scores)))
     return top

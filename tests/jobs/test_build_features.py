@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import re
 import shutil
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from pyspark.sql import functions as F
 
 from jobs import build_features, export, ingest, score, train, validate
 from riskradar.config import load_settings
-from riskradar.errors import ConfigError, NothingToDo
+from riskradar.errors import ConfigError, NothingToDo, PublishRefused
 from riskradar.lake import FeedState, Lake, run_folder
 
 FEEDS = ["police_crimes", "sanitation_311", "weather", "census_indicators", "census_areas"]
@@ -217,6 +218,52 @@ def test_rebuild_from_a_day_that_is_not_monday_is_refused(spark, tmp_path):
     settings = _silver(spark, tmp_path, rows)
     with pytest.raises(ConfigError, match=r"--from-week 2014-06-04 is not a Monday"):
         build_features.main(["--from-week", "2014-06-04"], settings=settings, spark=spark)
+
+
+def _panel(spark, lake: Lake) -> pd.DataFrame:
+    panel = spark.read.parquet(str(lake.gold("features"))).toPandas()
+    return panel.sort_values(["week", "cell_id"]).reset_index(drop=True)
+
+
+def _published(folder: Path) -> list[str]:
+    """The panel's published data files (not the staging area, not the build records)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.glob("week=*/*.parquet"))
+
+
+def test_a_panel_that_fails_its_rows_check_leaves_the_published_panel_unchanged(spark, tmp_path, monkeypatch):
+    """Write-audit-publish: rows = cells x weeks is checked on the staged panel; a panel that
+    fails it (here a week goes missing) is never visible, the previous one stays as it was
+    and no build is recorded."""
+    rows = [
+        _row(datetime(2014, 6, 3, 12)),
+        _row(datetime(2014, 6, 10, 12), "robbery"),
+        _row(datetime(2014, 6, 22, 12)),
+    ]
+    settings = _silver(spark, tmp_path, rows)
+    first = build_features.main([], settings=settings, spark=spark)
+    assert (first["first_week"], first["last_week"]) == ("2014-06-02", "2014-06-23")
+    lake = Lake(settings.lake_root)
+    files, before = _published(lake.gold("features")), _panel(spark, lake)
+    builds = sorted(p.name for p in (lake.gold("features") / "_builds").iterdir())
+    real = build_features.build_panel
+    monkeypatch.setattr(
+        build_features,
+        "build_panel",
+        lambda *args, **kwargs: real(*args, **kwargs).where(F.col("week") < F.lit(date(2014, 6, 23))),
+    )
+    with pytest.raises(
+        PublishRefused, match=r"panel rows = 1 cells x 4 weeks: 3 rows, expected 4 \(report (.+)\)"
+    ) as err:
+        build_features.main(["--full"], settings=settings, spark=spark)
+    report = json.loads(Path(re.search(r"\(report (.+)\)", str(err.value)).group(1)).read_text())
+    assert report["published"] is False and report["tables"] == ["features"]
+    assert report["checks"] == {
+        "panel rows = 1 cells x 4 weeks": "3 rows, expected 4",
+        "panel schema": "passed",
+    }
+    assert _published(lake.gold("features")) == files
+    pd.testing.assert_frame_equal(_panel(spark, lake), before)
+    assert sorted(p.name for p in (lake.gold("features") / "_builds").iterdir()) == builds
 
 
 def test_a_city_without_indicators_boundaries_or_weather_runs_every_step(spark, tmp_path):

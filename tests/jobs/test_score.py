@@ -21,8 +21,10 @@ from features.panel import week_of
 from intake.quality import run_suite
 from jobs import evaluate_scores, export, score, show_scores, train
 from models.baselines import baselines_for
+from models.scoring import scores_by_area, shown_count
 from reports.exports import screenshot
-from riskradar.errors import NoChampion, NothingToDo, ValidationGateFailed
+from riskradar.catalog import area_columns, score_columns
+from riskradar.errors import NoChampion, NothingToDo, PublishRefused
 from riskradar.lake import Lake
 from riskradar.registry import tracking_uri
 
@@ -56,7 +58,7 @@ def test_every_study_cell_of_the_newest_week_is_scored_by_the_champion(scored, s
     assert result["week"] == NEWEST and result["version"] == trained["version"]
     out = _partition(lake, NEWEST)
     assert len(out) == CELLS and out["cell_id"].is_unique
-    assert list(out.columns) == [c for c in score.score_columns(3) if c not in ("target", "week")]
+    assert list(out.columns) == [c for c in score_columns(3) if c not in ("target", "week")]
     # the same numbers as the registered model predicting the panel rows on the driver
     mlflow.set_tracking_uri(tracking_uri(settings, lake))
     model = mlflow.sklearn.load_model("models:/riskradar-burglary@champion")
@@ -359,9 +361,7 @@ def test_the_roll_up_by_area_sums_the_cells_of_each_area(scored):
     assert result["areas_partition"] == f"target=burglary/week={NEWEST}"
     cells = _partition(lake, NEWEST)
     areas = _areas(lake, NEWEST).set_index("area_code").sort_index()
-    assert list(areas.reset_index().columns) == [
-        c for c in score.area_columns() if c not in ("target", "week")
-    ]
+    assert list(areas.reset_index().columns) == [c for c in area_columns() if c not in ("target", "week")]
     by_area = cells.groupby("area_code").agg(
         cells=("cell_id", "size"), expected=("expected_count", "sum"), hot=("hotspot", "sum")
     )
@@ -372,9 +372,7 @@ def test_the_roll_up_by_area_sums_the_cells_of_each_area(scored):
     assert areas["share_of_hotspots"].tolist() == pytest.approx(
         (by_area["hot"] / by_area["hot"].sum()).tolist()
     )
-    assert areas["expected_count_shown"].tolist() == [
-        score.shown_count(v, 5) for v in areas["expected_count"]
-    ]
+    assert areas["expected_count_shown"].tolist() == [shown_count(v, 5) for v in areas["expected_count"]]
     assert set(areas["model_version"]) == {trained["version"]}
     report = json.loads((lake.reports("scores", "burglary") / f"{NEWEST}-areas-validation.json").read_text())
     assert report["result"]["success"] and report["counts"]["areas"] == 5
@@ -404,7 +402,7 @@ def test_the_roll_up_rows_of_cells_outside_the_areas_and_small_counts(spark):
             "week": F.lit(NEWEST),
         }
     )
-    areas = score.scores_by_area(cells, min_count_shown=5).select(*score.area_columns())
+    areas = scores_by_area(cells, min_count_shown=5).select(*area_columns())
     got = {
         r["area_code"]: (r["area_name"], r["cells"], r["expected_count"], r["expected_count_shown"])
         + (r["hotspot_cells"], r["share_of_hotspots"])
@@ -430,10 +428,41 @@ def test_an_area_roll_up_that_fails_its_suite_publishes_nothing(scored, spark, t
     (suites / "gold_scores_by_area.json").write_text(json.dumps(strict))
     strict_settings = settings.model_copy(update={"expectations_dir": str(suites)})
     week = week_of(FIRST + WEEKS - 2)
-    with pytest.raises(ValidationGateFailed, match=r"gold.scores_by_area: .*expect_table_row_count"):
+    with pytest.raises(PublishRefused, match=r"gold.scores_by_area: .*expect_table_row_count"):
         score.main(["--target", "burglary", "--week", str(week)], settings=strict_settings, spark=spark)
     assert not (lake.gold("scores") / "target=burglary" / f"week={week}").exists()
     assert not (lake.gold("scores_by_area") / "target=burglary" / f"week={week}").exists()
+
+
+def test_scores_that_fail_their_suite_leave_the_published_week_unchanged(scored, spark, tmp_path):
+    """Write-audit-publish: the suite runs on the staged scores; when it fails, the scores and
+    the roll-up published before for that week stay visible and unchanged, and the error
+    names the report of the refused publication."""
+    settings, lake, _, _ = scored
+    score.main(["--target", "burglary", "--week", str(EARLIER)], settings=settings, spark=spark)
+    before, areas_before = _partition(lake, EARLIER), _areas(lake, EARLIER)
+    files = sorted(p.name for p in (lake.gold("scores") / "target=burglary" / f"week={EARLIER}").iterdir())
+    suites = tmp_path / "expectations"
+    shutil.copytree(ROOT / "expectations", suites)
+    strict = json.loads((suites / "gold_scores.json").read_text())
+    strict["expectations"][0]["kwargs"]["min_value"] = 10 * CELLS  # more rows than there are cells
+    (suites / "gold_scores.json").write_text(json.dumps(strict))
+    strict_settings = settings.model_copy(update={"expectations_dir": str(suites)})
+    report = lake.reports("scores", "burglary") / f"{EARLIER}-publish.json"
+    with pytest.raises(
+        PublishRefused, match=rf"gold.scores: .*expect_table_row_count.*\(report {re.escape(str(report))}\)"
+    ):
+        score.main(["--target", "burglary", "--week", str(EARLIER)], settings=strict_settings, spark=spark)
+    written = json.loads(report.read_text())
+    assert written["published"] is False and written["tables"] == ["scores", "scores_by_area"]
+    assert written["checks"]["gold.scores_by_area"] == "passed"
+    assert written["checks"]["gold.scores"].startswith("expect_table_row_count_to_be_between")
+    assert (
+        sorted(p.name for p in (lake.gold("scores") / "target=burglary" / f"week={EARLIER}").iterdir())
+        == files
+    )
+    pd.testing.assert_frame_equal(_partition(lake, EARLIER), before)
+    pd.testing.assert_frame_equal(_areas(lake, EARLIER), areas_before)
 
 
 def test_the_areas_are_exported_with_small_counts_suppressed(scored, spark):
@@ -454,7 +483,7 @@ def test_the_areas_are_exported_with_small_counts_suppressed(scored, spark):
         "model_version",
     ]
     assert csv["area_code"].tolist() == areas["area_code"].tolist()
-    assert csv["expected_count"].tolist() == [score.shown_count(v, 5) for v in areas["expected_count"]]
+    assert csv["expected_count"].tolist() == [shown_count(v, 5) for v in areas["expected_count"]]
     assert all(c == "<5" or float(c) >= 5 for c in csv["expected_count"])
     page = files["html"].read_text()
     section = page.split("Top 5 of 5 areas (census_areas)</h2>", 1)[1].split("</table>", 1)[0]

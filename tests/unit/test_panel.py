@@ -16,6 +16,8 @@ from features.panel import (
     feature_columns,
     holiday_dates,
     index_of,
+    label_columns,
+    panel_features,
     panel_schema,
     weekly_series,
 )
@@ -372,3 +374,32 @@ def test_panel_plan_has_no_python_udf(panel):
     plan = built._jdf.queryExecution().executedPlan().toString()
     assert "Window" in plan  # the plan is the real one
     assert "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan
+
+
+def test_every_feature_is_named_together_with_how_analysts_read_it():
+    features = panel_features(SPEC)
+    assert [f.name for f in features] == feature_columns(SPEC)
+    described = {f.name: (f.description, f.counts_events) for f in features}
+    assert described == {
+        "history_weeks": ("weeks of history", False),
+        "week_of_year": ("week of the year", False),
+        "holiday_week": ("holiday week", False),
+        "n_burglary_w1": ("burglary incidents in the cell, past 1 weeks", True),
+        "n_burglary_w2": ("burglary incidents in the cell, past 2 weeks", True),
+        "d_burglary_hl1": ("burglary incidents in the cell, recent-weighted (half-life 1 weeks)", True),
+        "n3_burglary_w1": ("burglary incidents in the 3x3 cells around, past 1 weeks", True),
+        "n5_burglary_w1": ("burglary incidents in the 5x5 cells around, past 1 weeks", True),
+        "n_all_w1": ("all incidents in the cell, past 1 weeks", True),
+        "n_all_w2": ("all incidents in the cell, past 2 weeks", True),
+        "d_all_hl1": ("all incidents in the cell, recent-weighted (half-life 1 weeks)", True),
+        "n3_all_w1": ("all incidents in the 3x3 cells around, past 1 weeks", True),
+        "n5_all_w1": ("all incidents in the 5x5 cells around, past 1 weeks", True),
+        "s_sr_w1": ("sr reports in the cell, past 1 weeks", True),
+        "s_sr_w2": ("sr reports in the cell, past 2 weeks", True),
+        "hist_burglary_w1": ("burglary incidents in the cell, past 1 weeks", True),
+        "hist_burglary_w2": ("burglary incidents in the cell, past 2 weeks", True),
+        "histd_burglary_hl1": ("burglary incidents in the cell, recent-weighted (half-life 1 weeks)", True),
+        "weather_prev_temp_max_c": ("last week's mean of the daily t max", False),
+        "weather_prev_precip_mm": ("last week's sum of the daily rain mm h", False),
+    }
+    assert label_columns(SPEC) == ["label_burglary_h1"]
