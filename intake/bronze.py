@@ -1,7 +1,7 @@
 """Read one delivered file with Spark into bronze rows: contract columns as strings, personal
 columns pseudonymised or dropped, every row kept (malformed ones marked), plus lineage.
 
-Bronze columns: the contract's kept columns (strings), then LINEAGE_COLUMNS.
+Bronze columns: the contract's kept columns (strings), then riskradar.catalog.BRONZE_LINEAGE.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pyspark.sql import types as T
 
 from intake.delivery import FileInspection
 from intake.pseudonym import pseudonymise
+from riskradar.catalog import BRONZE_LINEAGE
 from riskradar.config import Contract
 
 _CORRUPT = "__corrupt_record"
@@ -66,17 +67,9 @@ def read_delivery(
     # unchanged re-deliveries; a malformed row kept no content, so its position stands in.
     content = F.to_json(F.struct(*[F.col(_q(n)) for n in contract.kept_columns]))
     position = F.concat_ws(":", F.lit("malformed"), F.col("source_sha256"), F.col("source_row"))
-    row_hash = F.sha2(F.when(F.col("__malformed"), position).otherwise(content), 256).alias("row_hash")
-    return out.select(
-        *[F.col(_q(n)) for n in contract.kept_columns],
-        "ingest_rule",
-        "ingest_reason",
-        row_hash,
-        "source_file",
-        "source_sha256",
-        "source_row",
-        "ingested_at",
-    )
+    row_hash = F.sha2(F.when(F.col("__malformed"), position).otherwise(content), 256)
+    out = out.withColumn("row_hash", row_hash)
+    return out.select(*[F.col(_q(n)) for n in contract.kept_columns], *BRONZE_LINEAGE)
 
 
 def _q(name: str) -> str:

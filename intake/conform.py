@@ -26,29 +26,16 @@ from pyspark.sql import functions as F
 from intake.localtime import local_to_utc
 from intake.pseudonym import pseudonymise
 from riskradar import crs
+from riskradar.catalog import QUARANTINE_REASON, QUARANTINE_RULE, ROW_LINEAGE
 from riskradar.config import Contract, Measure, Settings
 
-RULE, REASON, DELIVERED = "quarantine_rule", "quarantine_reason", "delivered"
+RULE, REASON, DELIVERED = QUARANTINE_RULE, QUARANTINE_REASON, "delivered"
 CHANGE, REPLACES = "change", "replaces_batch"
 # What the time zone made of a published event's wall time, where it was not plain (a DST gap
 # or overlap resolved by the contract's policy): counted and reported, not published.
 TIME_NOTE = "time_note"
 NEW, UNCHANGED, OUTDATED, CORRECTION = "new", "unchanged", "outdated", "correction"
-LINEAGE = ["batch_id", "source_file", "source_sha256", "source_row", "row_hash", "ingested_at"]
-# Bronze columns that describe a row's reading, not its content.
-INGEST = ["ingest_rule", "ingest_reason"]
-
-EVENT_COLUMNS = [
-    "event_id",
-    "partner",
-    "category",
-    "subcategory",
-    "occurred_at",
-    "x",
-    "y",
-    "origin",
-    "domestic",
-]
+LINEAGE = ["batch_id", *ROW_LINEAGE]
 
 
 @dataclass(frozen=True)
@@ -271,18 +258,52 @@ def route_events(
     """
     m = contract.events
     assert m is not None
-    ts_raw = F.col(_q(m.timestamp.column))
-    x_raw, y_raw = F.col(_q(m.coordinates.x)), F.col(_q(m.coordinates.y))
-    cat_key = F.trim(F.col(_q(m.category.column)))
+    bronze = _event_values(bronze, contract, settings)
+    # The event id is computed before the ranking: it is the key of the current silver rows.
+    bronze = pseudonymise(bronze, {"__event_id": F.col(_q(m.id_column))}, key, domain=contract.name)
+    df, repeated = _rank_flags(bronze, {"id": F.col("__event_id")}, current, replaced, key="id")
+    rules = [
+        _ingest_rule(),
+        *[
+            Rule(
+                "excluded_by_contract",
+                F.trim(F.col(_q(r.column))).isin(r.values),
+                F.concat(F.lit(f"{r.column} "), _shown(F.col(_q(r.column))), F.lit(f": {r.reason}")),
+            )
+            for r in m.exclude
+        ],
+        Rule("missing_id", _blank(F.col(_q(m.id_column))), F.lit(f"{m.id_column} is empty")),
+        *_event_time_rules(contract),
+        *_event_place_rules(contract, settings),
+        *_event_category_rules(contract),
+        *_duplicate_rules(),
+        Rule(
+            "conflicting_id",
+            repeated["id"],
+            F.lit(f"another row of this delivery has the same {m.id_column} with different content"),
+        ),
+    ]
+    ts = m.timestamp
+    note = F.when(
+        F.col("__nonexistent"), F.lit(f"nonexistent local time, {ts.nonexistent.replace('_', ' ')}")
+    ).when(F.col("__ambiguous"), F.lit(f"ambiguous local time, {ts.ambiguous} offset taken"))
+    return _apply(df, rules, _event_canonical(contract), note=note)
+
+
+def _event_values(bronze: DataFrame, contract: Contract, settings: Settings) -> DataFrame:
+    """The values the event rules and columns refer to, each computed once as a column:
+    `__local` (wall time), `__x`, `__y` (delivered numbers), `__category`, `__lon`, `__lat`,
+    `__px`, `__py` (WGS84 and project CRS), `__occurred` (UTC), `__nonexistent`, `__ambiguous`.
+    (Inlining the projection maths into every rule would make the plan explode.)"""
+    m = contract.events
+    assert m is not None
     mapping = F.create_map(*[F.lit(v) for kv in m.category.map.items() for v in kv])
-    # Derived values are computed once, as columns, and the rules refer to them by name:
-    # inlining the projection maths into every rule would make the plan explode.
     bronze = bronze.withColumns(
         {
-            "__local": F.try_to_timestamp(F.trim(ts_raw), F.lit(m.timestamp.format)),
-            "__x": number(x_raw, contract.reader.decimal),
-            "__y": number(y_raw, contract.reader.decimal),
-            "__category": F.try_element_at(mapping, cat_key),
+            "__local": F.try_to_timestamp(F.trim(F.col(_q(m.timestamp.column))), F.lit(m.timestamp.format)),
+            "__x": number(F.col(_q(m.coordinates.x)), contract.reader.decimal),
+            "__y": number(F.col(_q(m.coordinates.y)), contract.reader.decimal),
+            "__category": F.try_element_at(mapping, F.trim(F.col(_q(m.category.column)))),
         }
     )
     # Lon/lat (the study area's box) and project x/y from one Python round trip per batch.
@@ -295,49 +316,21 @@ def route_events(
     )
     ts = m.timestamp
     when = local_to_utc(F.col("__local"), ts.timezone, nonexistent=ts.nonexistent, ambiguous=ts.ambiguous)
-    bronze = bronze.withColumns(
-        {
-            "__occurred": when.utc,
-            "__nonexistent": when.nonexistent,
-            "__ambiguous": when.ambiguous,
-        }
+    return bronze.withColumns(
+        {"__occurred": when.utc, "__nonexistent": when.nonexistent, "__ambiguous": when.ambiguous}
     )
-    local, occurred, category = F.col("__local"), F.col("__occurred"), F.col("__category")
-    x_num, y_num, lon, lat = F.col("__x"), F.col("__y"), F.col("__lon"), F.col("__lat")
-    px, py = F.col("__px"), F.col("__py")
-    lon0, lat0, lon1, lat1 = settings.study_area.bbox_wgs84
-    # lon/lat are null where PROJ cannot place a point (e.g. a swapped longitude of -122 read
-    # as a latitude): outside, so that the swapped-coordinates rule still sees it.
-    inside = F.coalesce(lon.between(lon0, lon1) & lat.between(lat0, lat1), F.lit(False))
-    geographic = crs.is_geographic(m.coordinates.crs)
-    swapped_inside = y_num.between(lon0, lon1) & x_num.between(lat0, lat1) if geographic else F.lit(False)
 
-    discovered = F.lit(m.origin.default == "discovered")
-    if m.origin.discovered_categories:
-        discovered = discovered | category.isin(m.origin.discovered_categories)
-    if m.origin.reported_categories:
-        discovered = discovered & ~category.isin(m.origin.reported_categories)
 
-    # The event id is computed before the ranking: it is the key of the current silver rows.
-    bronze = pseudonymise(bronze, {"__event_id": F.col(_q(m.id_column))}, key, domain=contract.name)
-    df, repeated = _rank_flags(bronze, {"id": F.col("__event_id")}, current, replaced, key="id")
-    dup_rules = _duplicate_rules()
-
-    exclude_rules = [
-        Rule(
-            "excluded_by_contract",
-            F.trim(F.col(_q(r.column))).isin(r.values),
-            F.concat(F.lit(f"{r.column} "), _shown(F.col(_q(r.column))), F.lit(f": {r.reason}")),
-        )
-        for r in m.exclude
-    ]
-    fmt = m.timestamp.format
-    rules = [
-        _ingest_rule(),
-        *exclude_rules,
-        Rule("missing_id", _blank(F.col(_q(m.id_column))), F.lit(f"{m.id_column} is empty")),
-        Rule("missing_timestamp", _blank(ts_raw), F.lit(f"{m.timestamp.column} is empty")),
-        _format_rule("unparseable_timestamp", ts_raw, local, m.timestamp.column, fmt),
+def _event_time_rules(contract: Contract) -> list[Rule]:
+    """An event's time: present, in the contract's format, plausible, unambiguous, not later
+    than its delivery."""
+    m = contract.events
+    assert m is not None
+    ts = m.timestamp
+    ts_raw, local = F.col(_q(ts.column)), F.col("__local")
+    return [
+        Rule("missing_timestamp", _blank(ts_raw), F.lit(f"{ts.column} is empty")),
+        _format_rule("unparseable_timestamp", ts_raw, local, ts.column, ts.format),
         Rule(
             "implausible_timestamp",
             local < F.lit(ts.earliest).cast("timestamp"),
@@ -350,25 +343,40 @@ def route_events(
         *_dst_rules(ts_raw, ts.column, ts.timezone, ts.nonexistent, ts.ambiguous),
         Rule(
             "future_timestamp",
-            occurred > F.col("ingested_at"),
+            F.col("__occurred") > F.col("ingested_at"),
             F.concat(
-                F.lit(f"{m.timestamp.column} "),
+                F.lit(f"{ts.column} "),
                 _shown(ts_raw),
                 F.lit(" is later than the delivery was received ("),
                 F.date_format("ingested_at", "yyyy-MM-dd HH:mm:ss 'UTC'"),
                 F.lit(")"),
             ),
         ),
-        Rule(
-            "missing_coordinates",
-            _blank(x_raw) | _blank(y_raw),
-            F.lit(f"{m.coordinates.x} or {m.coordinates.y} is empty"),
-        ),
+    ]
+
+
+def _event_place_rules(contract: Contract, settings: Settings) -> list[Rule]:
+    """An event's coordinates: present, numbers, inside the study area (and not only when
+    swapped)."""
+    m = contract.events
+    assert m is not None
+    c = m.coordinates
+    x_raw, y_raw = F.col(_q(c.x)), F.col(_q(c.y))
+    x_num, y_num, lon, lat = F.col("__x"), F.col("__y"), F.col("__lon"), F.col("__lat")
+    lon0, lat0, lon1, lat1 = settings.study_area.bbox_wgs84
+    # lon/lat are null where PROJ cannot place a point (e.g. a swapped longitude of -122 read
+    # as a latitude): outside, so that the swapped-coordinates rule still sees it.
+    inside = F.coalesce(lon.between(lon0, lon1) & lat.between(lat0, lat1), F.lit(False))
+    geographic = crs.is_geographic(c.crs)
+    swapped_inside = y_num.between(lon0, lon1) & x_num.between(lat0, lat1) if geographic else F.lit(False)
+    values = [F.lit(f"{c.x}, {c.y} = "), x_raw, F.lit(", "), y_raw]
+    return [
+        Rule("missing_coordinates", _blank(x_raw) | _blank(y_raw), F.lit(f"{c.x} or {c.y} is empty")),
         Rule(
             "invalid_coordinates",
             x_num.isNull() | y_num.isNull(),
             F.concat(
-                F.lit(f"{m.coordinates.x}, {m.coordinates.y} = "),
+                F.lit(f"{c.x}, {c.y} = "),
                 _shown(x_raw),
                 F.lit(", "),
                 _shown(y_raw),
@@ -379,10 +387,7 @@ def route_events(
             "swapped_coordinates",
             ~inside & swapped_inside,
             F.concat(
-                F.lit(f"{m.coordinates.x}, {m.coordinates.y} = "),
-                x_raw,
-                F.lit(", "),
-                y_raw,
+                *values,
                 F.lit(" lie in the study area only when swapped: latitude and longitude look exchanged"),
             ),
         ),
@@ -390,56 +395,59 @@ def route_events(
             "out_of_area",
             ~F.coalesce(inside, F.lit(False)),
             F.concat(
-                F.lit(f"{m.coordinates.x}, {m.coordinates.y} = "),
-                x_raw,
-                F.lit(", "),
-                y_raw,
-                F.lit(
-                    f" ({m.coordinates.crs}) lie outside the study area "
-                    f"(lon {lon0}..{lon1}, lat {lat0}..{lat1})"
-                ),
+                *values,
+                F.lit(f" ({c.crs}) lie outside the study area (lon {lon0}..{lon1}, lat {lat0}..{lat1})"),
             ),
-        ),
-        Rule(
-            "missing_category", _blank(F.col(_q(m.category.column))), F.lit(f"{m.category.column} is empty")
-        ),
-        Rule(
-            "unknown_category",
-            category.isNull(),
-            F.concat(
-                F.lit(f"{m.category.column} "),
-                _shown(cat_key),
-                F.lit(f" is not in the contract's category map ({len(m.category.map)} known codes)"),
-            ),
-        ),
-        *dup_rules,
-        Rule(
-            "conflicting_id",
-            repeated["id"],
-            F.lit(f"another row of this delivery has the same {m.id_column} with different content"),
         ),
     ]
+
+
+def _event_category_rules(contract: Contract) -> list[Rule]:
+    """An event's category: present and in the contract's map."""
+    m = contract.events
+    assert m is not None
+    cat = m.category
+    return [
+        Rule("missing_category", _blank(F.col(_q(cat.column))), F.lit(f"{cat.column} is empty")),
+        Rule(
+            "unknown_category",
+            F.col("__category").isNull(),
+            F.concat(
+                F.lit(f"{cat.column} "),
+                _shown(F.trim(F.col(_q(cat.column)))),
+                F.lit(f" is not in the contract's category map ({len(cat.map)} known codes)"),
+            ),
+        ),
+    ]
+
+
+def _event_canonical(contract: Contract) -> dict[str, Column]:
+    """The canonical event columns, from the values of `_event_values`."""
+    m = contract.events
+    assert m is not None
+    category = F.col("__category")
+    discovered = F.lit(m.origin.default == "discovered")
+    if m.origin.discovered_categories:
+        discovered = discovered | category.isin(m.origin.discovered_categories)
+    if m.origin.reported_categories:
+        discovered = discovered & ~category.isin(m.origin.reported_categories)
     sub = F.trim(F.col(_q(m.category.subcategory_column))) if m.category.subcategory_column else F.lit(None)
     domestic = (
         F.lower(F.trim(F.col(_q(m.domestic_column)))).isin("true", "y", "yes", "1")
         if m.domestic_column
         else F.lit(None).cast("boolean")
     )
-    note = F.when(
-        F.col("__nonexistent"), F.lit(f"nonexistent local time, {ts.nonexistent.replace('_', ' ')}")
-    ).when(F.col("__ambiguous"), F.lit(f"ambiguous local time, {ts.ambiguous} offset taken"))
-    canonical = {
+    return {
         "event_id": F.col("__event_id"),
         "partner": F.lit(contract.name),
         "category": category,
         "subcategory": F.nullif(sub.cast("string"), F.lit("")),
-        "occurred_at": occurred,
-        "x": px,
-        "y": py,
+        "occurred_at": F.col("__occurred"),
+        "x": F.col("__px"),
+        "y": F.col("__py"),
         "origin": F.when(discovered, F.lit("discovered")).otherwise(F.lit("reported")),
         "domestic": domestic.cast("boolean"),
     }
-    return _apply(df, rules, canonical, note=note)
 
 
 _CONVERT = {

@@ -16,7 +16,10 @@ acknowledges it (`riskradar batches --discard`): a retried task does not turn gr
 from __future__ import annotations
 
 import hashlib
+import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +28,15 @@ from pyspark.sql import functions as F
 
 from intake import delivery
 from intake.bronze import read_delivery
-from intake.conform import REASON as QUARANTINE_REASON
-from intake.conform import RULE as QUARANTINE_RULE
 from intake.delivery import shown
 from riskradar.audit import RunRecord
-from riskradar.config import LINEAGE_COLUMNS, Contract, Settings
+from riskradar.catalog import BRONZE_LINEAGE, INGEST_COLUMNS, QUARANTINE_REASON, QUARANTINE_RULE
+from riskradar.config import Contract, Settings
 from riskradar.lake import FeedState, Lake, Publisher, clear_scratch, lock, read_json_dir, write_json
+from riskradar.log import step
+from riskradar.publish import Check, StagedPartitions, publish, rows_equal, stage
+
+log = logging.getLogger(__name__)
 
 INGESTED, REJECTED, ROWS_QUARANTINED = "ingested", "rejected", "rejected_rows_quarantined"
 
@@ -49,161 +55,196 @@ def ingest_feed(
     """Ingest the feed's new landing files as one batch, under the feed's bronze lock.
 
     `only` restricts the run to these landing files and `ingested_at` fixes the batch's time
-    (a rekey replays each earlier batch exactly); by default every new file, now.
+    (a rekey replays each earlier batch exactly); by default every new file, now. The batch's
+    bronze and quarantine partitions are staged, reconciled with the records counted while
+    staging (see `reconcile_rows`) and only then published, with the batch marker; a failed
+    check publishes nothing and raises PublishRefused naming its report.
     """
     feed = contract.name
     with lock(lake, f"bronze.{feed}", run_id=record.run_id, job="ingest") as notes:
         record.notes += notes
         clear_scratch(lake, "ingest", feed)  # what a crashed run left
         try:
-            return _ingest(spark, settings, lake, contract, key=key, record=record, only=only, at=ingested_at)
+            with step(f"ingest {feed}: read the delivery", log):
+                entries = delivery.list_landing(settings.landing_dir(contract), contract.landing.pattern)
+                if only is not None:
+                    entries = [e for e in entries if e.name in {p.name for p in only}]
+                markers = read_json_dir(lake.batch_markers(feed))
+                batch = _Delivery(
+                    known={f["sha256"]: (m["batch_id"], f) for m in markers for f in m["files"]},
+                    known_refused={
+                        f["identity"]: (m["batch_id"], f) for m in markers for f in m.get("refused", [])
+                    },
+                    acknowledged={
+                        b for b, r in FeedState.read(lake, feed).batches.items() if r.get("acknowledged")
+                    },
+                    record=record,
+                    at=ingested_at or datetime.now(UTC),
+                )
+                batch.read(
+                    spark, contract, entries, key=key, staging=lake.scratch("ingest", feed, record.run_id)
+                )
+            summary = batch.summary
+            if not summary["files"] and not summary["refused"]:
+                record.counts.update({"new_files": 0, "skipped_files": len(summary["skipped"])})
+                return summary
+            with step(f"ingest {feed}: stage, check and publish", log):
+                return _publish(spark, lake, contract, batch, record=record)
         finally:
             clear_scratch(lake, "ingest", feed)
 
 
-def _ingest(
-    spark: SparkSession,
-    settings: Settings,
-    lake: Lake,
-    contract: Contract,
-    *,
-    key: bytes,
-    record: RunRecord,
-    only: list[Path] | None,
-    at: datetime | None,
-) -> dict[str, Any]:
-    entries = delivery.list_landing(settings.landing_dir(contract), contract.landing.pattern)
-    if only is not None:
-        wanted = {p.name for p in only}
-        entries = [e for e in entries if e.name in wanted]
-    markers = read_json_dir(lake.batch_markers(contract.name))
-    known = {f["sha256"]: (m["batch_id"], f) for m in markers for f in m["files"]}
-    known_refused = {f["identity"]: (m["batch_id"], f) for m in markers for f in m.get("refused", [])}
-    acknowledged = {
-        b for b, r in FeedState.read(lake, contract.name).batches.items() if r.get("acknowledged")
-    }
-    ingested_at = at or datetime.now(UTC)
-    staging = lake.scratch("ingest", contract.name, record.run_id)
-    summary: dict[str, Any] = {
-        "batch_id": None,
-        "files": [],
-        "refused": [],
-        "skipped": [],
-        "deferred": [],
-        "rejected": [],
-        "still_rejected": [],
-        "rows": 0,
-    }
-    frames: list[tuple[str, DataFrame]] = []
-    rejected_frames: list[tuple[str, DataFrame]] = []
-    records: dict[str, int] = {}
-    this_run: dict[str, str] = {}
-    for entry in entries:
+@dataclass
+class _Delivery:
+    """A feed's landing files as this run finds them (`read`), given what earlier batches made of
+    them: the new files' reports and bronze rows (to publish, or to quarantine as a rejected
+    file's)."""
+
+    known: dict[str, tuple[str, dict[str, Any]]]  # sha256 -> (batch, file report)
+    known_refused: dict[str, tuple[str, dict[str, Any]]]  # identity -> (batch, refusal)
+    acknowledged: set[str]
+    record: RunRecord
+    at: datetime
+    summary: dict[str, Any] = field(
+        default_factory=lambda: {
+            "batch_id": None,
+            **{k: [] for k in ("files", "refused", "skipped", "deferred", "rejected", "still_rejected")},
+            "rows": 0,
+        }
+    )
+    frames: list[tuple[str, DataFrame]] = field(default_factory=list)
+    rejected_frames: list[tuple[str, DataFrame]] = field(default_factory=list)
+    records: dict[str, int] = field(default_factory=dict)
+    this_run: dict[str, str] = field(default_factory=dict)
+
+    def read(
+        self,
+        spark: SparkSession,
+        contract: Contract,
+        entries: list[delivery.LandingEntry],
+        *,
+        key: bytes,
+        staging: Path,
+    ) -> None:
+        """Sort the landing files into skipped, refused, deferred, rejected or read."""
+        for entry in entries:
+            sha256 = self._hash(entry)
+            if sha256 is None or self._seen(entry, sha256):
+                continue
+            try:
+                inspection = delivery.stage_file(entry.path, contract, staging, expected_sha256=sha256)
+            except delivery.FileChanged as exc:
+                self._note("deferred", entry.name, f"{exc}; it is read on the next run")
+                continue
+            self.this_run[sha256] = entry.name
+            self._read_file(spark, inspection, contract, key=key)
+
+    def _hash(self, entry: delivery.LandingEntry) -> str | None:
+        """The file's sha256, or None when it is refused (not a regular file, cannot be opened)."""
         if entry.problem is None:
             try:
-                sha256 = delivery.sha256_of(entry.path)
+                return delivery.sha256_of(entry.path)
             except OSError as exc:
                 entry = delivery.LandingEntry(
                     entry.path, entry.name, f"cannot be opened: {exc.strerror or exc}", _identity(entry.path)
                 )
-        if entry.problem is not None:
-            if entry.identity in known_refused:
-                batch, seen = known_refused[entry.identity]
-                summary["skipped"].append({"file": entry.name, "reason": f"refused before, in batch {batch}"})
-                if batch not in acknowledged:
-                    summary["still_rejected"].append(
-                        f"file {shown(entry.name)} (batch {batch}): {seen['problem']}"
-                    )
-                continue
-            summary["refused"].append(
-                {"file": entry.name, "identity": entry.identity, "problem": entry.problem}
-            )
-            summary["rejected"].append(f"file {shown(entry.name)}: {entry.problem}")
-            continue
-        record.inputs.append({"file": entry.name, "sha256": sha256, "bytes": entry.path.lstat().st_size})
-        if sha256 in known:
-            batch, seen = known[sha256]
-            summary["skipped"].append({"file": entry.name, "reason": f"already ingested in batch {batch}"})
-            if seen["status"] != INGESTED and batch not in acknowledged:
-                summary["still_rejected"].append(
+        if entry.identity in self.known_refused:
+            batch, seen = self.known_refused[entry.identity]
+            self._note("skipped", entry.name, f"refused before, in batch {batch}")
+            if batch not in self.acknowledged:
+                self.summary["still_rejected"].append(
+                    f"file {shown(entry.name)} (batch {batch}): {seen['problem']}"
+                )
+            return None
+        self.summary["refused"].append(
+            {"file": entry.name, "identity": entry.identity, "problem": entry.problem}
+        )
+        self.summary["rejected"].append(f"file {shown(entry.name)}: {entry.problem}")
+        return None
+
+    def _seen(self, entry: delivery.LandingEntry, sha256: str) -> bool:
+        """Whether the file's content was ingested before (skipped), or earlier in this run."""
+        self.record.inputs.append({"file": entry.name, "sha256": sha256, "bytes": entry.path.lstat().st_size})
+        if sha256 in self.known:
+            batch, seen = self.known[sha256]
+            self._note("skipped", entry.name, f"already ingested in batch {batch}")
+            if seen["status"] != INGESTED and batch not in self.acknowledged:
+                self.summary["still_rejected"].append(
                     f"file {shown(entry.name)} (batch {batch}): " + "; ".join(seen["problems"])
                 )
-            continue
-        if sha256 in this_run:
-            summary["skipped"].append(
-                {"file": entry.name, "reason": f"the same content as {this_run[sha256]!r} in this delivery"}
+            return True
+        if sha256 in self.this_run:
+            self._note(
+                "skipped", entry.name, f"the same content as {self.this_run[sha256]!r} in this delivery"
             )
-            continue
-        try:
-            inspection = delivery.stage_file(entry.path, contract, staging, expected_sha256=sha256)
-        except delivery.FileChanged as exc:
-            summary["deferred"].append({"file": entry.name, "reason": f"{exc}; it is read on the next run"})
-            continue
-        this_run[sha256] = entry.name
+            return True
+        return False
+
+    def _note(self, kind: str, file: str, reason: str) -> None:
+        self.summary[kind].append({"file": file, "reason": reason})
+
+    def _read_file(
+        self, spark: SparkSession, inspection: delivery.FileInspection, contract: Contract, *, key: bytes
+    ) -> None:
         report = _file_report(inspection)
-        summary["files"].append(report)
+        self.summary["files"].append(report)
+        name = inspection.name
         if inspection.problems:  # nothing readable in it: record and report, no rows to keep
-            summary["rejected"] += [f"file {shown(entry.name)}: {p}" for p in inspection.problems]
+            self.summary["rejected"] += [f"file {shown(name)}: {p}" for p in inspection.problems]
             report["status"] = REJECTED
-            continue
-        records[inspection.name] = inspection.records
+            return
+        self.records[name] = inspection.records
         file_issue = _header_issue(inspection, contract, report)
-        rows = read_delivery(
-            spark, inspection, contract, key=key, ingested_at=ingested_at, file_issue=file_issue
-        )
-        if file_issue is not None:
-            summary["rejected"].append(f"file {shown(entry.name)}: {file_issue[1]}")
-            report["status"] = ROWS_QUARANTINED
-            rejected_frames.append((entry.name, _as_quarantine(rows)))
-        else:
-            frames.append((entry.name, rows))
-    if not summary["files"] and not summary["refused"]:
-        record.counts.update({"new_files": 0, "skipped_files": len(summary["skipped"])})
-        return summary
+        rows = read_delivery(spark, inspection, contract, key=key, ingested_at=self.at, file_issue=file_issue)
+        if file_issue is None:
+            self.frames.append((name, rows))
+            return
+        self.summary["rejected"].append(f"file {shown(name)}: {file_issue[1]}")
+        report["status"] = ROWS_QUARANTINED
+        self.rejected_frames.append((name, _as_quarantine(rows)))
+
+
+def _publish(
+    spark: SparkSession, lake: Lake, contract: Contract, batch: _Delivery, *, record: RunRecord
+) -> dict[str, Any]:
+    """Stage the batch's bronze and quarantine partitions, check them, publish them and the
+    batch marker (the marker commits the batch: validation only reads batches that have one)."""
+    feed, summary = contract.name, batch.summary
     batch_id = _batch_id(
-        contract.name, [r["sha256"] for r in summary["files"]] + [r["identity"] for r in summary["refused"]]
+        feed, [r["sha256"] for r in summary["files"]] + [r["identity"] for r in summary["refused"]]
     )
-    counted: dict[str, int] = {}
-    for table, batch_frames, publisher, partitions in (
-        (
-            "bronze",
-            frames,
-            Publisher(lake.bronze(contract.name), owner=contract.name, run_id=record.run_id),
-            {"batch_id": batch_id},
+    bronze, bronze_rows = _stage_files(
+        spark, batch, batch.frames, lake.bronze(feed), feed, {"batch_id": batch_id}
+    )
+    partition = {"batch_id": batch_id, "step": "ingest"}
+    quarantine, quarantined_rows = _stage_files(
+        spark, batch, batch.rejected_frames, lake.quarantine(feed), f"{feed}_ingest", partition
+    )
+    checks = [
+        Check(
+            "rows per file",
+            lambda: reconcile_rows(
+                batch.records, _staged_rows(spark, bronze), _staged_rows(spark, quarantine)
+            ),
         ),
-        (
-            "quarantine",
-            rejected_frames,
-            Publisher(lake.quarantine(contract.name), owner=f"{contract.name}_ingest", run_id=record.run_id),
-            {"batch_id": batch_id, "step": "ingest"},
+        rows_equal(
+            "bronze + quarantine = rows read",
+            lambda: bronze.count(spark) + quarantine.count(spark),
+            sum(batch.records.values()),
         ),
-    ):
-        counts, mismatched = _write_batch(
-            spark, batch_frames, publisher, partitions=partitions, records=records
-        )
-        counted.update({f"{table}:{k}": v for k, v in counts.items()})
-        for name, (expected, read) in mismatched.items():
-            report = next(r for r in summary["files"] if r["file"] == name)
-            problem = (
-                f"the file holds {expected} record(s) (header excluded) as a CSV parser counts them, "
-                f"but Spark read {read} row(s) from it: it is not ingested"
-            )
-            report["problems"].append(problem)
-            report["status"] = REJECTED
-            summary["rejected"].append(f"file {shown(name)}: {problem}")
-    bronze_rows = {k.split(":", 1)[1]: v for k, v in counted.items() if k.startswith("bronze:")}
-    quarantined_rows = {k.split(":", 1)[1]: v for k, v in counted.items() if k.startswith("quarantine:")}
+    ]
+    publish(
+        [bronze, quarantine], checks=checks, report=lake.reports("ingest", feed) / f"{batch_id}.publish.json"
+    )
     for report in summary["files"]:
         report["rows"] = bronze_rows.get(report["file"], 0) + quarantined_rows.get(report["file"], 0)
-    total = sum(bronze_rows.values())
-    quarantined = sum(quarantined_rows.values())
-    # The marker commits the batch: validation only reads batches that have one.
+    total, quarantined = sum(bronze_rows.values()), sum(quarantined_rows.values())
     write_json(
-        lake.batch_markers(contract.name) / f"{batch_id}.json",
+        lake.batch_markers(feed) / f"{batch_id}.json",
         {
             "batch_id": batch_id,
-            "partner": contract.name,
-            "ingested_at": ingested_at.isoformat(),
+            "partner": feed,
+            "ingested_at": batch.at.isoformat(),
             "run_id": record.run_id,
             "files": summary["files"],
             "refused": summary["refused"],
@@ -211,17 +252,10 @@ def _ingest(
             "quarantined_at_ingest": quarantined,
         },
     )
-    record.outputs.append(
-        {"table": f"bronze.{contract.name}", "partition": f"batch_id={batch_id}", "rows": total}
-    )
+    record.outputs.append({"table": f"bronze.{feed}", "partition": f"batch_id={batch_id}", "rows": total})
     if quarantined:
-        record.outputs.append(
-            {
-                "table": f"quarantine.{contract.name}",
-                "partition": f"batch_id={batch_id}/step=ingest",
-                "rows": quarantined,
-            }
-        )
+        where = f"batch_id={batch_id}/step=ingest"
+        record.outputs.append({"table": f"quarantine.{feed}", "partition": where, "rows": quarantined})
     record.counts.update(
         {
             "new_files": len(summary["files"]),
@@ -244,47 +278,79 @@ def _identity(path: Path) -> str:
     return f"{path.name}\0{info.st_ino}\0{info.st_size}\0{info.st_mtime_ns}"
 
 
-def _write_batch(
+def _stage_files(
     spark: SparkSession,
+    batch: _Delivery,
     frames: list[tuple[str, DataFrame]],
-    publisher: Publisher,
-    *,
-    partitions: dict[str, str],
-    records: dict[str, int],
-) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
-    """Stage the files' rows, count them per source file, publish. Returns rows per file, and
-    the files whose rows in Spark differ from the records counted while staging (expected,
-    read): those are left out of what is published."""
+    table: Path,
+    owner: str,
+    partition: dict[str, str],
+) -> tuple[StagedPartitions, dict[str, int]]:
+    """Stage the files' rows as `partition` of `table` and count them back per file. A file
+    whose rows in Spark differ from the records counted while staging is rejected and staged
+    again without it. With no rows, the staged partition is empty: a rerun that now has
+    nothing here clears it."""
+    run_id, name = batch.record.run_id, f"{table.parent.name}.{table.name}"  # bronze.<feed>, ...
     if not frames:
-        publisher.publish([partitions])  # a rerun that now has nothing here clears the partition
-        return {}, {}
-    batch = frames[0][1]
-    for _, frame in frames[1:]:
-        batch = batch.unionByName(frame)
-    batch = batch.withColumns({k: F.lit(v) for k, v in partitions.items()})
-    publisher.write(batch, list(partitions))
-    counts = _counts(spark, publisher)
-    mismatched = {
-        name: (records[name], counts.get(name, 0))
-        for name, _ in frames
-        if counts.get(name, 0) != records[name]
-    }
+        return StagedPartitions(
+            name, Publisher(table, owner=owner, run_id=run_id), [partition], list(partition)
+        ), {}
+    rows = reduce(DataFrame.unionByName, [frame for _, frame in frames]).withColumns(
+        {k: F.lit(v) for k, v in partition.items()}
+    )
+
+    def staged_of(df: DataFrame) -> StagedPartitions:
+        staged = stage(
+            df, table, partition_cols=list(partition), owned=[partition], owner=owner, run_id=run_id
+        )
+        staged.name = name
+        return staged
+
+    staged = staged_of(rows)
+    counts = _staged_rows(spark, staged)
+    mismatched = [file for file, _ in frames if counts.get(file, 0) != batch.records[file]]
+    for file in mismatched:
+        problem = (
+            f"the file holds {batch.records[file]} record(s) (header excluded) as a CSV parser counts them, "
+            f"but Spark read {counts.get(file, 0)} row(s) from it: it is not ingested"
+        )
+        report = next(r for r in batch.summary["files"] if r["file"] == file)
+        report["problems"].append(problem)
+        report["status"] = REJECTED
+        batch.summary["rejected"].append(f"file {shown(file)}: {problem}")
+        del batch.records[file]
     if mismatched:
-        publisher.write(batch.where(~F.col("source_file").isin(list(mismatched))), list(partitions))
-        counts = _counts(spark, publisher)
-    publisher.publish([partitions])
-    return counts, mismatched
+        staged = staged_of(rows.where(~F.col("source_file").isin(mismatched)))
+        counts = _staged_rows(spark, staged)
+    return staged, counts
 
 
-def _counts(spark: SparkSession, publisher: Publisher) -> dict[str, int]:
-    staged = spark.read.parquet(str(publisher.staging))
-    return {r["source_file"]: r["count"] for r in staged.groupBy("source_file").count().collect()}
+def _staged_rows(spark: SparkSession, staged: StagedPartitions) -> dict[str, int]:
+    """Rows per source file in what is staged."""
+    if not staged.publisher.staging.exists():
+        return {}
+    by_file = staged.read(spark).groupBy("source_file").count().collect()
+    return {r["source_file"]: r["count"] for r in by_file}
+
+
+def reconcile_rows(records: dict[str, int], bronze: dict[str, int], quarantine: dict[str, int]) -> str | None:
+    """What a batch's staged partitions must hold (None when they do): for each file read, the
+    records counted while staging it, in bronze (or in quarantine, for a file rejected with its
+    rows), and no row of any other file."""
+    files = sorted(set(records) | set(bronze) | set(quarantine))
+    problems = [
+        f"file {shown(f)}: {records.get(f, 0)} record(s) read, {bronze.get(f, 0)} row(s) staged in "
+        f"bronze and {quarantine.get(f, 0)} in quarantine"
+        for f in files
+        if bronze.get(f, 0) + quarantine.get(f, 0) != records.get(f, 0)
+    ]
+    return "; ".join(problems) or None
 
 
 def _as_quarantine(bronze: DataFrame) -> DataFrame:
     """Bronze rows of a rejected file in the quarantine layout (rule, reason, values, lineage)."""
-    values = [c for c in bronze.columns if c not in LINEAGE_COLUMNS]
-    lineage = [c for c in LINEAGE_COLUMNS if c not in ("ingest_rule", "ingest_reason")]
+    values = [c for c in bronze.columns if c not in BRONZE_LINEAGE]
+    lineage = [c for c in BRONZE_LINEAGE if c not in INGEST_COLUMNS]
     return bronze.select(
         F.col("ingest_rule").alias(QUARANTINE_RULE),
         F.col("ingest_reason").alias(QUARANTINE_REASON),

@@ -2,9 +2,11 @@
 
 Per batch, in the order the batches were ingested: map to the canonical schema, route every
 row to silver or quarantine (with its rule and reason), compare each row with the current
-silver row of its key (event id, date, area code), run the feed's expectation suite as the
-batch gate, check that rows in = new + corrections + unchanged + quarantined (per batch and
-per file, counted back from what was written), then commit the feed's state.
+silver row of its key (event id, date, area code), write the batch's silver, history and
+quarantine into run folders nothing reads yet, run the checks on them (the feed's expectation
+suite as the batch gate; rows in = new + corrections + unchanged + quarantined, per batch and
+per file, counted back from what was written) and only then commit the feed's state, which
+names the folders (write-audit-publish through riskradar.publish: `BatchCommit`).
 
 Silver holds one current row per key: a correction replaces the current row, which moves to
 the history table with the batch that replaced it; the same content again changes nothing.
@@ -15,6 +17,9 @@ the next batch goes on. Operators discard or retry a set-aside batch (`riskradar
 from __future__ import annotations
 
 import getpass
+import logging
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,8 +33,12 @@ from intake.quality import failed_expectations, run_suite, write_report
 from riskradar import catalog
 from riskradar.audit import RunRecord
 from riskradar.config import Contract, Settings
-from riskradar.errors import ReconciliationError, RiskradarError, ValidationGateFailed
+from riskradar.errors import PublishRefused, ReconciliationError, RiskradarError, ValidationGateFailed
 from riskradar.lake import FeedState, Lake, clear_scratch, lock, read_json_dir, run_folder, vacuum
+from riskradar.log import Progress, step
+from riskradar.publish import Check, publish
+
+log = logging.getLogger(__name__)
 
 PUBLISHED, REJECTED, DISCARDED = "published", "rejected", "discarded"
 
@@ -71,14 +80,16 @@ def validate_feed(
             todo = [m for m in markers if m["batch_id"] not in state.batches]
         summaries = []
         try:
-            for marker in todo:
-                summaries.append(
-                    validate_batch(
-                        spark, settings, lake, contract, marker, key=key, record=record, state=work
+            with (
+                step(f"validate {feed}", log),
+                Progress(f"validate {feed}: batch", len(todo), logger=log) as p,
+            ):
+                for marker in todo:
+                    args = (spark, settings, lake, contract, marker)
+                    summaries.append(
+                        validate_batch(*args, key=key, record=record, state=work, commit=not reprocess)
                     )
-                )
-                if not reprocess:
-                    work.commit(lake, run_id=record.run_id)
+                    p.advance(f"({marker['batch_id']})")
             if reprocess and todo:
                 work.commit(lake, run_id=record.run_id)
         finally:
@@ -127,101 +138,160 @@ def validate_batch(
     key: bytes,
     record: RunRecord,
     state: FeedState,
+    commit: bool = True,
 ) -> dict[str, Any]:
-    """Route, gate and write one batch; record its outcome in `state` (not committed here)."""
+    """Route, gate and publish one batch and record its outcome in `state`, which is committed
+    unless `commit` is False (a replay commits once, at its end). The batch's run folders are
+    staged, checked (the expectation gate, `reconcile_batch`) and only then named by the
+    commit record; a batch failing its gate is set aside as rejected, nothing of it published."""
     batch_id = marker["batch_id"]
-    record.inputs.append(
-        {
-            "table": f"bronze.{contract.name}",
-            "batch_id": batch_id,
-            "files": [{"file": f["file"], "sha256": f["sha256"]} for f in marker["files"] if f.get("sha256")],
-        }
-    )
-    summary: dict[str, Any] = {
-        "batch_id": batch_id,
-        "rows_in": 0,
-        "published": 0,
-        "new": 0,
-        "corrections": 0,
-        "unchanged": 0,
-        "outdated": 0,
-        "quarantined": 0,
-        "quarantined_by_rule": {},
-        "time_notes": {},
-        "gate": "skipped (no rows)",
-    }
+    files = [{"file": f["file"], "sha256": f["sha256"]} for f in marker["files"] if f.get("sha256")]
+    record.inputs.append({"table": f"bronze.{contract.name}", "batch_id": batch_id, "files": files})
+    summary = {"batch_id": batch_id, **_counts([], rows_in=0), "gate": "skipped (no rows)"}
     outcome = {"validated_at": datetime.now(UTC).isoformat(timespec="seconds"), "run_id": record.run_id}
-    if marker["rows"] == 0:  # every file of the batch was rejected at ingest
-        state.batches[batch_id] = {"status": PUBLISHED, **summary, **outcome}
-        return summary
-
-    bronze = spark.read.parquet(str(lake.bronze(contract.name))).where(F.col("batch_id") == batch_id)
-    # The routed batch is read several times (counts, each expectation of the suite, silver,
-    # quarantine): it is computed once and staged as Parquet, so that each read takes only
-    # its columns. (A memory cache ran a 4 GB heap out at 10M rows; a disk cache is read
-    # whole by each of the suite's jobs.)
-    scratch = lake.scratch("validate", contract.name, record.run_id) / batch_id
-    _route(spark, lake, settings, contract, state, bronze, key=key).write.mode("overwrite").parquet(
-        str(scratch)
+    found: dict[str, Any] = {}  # the gate's report, once it ran
+    entry = lambda: {"status": PUBLISHED, **summary, **outcome, **found}  # noqa: E731
+    batch = BatchCommit(
+        f"intake.{contract.name} batch {batch_id}", lake, state, {}, entry, record.run_id, commit
     )
-    routed = spark.read.parquet(str(scratch))
+    if marker["rows"] == 0:  # every file of the batch was rejected at ingest
+        batch.commit()
+        return summary
+    bronze = spark.read.parquet(str(lake.bronze(contract.name))).where(F.col("batch_id") == batch_id)
+    scratch = lake.scratch("validate", contract.name, record.run_id) / batch_id
+    routed = _route(spark, lake, settings, contract, state, bronze, key=key, scratch=scratch)
     tally = _tally(routed)
     by_file_in = {r["source_file"]: r["count"] for r in bronze.groupBy("source_file").count().collect()}
-    rows_in = sum(by_file_in.values())
-    by_rule = _sum_over(tally, conform.RULE, skip_null=True)
-    by_change = _sum_over(tally, conform.CHANGE, skip_null=True)
-    summary.update(
-        {
-            "rows_in": rows_in,
-            "new": by_change.get(conform.NEW, 0),
-            "corrections": by_change.get(conform.CORRECTION, 0),
-            "unchanged": by_change.get(conform.UNCHANGED, 0) + by_change.get(conform.OUTDATED, 0),
-            "outdated": by_change.get(conform.OUTDATED, 0),
-            "quarantined": sum(by_rule.values()),
-            "quarantined_by_rule": dict(sorted(by_rule.items())),
-            "time_notes": dict(sorted(_sum_over(tally, conform.TIME_NOTE, skip_null=True).items())),
-        }
-    )
-    summary["published"] = summary["new"] + summary["corrections"]
-    if rows_in != marker["rows"]:
+    summary.update(_counts(tally, rows_in=sum(by_file_in.values())))
+    if summary["rows_in"] != marker["rows"]:
         raise ReconciliationError(
-            f"{contract.name} batch {batch_id}: {marker['rows']} rows ingested, {rows_in} read from "
-            f"bronze; nothing was published"
+            f"{contract.name} batch {batch_id}: {marker['rows']} rows ingested, {summary['rows_in']} read "
+            f"from bronze; nothing was published"
         )
-    canonical = conform.canonical_columns(routed) + [conform.RULE]
-    result = run_suite(
-        routed.select(*canonical), settings.suite_path(contract), run_name=f"{contract.name}-{batch_id}"
-    )
-    report = write_report(
-        lake.reports("validation", contract.name),
-        batch_id,
-        result,
-        title=f"Validation of {contract.name}, batch {batch_id}",
-        counts={k: v for k, v in summary.items() if k != "gate"},
-    )
-    record.outputs.append({"report": str(report)})
-    if not result["success"]:
+    batch.written = _write_batch(spark, lake, contract, routed, batch_id, state, run_id=record.run_id)
+    gate, result = _gate(settings, lake, contract, routed, summary, record, found)
+    checks = [gate, _reconciled(contract, batch_id, by_file_in, tally, batch.written)]
+    report = lake.reports("validation", contract.name) / f"{batch_id}.publish.json"
+    try:
+        publish([batch], checks=checks, report=report)
+    except PublishRefused:
+        if result.get("success", True):
+            raise
         summary["gate"] = "failed"
-        state.batches[batch_id] = {
+        batch.written = {}  # set aside: the state names no folder of it
+        batch.entry = lambda: {
             "status": REJECTED,
             **summary,
             **outcome,
             "failed": failed_expectations(result),
-            "report": str(report),
+            **found,
             "suite": contract.expectation_suite,
         }
+        batch.commit()
         return summary
-    summary["gate"] = "passed"
-    written = _write_batch(spark, lake, contract, routed, batch_id, state, run_id=record.run_id)
-    reconcile_batch(contract, batch_id, by_file_in, tally, written)
-    _register(lake, state, written)
-    state.batches[batch_id] = {"status": PUBLISHED, **summary, **outcome, "report": str(report)}
-    for table, info in written.items():
+    for table, info in batch.written.items():
         for w in info.values():
             record.outputs.append(
                 {"table": table, "folder": str(w.folder.relative_to(lake.root)), "rows": w.rows}
             )
     return summary
+
+
+@dataclass
+class BatchCommit:
+    """A batch's validated run folders as staged output (riskradar.publish.Staged): nothing reads
+    them until the feed's commit record names them. `commit` names them and the batch's `entry`
+    in the state and commits the record (unless `durable` is False: a replay commits at its end);
+    `discard` removes the folders."""
+
+    name: str
+    lake: Lake
+    state: FeedState
+    written: dict[str, dict[str, Written]]
+    entry: Callable[[], dict[str, Any]]  # the batch's record, once its checks ran
+    run_id: str
+    durable: bool
+
+    def commit(self) -> None:
+        _register(self.lake, self.state, self.written)
+        entry = self.entry()
+        self.state.batches[entry["batch_id"]] = entry
+        if self.durable:
+            self.state.commit(self.lake, run_id=self.run_id)
+
+    def discard(self) -> None:
+        for parts in self.written.values():
+            for w in parts.values():
+                shutil.rmtree(w.folder, ignore_errors=True)
+
+
+def _gate(
+    settings: Settings,
+    lake: Lake,
+    contract: Contract,
+    routed: DataFrame,
+    summary: dict[str, Any],
+    record: RunRecord,
+    found: dict[str, Any],
+) -> tuple[Check, dict[str, Any]]:
+    """The feed's expectation suite as a check of the batch's routed rows (staged as Parquet).
+    It writes the validation report (its path goes to `found["report"]`, and the gate to
+    `summary`); the returned dict gets the suite's result."""
+    outcome: dict[str, Any] = {}
+    batch_id = summary["batch_id"]
+
+    def run() -> str | None:
+        canonical = conform.canonical_columns(routed) + [conform.RULE]
+        result = run_suite(
+            routed.select(*canonical), settings.suite_path(contract), run_name=f"{contract.name}-{batch_id}"
+        )
+        outcome.update(result)
+        report = write_report(
+            lake.reports("validation", contract.name),
+            batch_id,
+            result,
+            title=f"Validation of {contract.name}, batch {batch_id}",
+            counts={k: v for k, v in summary.items() if k != "gate"},
+        )
+        found["report"] = str(report)
+        record.outputs.append({"report": str(report)})
+        if not result["success"]:
+            return "failed: " + "; ".join(failed_expectations(result))
+        summary["gate"] = "passed"
+        return None
+
+    return Check("expectation gate", run), outcome
+
+
+def _reconciled(*args: Any) -> Check:
+    """`reconcile_batch(*args)` as a check: its error is the check's problem."""
+
+    def run() -> str | None:
+        try:
+            reconcile_batch(*args)
+        except ReconciliationError as exc:
+            return str(exc)
+        return None
+
+    return Check("reconciliation", run)
+
+
+def _counts(tally: list[dict[str, Any]], *, rows_in: int) -> dict[str, Any]:
+    """The batch's counts, from the routed rows' tally."""
+    by_rule = _sum_over(tally, conform.RULE, skip_null=True)
+    by_change = _sum_over(tally, conform.CHANGE, skip_null=True)
+    new, corrections = by_change.get(conform.NEW, 0), by_change.get(conform.CORRECTION, 0)
+    return {
+        "rows_in": rows_in,
+        "published": new + corrections,
+        "new": new,
+        "corrections": corrections,
+        "unchanged": by_change.get(conform.UNCHANGED, 0) + by_change.get(conform.OUTDATED, 0),
+        "outdated": by_change.get(conform.OUTDATED, 0),
+        "quarantined": sum(by_rule.values()),
+        "quarantined_by_rule": dict(sorted(by_rule.items())),
+        "time_notes": dict(sorted(_sum_over(tally, conform.TIME_NOTE, skip_null=True).items())),
+    }
 
 
 def _route(
@@ -233,9 +303,10 @@ def _route(
     bronze: DataFrame,
     *,
     key: bytes,
+    scratch: Path,
 ) -> DataFrame:
     """The batch's rows routed by the rules and compared with the feed's published rows (the
-    current ones, and the versions they replaced)."""
+    current ones, and the versions they replaced), computed once into `scratch` and read back."""
     name = catalog.silver_key(contract)
     current = catalog.read_feed_table(spark, lake, contract, state, "silver")
     if current is not None:
@@ -244,10 +315,17 @@ def _route(
     if replaced is not None:
         replaced = replaced.select(F.col(name).alias("key"), "row_hash")
     if contract.kind == "events":
-        return conform.route_events(bronze, contract, settings, key=key, current=current, replaced=replaced)
-    if contract.kind == "series":
-        return conform.route_series(bronze, contract, current=current, replaced=replaced)
-    return conform.route_areas(bronze, contract, current=current, replaced=replaced)
+        routed = conform.route_events(bronze, contract, settings, key=key, current=current, replaced=replaced)
+    elif contract.kind == "series":
+        routed = conform.route_series(bronze, contract, current=current, replaced=replaced)
+    else:
+        routed = conform.route_areas(bronze, contract, current=current, replaced=replaced)
+    # The routed batch is read several times (counts, each expectation of the suite, silver,
+    # quarantine): it is computed once and staged as Parquet, so that each read takes only
+    # its columns. (A memory cache ran a 4 GB heap out at 10M rows; a disk cache is read
+    # whole by each of the suite's jobs.)
+    routed.write.mode("overwrite").parquet(str(scratch))
+    return spark.read.parquet(str(scratch))
 
 
 def _tally(routed: DataFrame) -> list[dict[str, Any]]:
@@ -299,7 +377,7 @@ def _write_batch(
         conform.RULE,
         conform.REASON,
         f"{conform.DELIVERED}.*",
-        *[c for c in conform.LINEAGE if c != "batch_id"],
+        *catalog.ROW_LINEAGE,
     )
     put(
         "quarantine",
@@ -341,7 +419,7 @@ def _silver_data_columns(routed: DataFrame, contract: Contract) -> list[str]:
     come from the folder names (`partner=`, `batch_id=`)."""
     partition = {"partner"} if catalog.shares_table(contract) else set()
     canonical = [c for c in conform.canonical_columns(routed) if c not in partition]
-    return canonical + [c for c in conform.LINEAGE if c != "batch_id"]
+    return canonical + catalog.ROW_LINEAGE
 
 
 def reconcile_batch(
@@ -510,12 +588,12 @@ def _discard(
         return {"batch_id": batch_id, "status": status, "acknowledged": note, "quarantined": 0}
     bronze = spark.read.parquet(str(lake.bronze(contract.name))).where(F.col("batch_id") == batch_id)
     text = f"batch discarded by {who} at {when}: {reason}"
-    values = [c for c in bronze.columns if c not in (*conform.LINEAGE, *conform.INGEST, "batch_id")]
+    values = [c for c in bronze.columns if c not in (*catalog.BRONZE_LINEAGE, "batch_id")]
     rows = bronze.select(
         F.lit("discarded_batch").alias(conform.RULE),
         F.lit(text).alias(conform.REASON),
         *[F.col(f"`{c}`") for c in values],
-        *[c for c in conform.LINEAGE if c != "batch_id"],
+        *catalog.ROW_LINEAGE,
     )
     folder = (
         catalog.intake_roots(lake, contract)["quarantine"]

@@ -13,6 +13,7 @@ mended. Both are written to the audit log.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,8 @@ from riskradar.audit import audited_run
 from riskradar.config import Settings
 from riskradar.errors import RiskradarError
 from riskradar.runtime import context, job_parser, parse
+
+log = logging.getLogger(__name__)
 
 
 def main(
@@ -65,20 +68,21 @@ def main(
             result: Any = discard_batch(
                 spark, lake, contract, args.discard, reason=args.reason, record=record
             )
-            print(
-                f"batches {contract.name}: batch {args.discard} is {result['status']}"
-                + (
-                    f"; {result['quarantined']} row(s) quarantined as discarded_batch"
-                    if result["quarantined"]
-                    else ""
-                )
+            log.info(
+                "batches %s: batch %s is %s%s",
+                contract.name,
+                args.discard,
+                result["status"],
+                f"; {result['quarantined']} row(s) quarantined as discarded_batch"
+                if result["quarantined"]
+                else "",
             )
         else:
             key = load_key(settings.pseudonymisation.key_env)
             check_lake_key(settings.lake_root, key, key_env=settings.pseudonymisation.key_env)
             result = retry_batch(spark, settings, lake, contract, args.retry, key=key, record=record)
             for s in result:
-                print(f"batches {contract.name}: batch {s['batch_id']}: gate {s['gate']}")
+                log.info("batches %s: batch %s: gate %s", contract.name, s["batch_id"], s["gate"])
             check_no_rejected_batch(lake, contract.name)
         record.counts["batches"] = 1
     return result

@@ -13,6 +13,7 @@ its turn; so are files rejected in an earlier run that no operator has acknowled
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,8 @@ from riskradar.audit import audited_run
 from riskradar.config import Settings
 from riskradar.errors import DeliveryRejected, RiskradarError
 from riskradar.runtime import add_feed_arguments, context, job_parser, parse, raise_collected, selected_feeds
+
+log = logging.getLogger(__name__)
 
 
 def main(
@@ -47,7 +50,7 @@ def main(
             with audited_run(lake, "ingest", {"partner": feed, "config": settings.config_file}) as record:
                 summary = ingest_feed(spark, settings, lake, contract, key=key, record=record)
                 results[feed] = summary
-                _print_summary(feed, summary)
+                _log_summary(feed, summary)
                 problems = summary["rejected"] + [
                     f"{m} (rejected earlier)" for m in summary["still_rejected"]
                 ]
@@ -66,22 +69,25 @@ def main(
     return results
 
 
-def _print_summary(feed: str, summary: dict[str, Any]) -> None:
-    print(
-        f"ingest {feed}: {len(summary['files'])} new file(s), {summary['rows']} row(s)"
-        + (f" in batch {summary['batch_id']}" if summary["batch_id"] else "")
-        + (f", {summary['quarantined']} quarantined (rejected files)" if summary.get("quarantined") else "")
-        + f", {len(summary['skipped'])} skipped"
+def _log_summary(feed: str, summary: dict[str, Any]) -> None:
+    log.info(
+        "ingest %s: %d new file(s), %d row(s)%s%s, %d skipped",
+        feed,
+        len(summary["files"]),
+        summary["rows"],
+        f" in batch {summary['batch_id']}" if summary["batch_id"] else "",
+        f", {summary['quarantined']} quarantined (rejected files)" if summary.get("quarantined") else "",
+        len(summary["skipped"]),
     )
     for item in summary["skipped"]:
-        print(f"  skipped {item['file']}: {item['reason']}")
+        log.info("  skipped %s: %s", item["file"], item["reason"])
     for item in summary["deferred"]:
-        print(f"  left for the next run: {item['file']}: {item['reason']}")
+        log.info("  left for the next run: %s: %s", item["file"], item["reason"])
     for item in summary["refused"]:
-        print(f"  refused {item['file']!r}: {item['problem']}")
+        log.warning("  refused %r: %s", item["file"], item["problem"])
     for report in summary["files"]:
         for problem in report["problems"]:
-            print(f"  {report['file']}: {problem}")
+            log.warning("  %s: %s", report["file"], problem)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ pseudonyms and are not touched. `--keep-old` keeps the old copy under `<lake>/_r
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ from riskradar.audit import audited_run
 from riskradar.config import Settings
 from riskradar.errors import RiskradarError
 from riskradar.runtime import context, job_parser, parse
+
+log = logging.getLogger(__name__)
 
 
 def main(
@@ -73,24 +76,27 @@ def main(
             record=record,
             keep_old=args.keep_old,
         )
-        _print_summary(str(lake.root), result)
+        _log_summary(str(lake.root), result)
     return result
 
 
-def _print_summary(root: str, result: dict[str, Any]) -> None:
-    print(
-        f"rekey {root}: key fingerprint {result['old_fingerprint']} -> {result['new_fingerprint']} "
-        f"(run {result['run_id']})"
+def _log_summary(root: str, result: dict[str, Any]) -> None:
+    log.info(
+        "rekey %s: key fingerprint %s -> %s (run %s)",
+        root,
+        result["old_fingerprint"],
+        result["new_fingerprint"],
+        result["run_id"],
     )
     for feed, r in result["feeds"].items():
         replayed = sum(1 for b in r["batches"].values() if b is not None)
-        print(
+        log.info(
             f"  {feed}: {replayed} batch(es) replayed; silver {r['silver_rows']} row(s), history "
             f"{r['history_rows']}, quarantine {sum(r['quarantine_by_rule'].values())}; the same as before, "
             f"no pseudonym of the old key left"
         )
     if result["old_copy"]:
-        print(f"  the old lake is kept in {result['old_copy']} (old pseudonyms: delete it once checked)")
+        log.info("  the old lake is kept in %s (old pseudonyms: delete it once checked)", result["old_copy"])
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ silver, and commits once at the end. One feed's failure never stops the others.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ from riskradar.audit import audited_run
 from riskradar.config import Settings
 from riskradar.errors import RiskradarError
 from riskradar.runtime import add_feed_arguments, context, job_parser, parse, raise_collected, selected_feeds
+
+log = logging.getLogger(__name__)
 
 
 def main(
@@ -56,23 +59,30 @@ def main(
                     spark, settings, lake, contract, key=key, record=record, reprocess=args.reprocess
                 )
                 for summary in results[feed]:
-                    _print_summary(feed, summary)
+                    _log_summary(feed, summary)
                 if not results[feed]:
-                    print(f"validate {feed}: no new batches")
+                    log.info("validate %s: no new batches", feed)
                 check_no_rejected_batch(lake, feed)
         except Exception as exc:  # one feed's failure never stops the others (raised at the end)
             failures.append(exc)
-            print(f"validate {feed}: FAILED\n  {exc}")
+            log.error("validate %s: FAILED\n  %s", feed, exc)
     raise_collected(failures)
     return results
 
 
-def _print_summary(feed: str, s: dict[str, Any]) -> None:
+def _log_summary(feed: str, s: dict[str, Any]) -> None:
     rules = ", ".join(f"{k} {v}" for k, v in s["quarantined_by_rule"].items()) or "none"
-    print(
-        f"validate {feed} batch {s['batch_id']}: {s['rows_in']} in, {s['new']} new, "
-        f"{s['corrections']} corrections, {s['unchanged']} unchanged, {s['quarantined']} quarantined "
-        f"({rules}); gate {s['gate']}"
+    log.info(
+        "validate %s batch %s: %d in, %d new, %d corrections, %d unchanged, %d quarantined (%s); gate %s",
+        feed,
+        s["batch_id"],
+        s["rows_in"],
+        s["new"],
+        s["corrections"],
+        s["unchanged"],
+        s["quarantined"],
+        rules,
+        s["gate"],
     )
 
 

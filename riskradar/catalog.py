@@ -37,6 +37,27 @@ _SILVER = {
 SUPERSEDED_BY = "superseded_by"
 SUPERSEDED_AT = "superseded_at"
 
+# Column layouts of the intake tables, after each row's own values:
+# bronze.<feed> (partition batch_id): the contract's kept columns, then BRONZE_LINEAGE;
+# silver tables: the canonical columns, then ROW_LINEAGE (feed and batch are folder names);
+# quarantine.<feed> (partitions batch_id, step): QUARANTINE_RULE, QUARANTINE_REASON, the
+# delivered values, then the lineage (step=ingest: bronze's without INGEST_COLUMNS; step=validate:
+# ROW_LINEAGE).
+INGEST_COLUMNS = ["ingest_rule", "ingest_reason"]  # how a delivered row was read
+BRONZE_LINEAGE = [*INGEST_COLUMNS, "row_hash", "source_file", "source_sha256", "source_row", "ingested_at"]
+ROW_LINEAGE = ["source_file", "source_sha256", "source_row", "row_hash", "ingested_at"]
+QUARANTINE_RULE, QUARANTINE_REASON = "quarantine_rule", "quarantine_reason"
+# Names a contract's columns may not take: the pipeline adds them to bronze, silver, quarantine.
+RESERVED_COLUMNS = {
+    *BRONZE_LINEAGE,
+    "batch_id",
+    "step",
+    "partner",
+    QUARANTINE_RULE,
+    QUARANTINE_REASON,
+    "delivered",
+}
+
 
 # Names of labels, history features and registered models: built here only, never parsed back.
 def model_name(target: str) -> str:

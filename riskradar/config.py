@@ -38,26 +38,6 @@ LAKE_ENV = "RISKRADAR_LAKE"
 # Feed names become folder names in the lake: keep them to a safe alphabet.
 SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 Name = Annotated[str, Field(pattern=SAFE_NAME.pattern)]
-# Bronze columns that describe each delivered row's reading (after its own columns).
-LINEAGE_COLUMNS = [
-    "ingest_rule",
-    "ingest_reason",
-    "row_hash",
-    "source_file",
-    "source_sha256",
-    "source_row",
-    "ingested_at",
-]
-# Lineage and partition columns the pipeline adds to bronze, silver and quarantine rows.
-RESERVED_COLUMNS = {
-    *LINEAGE_COLUMNS,
-    "batch_id",
-    "step",
-    "partner",
-    "quarantine_rule",
-    "quarantine_reason",
-    "delivered",
-}
 
 
 class _Model(BaseModel):
@@ -283,6 +263,8 @@ class Contract(_Model):
         if getattr(self, section) is None:
             raise ValueError(f"kind {self.kind!r} needs a '{section}' section")
         names = [c.name for c in self.columns]
+        from riskradar.catalog import RESERVED_COLUMNS  # the catalog reads contracts: import late
+
         clash = sorted(set(names) & RESERVED_COLUMNS)
         if clash:
             raise ValueError(f"columns {clash} clash with the lineage columns the pipeline adds")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -15,13 +16,19 @@ from builders import ROOT, landing_with, write_config
 from data.bad_deliveries.make_corpus import police, police_row
 from pyspark.sql import functions as F
 
-from intake import delivery
+from intake import delivery, ingestion, validation
 from intake.validation import list_batches
 from jobs import batches, ingest, validate
 from riskradar.audit import read_audit
 from riskradar.catalog import read_quarantine, read_silver
 from riskradar.config import load_settings
-from riskradar.errors import DeliveryRejected, RiskradarError, UnsafeName, ValidationGateFailed
+from riskradar.errors import (
+    DeliveryRejected,
+    PublishRefused,
+    RiskradarError,
+    UnsafeName,
+    ValidationGateFailed,
+)
 from riskradar.lake import Lake, read_json_dir
 
 CORPUS = ROOT / "tests" / "data" / "bad_deliveries"
@@ -431,3 +438,106 @@ def test_rows_spark_reads_differently_from_the_staged_count_reject_the_file(
     assert {r["source_file"]: r["count"] for r in bronze.groupBy("source_file").count().collect()} == {
         "b.csv.gz": 4
     }
+
+
+def _two_deliveries(tmp_path: Path) -> tuple:
+    """A feed with a.csv.gz (5 rows) in its landing, and b.csv.gz (4 rows) to deliver later."""
+    landing = landing_with(
+        tmp_path,
+        "police_crimes",
+        {"a.csv.gz": gzip.compress(police([police_row(i) for i in range(5)]), mtime=0)},
+    )
+    settings = load_settings(write_config(tmp_path, landing=landing, enabled=["police_crimes"]))
+    later = gzip.compress(police([police_row(i) for i in range(5, 9)]), mtime=0)
+    return settings, Lake(settings.lake_root), landing / "police_crimes" / "b.csv.gz", later
+
+
+def _rows(df) -> list[tuple]:
+    return sorted(tuple(str(v) for v in r) for r in df.collect())
+
+
+def test_a_failing_ingest_check_publishes_nothing_and_leaves_the_published_bronze(
+    spark, tmp_path: Path, monkeypatch
+):
+    settings, lake, later, content = _two_deliveries(tmp_path)
+    (first,) = ingest.main(["--partner", "police_crimes"], settings=settings, spark=spark).values()
+    bronze_before = _rows(spark.read.parquet(str(lake.bronze("police_crimes"))))
+    markers_before = read_json_dir(lake.batch_markers("police_crimes"))
+    later.write_bytes(content)
+    real = ingestion.reconcile_rows
+
+    def one_row_too_many(records, bronze, quarantine):  # as if a staged file gained a row
+        return real(records, {**bronze, "b.csv.gz": bronze["b.csv.gz"] + 1}, quarantine)
+
+    monkeypatch.setattr(ingestion, "reconcile_rows", one_row_too_many)
+    with pytest.raises(PublishRefused) as refused:
+        ingest.main(["--partner", "police_crimes"], settings=settings, spark=spark)
+    message = str(refused.value)
+    assert re.fullmatch(
+        r"nothing published to bronze.police_crimes, quarantine.police_crimes: rows per file: "
+        r"file 'b.csv.gz': 4 record\(s\) read, 5 row\(s\) staged in bronze and 0 in quarantine "
+        r"\(report (?P<report>\S+\.publish\.json)\)",
+        message,
+    ), message
+    report = json.loads(Path(re.search(r"\(report (\S+)\)", message).group(1)).read_text())
+    assert report["published"] is False
+    assert report["checks"] == {
+        "rows per file": "file 'b.csv.gz': 4 record(s) read, 5 row(s) staged in bronze and 0 in quarantine",
+        "bronze + quarantine = rows read": "passed",
+    }
+    # The published bronze and its batch markers are as they were; nothing staged is left.
+    assert _rows(spark.read.parquet(str(lake.bronze("police_crimes")))) == bronze_before
+    assert read_json_dir(lake.batch_markers("police_crimes")) == markers_before
+    assert [p.name for p in lake.bronze("police_crimes").glob("batch_id=*")] == [
+        f"batch_id={first['batch_id']}"
+    ]
+    assert not list((lake.root / "bronze").rglob("_staging/**/*.parquet"))
+    # With the check passing again, the next run ingests the file.
+    monkeypatch.undo()
+    (second,) = ingest.main(["--partner", "police_crimes"], settings=settings, spark=spark).values()
+    assert (second["rows"], [f["file"] for f in second["files"]]) == (4, ["b.csv.gz"])
+
+
+def test_a_failing_validation_check_publishes_nothing_and_leaves_the_published_silver(
+    spark, tmp_path: Path, monkeypatch
+):
+    settings, lake, later, content = _two_deliveries(tmp_path)
+    ingest.main(["--partner", "police_crimes"], settings=settings, spark=spark)
+    validate.main(["--partner", "police_crimes"], settings=settings, spark=spark)
+    silver_before = _rows(read_silver(spark, settings, lake, "events"))
+    state_before = lake.state("police_crimes").read_text()
+    later.write_bytes(content)
+    (second,) = ingest.main(["--partner", "police_crimes"], settings=settings, spark=spark).values()
+    real = validation.reconcile_batch
+
+    def one_row_lost(contract, batch_id, by_file_in, tally, written):  # as if routing lost a row
+        return real(
+            contract, batch_id, {**by_file_in, "b.csv.gz": by_file_in["b.csv.gz"] + 1}, tally, written
+        )
+
+    monkeypatch.setattr(validation, "reconcile_batch", one_row_lost)
+    with pytest.raises(PublishRefused) as refused:
+        validate.main(["--partner", "police_crimes"], settings=settings, spark=spark)
+    batch = second["batch_id"]
+    message = str(refused.value)
+    problem = (
+        f"police_crimes batch {batch}: what was written does not add up to what came in "
+        f"(file 'b.csv.gz': 5 rows in bronze, 4 routed); nothing was published"
+    )
+    assert message == (
+        f"nothing published to intake.police_crimes batch {batch}: reconciliation: {problem} "
+        f"(report {lake.reports('validation', 'police_crimes') / f'{batch}.publish.json'})"
+    )
+    report = json.loads((lake.reports("validation", "police_crimes") / f"{batch}.publish.json").read_text())
+    assert report["checks"] == {"expectation gate": "passed", "reconciliation": problem}
+    # The commit record, and so silver, are as they were; the staged run folders are gone.
+    assert lake.state("police_crimes").read_text() == state_before
+    assert _rows(read_silver(spark, settings, lake, "events")) == silver_before
+    assert not list(lake.root.glob(f"silver/events/partner=police_crimes/batch_id={batch}/r-*"))
+    assert not list(lake.root.glob(f"quarantine/police_crimes/batch_id={batch}/step=validate/r-*"))
+    # The batch is still to validate: with the check passing again, the next run publishes it.
+    monkeypatch.undo()
+    (summary,) = validate.main(["--partner", "police_crimes"], settings=settings, spark=spark)[
+        "police_crimes"
+    ]
+    assert (summary["batch_id"], summary["new"], summary["gate"]) == (batch, 4, "passed")

@@ -111,8 +111,9 @@ def _shapefile_without_prj() -> bytes:
         return out.getvalue()
 
 
-def main() -> None:
-    files: dict[str, bytes] = {
+def _police_files() -> dict[str, bytes]:
+    """The police feed's bad deliveries: whole-file faults, then row-level defects."""
+    return {
         "police/empty.csv": b"",
         "police/header_only.csv": police([]),
         "police/missing_column.csv": police(
@@ -173,6 +174,12 @@ def main() -> None:
         "police/outside_landing.csv": police([police_row(500 + i) for i in range(N)]),
         # Delivered under a name Spark would read as a glob over the folder.
         "police/glob_name.csv": police([police_row(700 + i) for i in range(N)]),
+    }
+
+
+def _other_files() -> dict[str, bytes]:
+    """The other feeds' bad deliveries: weather, 311 requests, workbooks and shapefiles."""
+    files = {
         "weather/hot_day.csv": (WEATHER_HEADER + "\n0.0,99.0,4.0,0.4,2014-07-22\n").encode(),
         "weather/next_week.csv": (
             "\n".join([WEATHER_HEADER, *[f"0.0,{78 + d},4.0,0.5,2014-07-{23 + d}" for d in range(7)]]) + "\n"
@@ -194,7 +201,11 @@ def main() -> None:
     files["workbook/no_such_sheet.xlsx"] = _workbook({"Toelichting": [["Export of the partner's system"]]})
     files["workbook/corrupt.xlsx"] = _workbook({"Weerdata": [WEATHER_HEADER.split(",")]})[:900]
     files["gis/no_prj.zip"] = _shapefile_without_prj()
-    for name, content in files.items():
+    return files
+
+
+def main() -> None:
+    for name, content in {**_police_files(), **_other_files()}.items():
         path = HERE / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
