@@ -7,6 +7,7 @@ cadence bounds the cost: a fit at origin w predicts weeks w .. w + refit_every -
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -76,8 +77,10 @@ def run_candidate(
     origins: list[int],
     refit_every: int,
     coverages: tuple[float, ...] = COVERAGES,
+    on_fit: Callable[[], None] | None = None,
 ) -> tuple[BacktestResult, RegressorMixin]:
-    """Refit every `refit_every` weeks on rows whose label was known at the origin."""
+    """Refit every `refit_every` weeks on rows whose label was known at the origin; `on_fit` is
+    called after each fit (progress)."""
     parts = []
     model = None
     for start in range(0, len(origins), refit_every):
@@ -89,6 +92,8 @@ def run_candidate(
         model = fit_weighted(
             clone(estimator), train, features, label=label, weight="sample_weight", rows=known
         )
+        if on_fit is not None:
+            on_fit()
         rows = evaluate[evaluate["week_idx"].isin(block)]
         part = rows[["cell_id", "week_idx"]].copy()
         part["y"] = rows[label].to_numpy(dtype=float)
@@ -96,6 +101,53 @@ def run_candidate(
         parts.append(part)
     assert model is not None
     return _score(name, "candidate", pd.concat(parts, ignore_index=True), coverages), model
+
+
+def fits_per_backtest(origins: list[int], refit_every: int) -> int:
+    """How many fits one candidate's backtest makes (one per block of `refit_every` origins)."""
+    return math.ceil(len(origins) / refit_every)
+
+
+@dataclass(frozen=True)
+class Frames:
+    """What a candidate's backtest reads: the (sampled, weighted) training rows, every study cell
+    of the backtest weeks, the feature and label columns, the horizon and the backtest origins."""
+
+    train: pd.DataFrame
+    evaluate: pd.DataFrame
+    features: list[str]
+    label: str
+    horizon: int
+    origins: list[int]
+
+
+def backtest_candidate(
+    name: str,
+    estimator: RegressorMixin,
+    frames: Frames,
+    *,
+    refit_every: int,
+    seed: int,
+    on_fit: Callable[[], None] | None = None,
+) -> BacktestResult:
+    """`run_candidate` on `frames`, with the permutation importances of the last fit on the
+    weeks it predicted."""
+    result, model = run_candidate(
+        name,
+        estimator,
+        frames.train,
+        frames.evaluate,
+        features=frames.features,
+        label=frames.label,
+        horizon=frames.horizon,
+        origins=frames.origins,
+        refit_every=refit_every,
+        on_fit=on_fit,
+    )
+    evaluate = frames.evaluate
+    last_block = evaluate[evaluate["week_idx"] >= frames.origins[-1] - refit_every + 1]
+    result.importances = permutation_importances(model, last_block, frames.features, frames.label, seed=seed)
+    return result
 
 
 def pai_curve(predictions: pd.DataFrame, coverages: np.ndarray) -> np.ndarray:

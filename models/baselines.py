@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from riskradar.catalog import decayed_history_column, history_column
+
 
 class HistoryRate(RegressorMixin, BaseEstimator):
     """A baseline as a model: the weekly rate `column * scale` of one history column.
@@ -37,13 +39,13 @@ class HistoryRate(RegressorMixin, BaseEstimator):
 
 def prior_counts(target: str, weeks: int) -> HistoryRate:
     """Mean weekly count over the `weeks` weeks before."""
-    return HistoryRate(f"hist_{target}_w{weeks}", 1.0 / weeks)
+    return HistoryRate(history_column(target, weeks), 1.0 / weeks)
 
 
 def exponentially_weighted(target: str, half_life: float) -> HistoryRate:
     """Decayed history turned into a weekly rate: a constant rate c decays to c * r / (1 - r)."""
     r = 2.0 ** (-1.0 / half_life)
-    return HistoryRate(f"histd_{target}_hl{half_life:g}".replace(".", "p"), (1 - r) / r)
+    return HistoryRate(decayed_history_column(target, half_life), (1 - r) / r)
 
 
 def baselines_for(target: str, windows: list[int], half_lives: list[float]) -> dict[str, HistoryRate]:

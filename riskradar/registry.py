@@ -1,12 +1,26 @@
-"""Where experiments and models live, and which model version is the reviewed one."""
+"""Where experiments and models live, how a fitted model becomes a registered version, and
+which model version is the reviewed one. Model names come from the catalog (`model_name`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from riskradar.catalog import model_name as model_name  # re-exported: score asks the registry
 from riskradar.config import Settings
 from riskradar.errors import NoChampion
 from riskradar.lake import Lake
 
 CHAMPION = "champion"
+# Types our models hold that skops does not trust by default: the tree predictor of the
+# gradient boosting model, our baselines and imputer, and the dtype that SimpleImputer kept in
+# the linear models registered before MedianImputer replaced it.
+SKOPS_TRUSTED_TYPES = [
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "numpy.dtype",
+    "models.baselines.HistoryRate",
+    "models.estimators.MedianImputer",
+]
 
 
 def tracking_uri(settings: Settings, lake: Lake) -> str:
@@ -17,8 +31,26 @@ def tracking_uri(settings: Settings, lake: Lake) -> str:
     return f"sqlite:///{lake.root / 'mlflow' / 'mlflow.db'}"
 
 
-def model_name(target: str) -> str:
-    return f"riskradar-{target}"
+def register_model(model: Any, artifact: str, example, name: str) -> str:
+    """Log a fitted model in the active MLflow run as artifact `artifact`, with the signature of
+    `example` (a pandas frame of its input columns), as a new version of `name`; the version."""
+    import mlflow
+
+    info = mlflow.sklearn.log_model(
+        model,
+        name=artifact,
+        input_example=example.head(5),
+        signature=mlflow.models.infer_signature(example, model.predict(example)),
+        registered_model_name=name,
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+    )
+    return info.registered_model_version
+
+
+def tag_version(client, name: str, version: str, tags: Mapping[str, str]) -> None:
+    """Set `tags` on a registered version, in their order."""
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
 
 
 def find_champion(client, name: str):

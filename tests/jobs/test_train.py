@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,12 +13,15 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 from synthetic_panel import GOOD, WORSE, synthetic_settings, write_synthetic_panel
 
 from jobs import train
+from riskradar.audit import read_audit
 from riskradar.errors import ConfigError, NothingToDo
 from riskradar.lake import Lake
 from riskradar.registry import tracking_uri
@@ -91,8 +95,21 @@ def _get(base: str, path: str, **params) -> dict:
         return json.loads(resp.read())
 
 
-def test_tracking_server_api_shows_the_training(trained):
-    _, settings, first = trained
+def _post(base: str, path: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        f"{base}{path}",
+        method="POST",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+@contextmanager
+def _tracking_server(settings) -> Iterator[str]:
+    """An MLflow server on the training's store, bound to 127.0.0.1; its base URL once it
+    answers /health. Stopped (its process group) on exit."""
     lake = Lake(settings.lake_root)
     port = _free_port()
     server = subprocess.Popen(
@@ -128,20 +145,24 @@ def test_tracking_server_api_shows_the_training(trained):
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise AssertionError("the MLflow server did not answer /health") from None
                 time.sleep(1)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _artifacts(base: str, run_id: str) -> set[str]:
+    return {f["path"] for f in _get(base, "/api/2.0/mlflow/artifacts/list", run_id=run_id)["files"]}
+
+
+def test_tracking_server_api_shows_the_training(trained):
+    _, settings, first = trained
+    with _tracking_server(settings) as base:
         exp = _get(base, "/api/2.0/mlflow/experiments/get-by-name", experiment_name="riskradar-burglary")[
             "experiment"
         ]
-        runs = json.loads(
-            urllib.request.urlopen(
-                urllib.request.Request(
-                    f"{base}/api/2.0/mlflow/runs/search",
-                    method="POST",
-                    data=json.dumps({"experiment_ids": [exp["experiment_id"]], "max_results": 100}).encode(),
-                    headers={"Content-Type": "application/json"},
-                ),
-                timeout=10,
-            ).read()
-        )["runs"]
+        body = {"experiment_ids": [exp["experiment_id"]], "max_results": 100}
+        runs = _post(base, "/api/2.0/mlflow/runs/search", body)["runs"]
         by_id = {r["info"]["run_id"]: r for r in runs}
         parent = by_id[first["run_id"]]
         children = [
@@ -159,12 +180,7 @@ def test_tracking_server_api_shows_the_training(trained):
             "ewma_hl4",
         }
         assert any(m["key"] == "pai_3_mean" for m in children[0]["data"]["metrics"])
-        files = {
-            f["path"] for f in _get(base, "/api/2.0/mlflow/artifacts/list", run_id=first["run_id"])["files"]
-        }
-        assert {"model_card.md", "comparison.md", "gate_decision.txt"} <= files
-        child = first["child_runs"]["hgb_poisson"]
-        child_files = {f["path"] for f in _get(base, "/api/2.0/mlflow/artifacts/list", run_id=child)["files"]}
+        assert {"model_card.md", "comparison.md", "gate_decision.txt"} <= _artifacts(base, first["run_id"])
         assert {
             "pai_curve.png",
             "calibration.png",
@@ -172,7 +188,7 @@ def test_tracking_server_api_shows_the_training(trained):
             "weekly_metrics.csv",
             "permutation_importances.csv",
             "permutation_importances.png",
-        } <= child_files
+        } <= _artifacts(base, first["child_runs"]["hgb_poisson"])
         model = _get(base, "/api/2.0/mlflow/registered-models/get", name="riskradar-burglary")[
             "registered_model"
         ]
@@ -182,9 +198,6 @@ def test_tracking_server_api_shows_the_training(trained):
             t["key"] == "riskradar.git_commit" for t in parent["data"]["tags"]
         )
         assert parent["inputs"]["dataset_inputs"][0]["dataset"]["name"] == "gold.features"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
 
 
 def test_training_sample_over_the_bound_is_thinned_and_weighted_back(trained, spark):
@@ -211,9 +224,10 @@ def test_training_without_a_panel_says_what_to_run(spark, tmp_path):
         train.main(["--all"], settings=settings, spark=spark)
 
 
-def test_a_feature_without_any_value_is_left_out_and_named(spark, tmp_path):
+def test_a_feature_without_any_value_is_left_out_and_named(spark, tmp_path, capsys):
     """A feed that has published nothing leaves its feature columns empty (here last week's
-    weather): the boosted trees cannot bin such a column, so training leaves it out and logs it."""
+    weather): the boosted trees cannot bin such a column, so training leaves it out and logs it.
+    The training says how far its backtest got after each fit and keeps each step's time."""
     weather = {
         "feed": "weather",
         "weekly": {"temp_max_c": {"measure": "temperature_max_c", "aggregate": "mean"}},
@@ -233,6 +247,20 @@ def test_a_feature_without_any_value_is_left_out_and_named(spark, tmp_path):
     run = MlflowClient(tracking_uri(settings, Lake(settings.lake_root))).get_run(result["run_id"])
     assert run.data.params["features_left_out_empty"] == "weather_prev_temp_max_c"
     assert result["alias"] == "champion"
+    # 4 backtest weeks refitted every 2: 2 fits for each of the 2 candidates (no champion yet)
+    fits = re.findall(r"INFO  train\[\w+\] fit (\d)/4 for burglary, \d+ s elapsed", capsys.readouterr().out)
+    assert list(dict.fromkeys(fits)) == ["1", "2", "3", "4"]  # in order (each line once per handler)
+    (record,) = read_audit(Lake(settings.lake_root))
+    assert set(record["timings"]) == {
+        "read panel",
+        "backtest baselines",
+        "backtest hgb_poisson",
+        "backtest poisson_glm",
+        "final fit",
+        "log runs",
+        "registration",
+        "gate",
+    }
 
 
 def test_backtest_frame_over_the_bound_is_refused(trained, spark):
@@ -240,43 +268,3 @@ def test_backtest_frame_over_the_bound_is_refused(trained, spark):
     settings = synthetic_settings(tmp, **{"training.candidates": GOOD, "training.max_evaluate_rows": 10})
     with pytest.raises(ConfigError, match=r"more than training.max_evaluate_rows = 10"):
         train.main(["--target", "burglary"], settings=settings, spark=spark)
-
-
-def test_exposure_strata_come_from_the_configured_indicator(tmp_path):
-    """Quintiles of areas by the indicator `roles.area_indicators.exposure_strata` names, whatever
-    it is called; one stratum without it."""
-    import pandas as pd
-
-    evaluate = pd.DataFrame(
-        {
-            "cell_id": [f"{c}_0" for c in range(12)],
-            "area_code": [1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, None],
-            "median_income": [10.0, 10.0, 20, 30, 40, 50, 60, 70, 80, 90, 100, None],
-        }
-    )
-    strata = train._strata(evaluate, "median_income").set_index("cell_id")["stratum"]
-    assert strata.to_dict() == {
-        "0_0": "Q1 (lowest median income)",
-        "1_0": "Q1 (lowest median income)",
-        "2_0": "Q1 (lowest median income)",
-        "3_0": "Q2",
-        "4_0": "Q2",
-        "5_0": "Q3",
-        "6_0": "Q3",
-        "7_0": "Q4",
-        "8_0": "Q4",
-        "9_0": "Q5 (highest median income)",
-        "10_0": "Q5 (highest median income)",
-        "11_0": "outside the areas",
-    }
-    assert set(train._strata(evaluate, None)["stratum"]) == {"all cells"}
-    assert set(train._strata(evaluate, "hardship_index")["stratum"]) == {"all cells"}  # not a column
-    # the synthetic city has indicators but no boundaries and no weather: the card says so
-    settings = synthetic_settings(tmp_path)
-    assert train.absent_parts(settings, ["hardship_index"]) == [
-        "no area boundaries (roles.area_boundaries): cells belong to no area; no roll-up by area",
-        "no weather series (roles.weather): no weather features",
-        "no other partners' signals (features.signals)",
-    ]
-    missing = "no area indicators in gold.features (census_indicators had published nothing)"
-    assert train.absent_parts(settings, [])[1] == missing

@@ -1,4 +1,5 @@
-"""Backtest harness on a tiny panel: no fit sees its own week, baselines read history columns."""
+"""Backtest harness on a tiny panel: no fit sees its own week, baselines read history columns;
+the exposure strata and the promotion gate on hand-made results."""
 
 from __future__ import annotations
 
@@ -7,8 +8,19 @@ import pandas as pd
 import pytest
 from sklearn.dummy import DummyRegressor
 
-from models.backtest import exposure_table, run_baseline, run_candidate
+from models.backtest import (
+    BacktestResult,
+    Frames,
+    backtest_candidate,
+    exposure_table,
+    fits_per_backtest,
+    run_baseline,
+    run_candidate,
+)
 from models.baselines import baselines_for, exponentially_weighted, prior_counts
+from models.gate import baseline_serves_reason, best_of, champion_recipe, gate
+from models.metrics import Interval
+from models.strata import exposure_strata
 
 
 def _panel(weeks=8, cells=20, seed=0) -> pd.DataFrame:
@@ -112,6 +124,108 @@ def test_exposure_shares_add_up_per_column():
     assert table["flagged"].tolist() == [2, 0]  # cell a is the top cell in both weeks
     assert table["share_incidents"].tolist() == [5 / 7, 2 / 7]
     assert table["share_cells"].tolist() == [0.5, 0.5]
+
+
+def test_a_candidate_backtest_reports_each_fit_and_ranks_the_features():
+    panel = _panel()
+    frames = Frames(panel, panel, ["x1", "hist_t_w1"], "label_t_h1", 1, [3, 4, 5, 6, 7])
+    fits = []
+    result = backtest_candidate(
+        "dummy", DummyRegressor(), frames, refit_every=2, seed=0, on_fit=lambda: fits.append(len(fits) + 1)
+    )
+    # origins 3..7 refitted every 2 weeks: fits at 3, 5 and 7
+    assert fits == [1, 2, 3] and fits_per_backtest(frames.origins, 2) == 3
+    assert sorted(result.predictions["week_idx"].unique()) == [3, 4, 5, 6, 7]
+    # a constant model ignores every feature: shuffling one changes nothing
+    assert result.importances["importance_mean"].tolist() == [0.0, 0.0]
+    assert sorted(result.importances["feature"]) == ["hist_t_w1", "x1"]
+
+
+def test_exposure_strata_come_from_the_configured_indicator():
+    """Quintiles of areas by the indicator `roles.area_indicators.exposure_strata` names, whatever
+    it is called; one stratum without it."""
+    evaluate = pd.DataFrame(
+        {
+            "cell_id": [f"{c}_0" for c in range(12)],
+            "area_code": [1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, None],
+            "median_income": [10.0, 10.0, 20, 30, 40, 50, 60, 70, 80, 90, 100, None],
+        }
+    )
+    strata = exposure_strata(evaluate, "median_income").set_index("cell_id")["stratum"]
+    assert strata.to_dict() == {
+        "0_0": "Q1 (lowest median income)",
+        "1_0": "Q1 (lowest median income)",
+        "2_0": "Q1 (lowest median income)",
+        "3_0": "Q2",
+        "4_0": "Q2",
+        "5_0": "Q3",
+        "6_0": "Q3",
+        "7_0": "Q4",
+        "8_0": "Q4",
+        "9_0": "Q5 (highest median income)",
+        "10_0": "Q5 (highest median income)",
+        "11_0": "outside the areas",
+    }
+    assert set(exposure_strata(evaluate, None)["stratum"]) == {"all cells"}
+    assert set(exposure_strata(evaluate, "hardship_index")["stratum"]) == {"all cells"}  # not a column
+
+
+def _result(name: str, kind: str, pai_3: float) -> BacktestResult:
+    return BacktestResult(
+        name, kind, pd.DataFrame(), pd.DataFrame(), {"pai_3": Interval(pai_3, pai_3 - 1, pai_3 + 1, weeks=4)}
+    )
+
+
+@pytest.mark.parametrize(
+    ("champion", "margin", "alias", "reason"),
+    [
+        (
+            None,
+            0.5,
+            "champion",
+            "beats the best baseline prior_4w (2.000) (no champion yet) by more than 0.5",
+        ),
+        (
+            2.4,
+            0.5,
+            "champion",
+            "beats the best baseline prior_4w (2.000) and the champion (2.400) by more than 0.5",
+        ),
+        (None, 1.0, "challenger", "does not beat the best baseline prior_4w (2.000) by the margin 1.0"),
+        (2.6, 0.5, "challenger", "does not beat the current champion (2.600) by the margin 0.5"),
+    ],
+)
+def test_the_gate_promotes_only_what_beats_the_best_baseline_and_the_champion_by_the_margin(
+    champion, margin, alias, reason
+):
+    best, baseline = _result("hgb", "candidate", 3.0), _result("prior_4w", "baseline", 2.0)
+    assert gate(best, baseline, champion, "pai_3", margin) == (alias, f"hgb pai_3 3.000 {reason}")
+
+
+def test_a_baseline_serving_as_champion_is_said_in_the_reason():
+    baseline = _result("prior_4w", "baseline", 2.0)
+    assert baseline_serves_reason("r", baseline, "3") == (
+        "r; no champion yet, so the best baseline prior_4w is registered as v3 and serves as champion "
+        "until a learned model beats it by the margin"
+    )
+
+
+def test_best_of_ranks_a_missing_metric_last_and_keeps_the_first_of_a_tie():
+    results = [
+        _result("nan", "candidate", float("nan")),
+        _result("a", "candidate", 2.0),
+        _result("b", "candidate", 2.0),
+        _result("base", "baseline", 9.0),
+    ]
+    assert best_of(results, "candidate", "pai_3").name == "a"
+    assert best_of(results, "baseline", "pai_3").name == "base"
+
+
+def test_the_champion_recipe_is_read_from_a_learned_versions_tags_only():
+    tags = {"candidate": "hgb_poisson", "params": '{"max_iter": 40}', "gate_reason": "x"}
+    assert champion_recipe(tags) == ("hgb_poisson", {"max_iter": 40})
+    assert champion_recipe({"candidate": "prior_4w", "kind": "baseline"}) is None
+    assert champion_recipe(None) is None
 
 
 def test_models_are_fitted_on_float64_whatever_the_features_arrive_as():

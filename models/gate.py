@@ -1,0 +1,70 @@
+"""The promotion gate: which backtest result is best, and whether it may become the champion.
+
+Pure: it compares backtest results and returns the alias with the reason in words; the train
+job sets the alias and logs the reason. A learned candidate becomes `champion` only if its mean
+promotion metric beats the best baseline and the current champion's (the champion's recipe
+backtested on today's data) by the margin; otherwise it is a `challenger`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from models.backtest import BacktestResult
+from models.estimators import FACTORIES
+from riskradar.registry import CHAMPION
+
+CHALLENGER = "challenger"
+BASELINE_CHAMPION_REASON = "best baseline, serving as champion: no learned candidate beat it by the margin"
+
+
+def best_of(results: list[BacktestResult], kind: str, metric: str) -> BacktestResult:
+    """The result of `kind` ("candidate" or "baseline") with the highest mean `metric`; a NaN
+    mean ranks last, ties go to the first."""
+    return max(
+        (r for r in results if r.kind == kind), key=lambda r: np.nan_to_num(r.mean(metric), nan=-np.inf)
+    )
+
+
+def gate(
+    best: BacktestResult, baseline: BacktestResult, champion: float | None, metric: str, margin: float
+) -> tuple[str, str]:
+    """(alias, reason): champion only if `best` beats the best baseline and the current
+    champion's value (None: no champion yet) by the margin."""
+    value, base = best.mean(metric), baseline.mean(metric)
+    if not value > base + margin:
+        return CHALLENGER, (
+            f"{best.name} {metric} {value:.3f} does not beat the best baseline "
+            f"{baseline.name} ({base:.3f}) by the margin {margin}"
+        )
+    if champion is not None and not value > champion + margin:
+        return CHALLENGER, (
+            f"{best.name} {metric} {value:.3f} does not beat the current champion "
+            f"({champion:.3f}) by the margin {margin}"
+        )
+    return CHAMPION, (
+        f"{best.name} {metric} {value:.3f} beats the best baseline {baseline.name} ({base:.3f})"
+        + (f" and the champion ({champion:.3f})" if champion is not None else " (no champion yet)")
+        + f" by more than {margin}"
+    )
+
+
+def baseline_serves_reason(reason: str, baseline: BacktestResult, version: str) -> str:
+    """The gate's reason when no champion exists yet and the best baseline is registered as one."""
+    return (
+        f"{reason}; no champion yet, so the best baseline {baseline.name} is registered as "
+        f"v{version} and serves as champion until a learned model beats it by the margin"
+    )
+
+
+def champion_recipe(tags: Mapping[str, str] | None) -> tuple[str, dict[str, Any]] | None:
+    """(candidate name, hyperparameters) from the champion version's tags, if it is a learned
+    candidate (a baseline champion, or no champion, gives None)."""
+    tags = tags or {}
+    if "candidate" not in tags or tags["candidate"] not in FACTORIES:
+        return None
+    return tags["candidate"], json.loads(tags.get("params", "{}"))

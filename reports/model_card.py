@@ -1,0 +1,194 @@
+"""The model card of a training (`model_card.md` of its MLflow run), the comparison table of
+the backtested models (`comparison.md`) and the summary the train job logs.
+
+Pure text from the config, the backtest results and the gate's decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.panel import role_indicators, week_of
+from models.backtest import BacktestResult, Frames
+from models.strata import ONE_STRATUM, strata_indicator
+from riskradar.catalog import model_name
+from riskradar.config import Settings
+
+
+@dataclass(frozen=True)
+class Training:
+    """What the card describes: the target, the backtest's frames (label, the features the
+    candidates saw, origins), the backtested models, the best candidate and baseline, the
+    exposure strata and the panel's columns."""
+
+    target: str
+    frames: Frames
+    results: list[BacktestResult]
+    best: BacktestResult
+    best_baseline: BacktestResult
+    strata: pd.DataFrame
+    columns: list[str]
+
+
+def comparison_table(results: list[BacktestResult]) -> str:
+    """Markdown: one row per model, best PAI@3% first, means with their 95% intervals."""
+    lines = [
+        "| model | kind | PAI@1% | PAI@3% | PAI@5% | PEI*@3% | deviance |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(results, key=lambda r: -np.nan_to_num(r.mean("pai_3"), nan=-1)):
+        cells = [
+            f"{r.summary[m].mean:.2f} [{r.summary[m].low:.2f}, {r.summary[m].high:.2f}]"
+            for m in ("pai_1", "pai_3", "pai_5")
+        ]
+        pei, dev = r.mean("pei_3"), r.mean("deviance")
+        lines.append(f"| {r.name} | {r.kind} | {' | '.join(cells)} | {pei:.3f} | {dev:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def absent_parts(settings: Settings, columns: list[str]) -> list[str]:
+    """What the city's config or data lack, as the model card states it: roles left out, or
+    whose feed had published nothing when the features were built, and no calendar."""
+    roles, feats = settings.roles, settings.features
+    assert feats is not None
+    out = []
+    if roles.area_boundaries is None:
+        out.append("no area boundaries (roles.area_boundaries): cells belong to no area; no roll-up by area")
+    indicators = roles.area_indicators
+    if indicators is None:
+        out.append(
+            "no area indicators (roles.area_indicators): no area covariates; exposure strata not computed"
+        )
+    elif not any(c in columns for c in role_indicators(settings)):
+        out.append(f"no area indicators in gold.features ({indicators.feed} had published nothing)")
+    if indicators is not None and strata_indicator(settings) not in columns:
+        out.append("no exposure strata (roles.area_indicators.exposure_strata): exposure strata not computed")
+    if roles.weather is None:
+        out.append("no weather series (roles.weather): no weather features")
+    if feats.calendar is None:
+        out.append("no holiday calendar (features.calendar): no week is marked as a holiday week")
+    if not signal_feeds(settings):
+        out.append("no other partners' signals (features.signals)")
+    return out
+
+
+def signal_feeds(settings: Settings) -> list[str]:
+    """The feeds of `features.signals` that are enabled (the others count nothing)."""
+    assert settings.features is not None
+    return [s for s in settings.features.signals if s in settings.contracts]
+
+
+def data_sources(settings: Settings) -> str:
+    """The feature groups of the panel, with the feeds they come from."""
+    roles, feats = settings.roles, settings.features
+    assert feats is not None
+    parts = ["past counts per category group", "decayed counts", "spatial lags"]
+    if signal_feeds(settings):
+        parts.append(f"other partners' signals ({', '.join(signal_feeds(settings))})")
+    if roles.area_indicators:
+        parts.append(f"area covariates ({roles.area_indicators.feed})")
+    if roles.weather:
+        parts.append(f"last week's weather ({roles.weather.feed})")
+    calendar = feats.calendar
+    if calendar:
+        where = calendar.country + (f"-{calendar.subdivision}" if calendar.subdivision else "")
+        parts.append(f"calendar (public holidays of {where})")
+    else:
+        parts.append("calendar (week of the year)")
+    return ", ".join(parts)
+
+
+def exposure_text(settings: Settings, strata: pd.DataFrame) -> str:
+    """The card's sentence on the exposure table: its strata, or why there are none."""
+    indicator = strata_indicator(settings)
+    if indicator is None or (strata["stratum"] == ONE_STRATUM).all():
+        return (
+            "the exposure table (artifact `exposure_3pct.csv` of each run) has one stratum: exposure strata "
+            "not computed (no area indicator defines them)"
+        )
+    role = settings.roles.area_indicators
+    assert role is not None
+    return (
+        "the exposure table (artifact `exposure_3pct.csv` of each run) compares the share of flagged cells "
+        f"with the share of area and of incidents per quintile of areas by `{indicator}` (feed {role.feed}; "
+        f"{strata['stratum'].nunique()} strata). Population per area is not among the area indicators, "
+        "so population shares are not reported"
+    )
+
+
+def model_card(settings: Settings, training: Training) -> str:
+    """Markdown: intended use, data, absent parts, metrics, limitations, fairness risks."""
+    t, frames = training, training.frames
+    origins = frames.origins
+    assert settings.training is not None
+    partners = ", ".join(f"{c.name} ({c.partner})" for c in settings.contracts.values())
+    absent = absent_parts(settings, list(t.columns))
+    absent_text = "\n".join(f"- {a}" for a in absent) if absent else "- nothing: every role has its feed"
+    return f"""# Model card: {model_name(t.target)}
+
+## Intended use
+Forecast the expected number of `{t.target}` incidents per {settings.grid.cell_size_m:g} m grid cell for
+the coming week in {settings.city}, to direct place-based prevention (patrols, lighting, outreach).
+**Not for individuals.** It scores places only; it must not be used to score, rank or list
+people, and its inputs hold no person identifiers (pseudonymised or dropped at ingest).
+
+## Data
+Partners: {partners}. Label `{frames.label}`. {len(frames.features)} features from the cell x week panel
+(gold.features): {data_sources(settings)}. Backtest weeks {week_of(origins[0])} ..
+{week_of(origins[-1])} ({len(origins)} weeks, rolling origin, refit every
+{settings.training.refit_every_weeks} weeks).
+
+## Absent parts
+{absent_text}
+
+## Metrics (mean over backtest weeks, 95% bootstrap interval)
+{comparison_table(t.results)}
+Best candidate: **{t.best.name}**; best baseline: **{t.best_baseline.name}**.
+
+## Limitations
+- Police counts reflect where incidents are recorded, not where they all happen; officer-initiated
+  categories follow patrol patterns (config `features.discovered_weight` controls their weight).
+- Trained on {settings.city} data of a limited period; performance elsewhere or later is unknown
+  until monitored.
+- Weeks with few incidents make PAI noisy; read the intervals, not only the means.
+
+## Fairness and feedback-loop risks
+- Flagging places concentrates attention; {exposure_text(settings, t.strata)}.
+- Extra patrols in flagged cells can raise recorded crime there and reinforce the forecast;
+  monitor realised hit rates and prefer citizen-reported events for features.
+"""
+
+
+def gate_decision(
+    name: str, best: BacktestResult, version: str, alias: str, reason: str, champion_version: str | None
+) -> str:
+    """The model card's last section: what the gate did with this run's models."""
+    if champion_version is None:
+        serving = f"The champion is unchanged: {name}@champion is still the version promoted before."
+    elif champion_version == version:
+        serving = f"**{best.name}** (v{version}) is the champion: `score` uses it from now on."
+    else:
+        serving = (
+            f"**The champion is a baseline** (v{champion_version}): no learned candidate beat it by the "
+            f"margin, so the forecast is the baseline's. {best.name} (v{version}) stays a challenger."
+        )
+    return f"""
+## Decision of the promotion gate
+{best.name} was registered as v{version} with the alias `{alias}`: {reason}.
+
+{serving} A data scientist can move the alias `champion` in the MLflow UI after review.
+"""
+
+
+def summary_table(target: str, result: dict[str, Any]) -> str:
+    """What `riskradar train` reports per target: the registered version, its alias and why,
+    and the comparison table."""
+    rows = [
+        f"train {target}: {result['model']} v{result['version']} -> {result['alias']} ({result['reason']})"
+    ]
+    rows.append(comparison_table(list(result["results"].values())))
+    return "\n".join(rows)
