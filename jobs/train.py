@@ -159,7 +159,7 @@ def backtest_all(
     """Every baseline and candidate backtested (in that order), and the mean promotion metric of
     the current champion's recipe on today's backtest (None without a learned champion): the
     gate compares like with like. Each fit is logged with its count and the time elapsed."""
-    with step("backtest baselines", log):
+    with _phase("backtest baselines"):
         results = [run_baseline(name, b, frames.evaluate, frames.label) for name, b in baselines.items()]
     recipes = dict(make_candidates(training.candidates))
     if champion is not None:
