@@ -58,6 +58,11 @@ class _Stdout(logging.StreamHandler):
         pass
 
 
+_HANDLER = _Stdout()
+_HANDLER.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
+_HANDLER.addFilter(_Context())
+
+
 def level_of(quiet: bool = False, verbose: bool = False) -> int:
     return logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
 
@@ -66,16 +71,11 @@ def configure(level: int = logging.INFO) -> None:
     """Send the project's log lines to standard output in FORMAT at `level`; idempotent (one
     handler, however often a job's main runs in a process). Other libraries' loggers keep their
     own configuration."""
-    handler = next((h for h in logging.root.handlers if isinstance(h, _Stdout)), None)
-    if handler is None:
-        handler = _Stdout()
-        handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
-        handler.addFilter(_Context())
     for name in PACKAGES:
         logger = logging.getLogger(name)
         logger.setLevel(level)
-        if handler not in logger.handlers:
-            logger.addHandler(handler)
+        if _HANDLER not in logger.handlers:
+            logger.addHandler(_HANDLER)
         logger.propagate = False
 
 
