@@ -175,6 +175,8 @@ def validate_batch(
     try:
         publish([batch], checks=checks, report=report)
     except PublishRefused:
+        if "error" in result:
+            raise result["error"] from None
         if result.get("success", True):
             raise
         summary["gate"] = "failed"
@@ -236,15 +238,21 @@ def _gate(
 ) -> tuple[Check, dict[str, Any]]:
     """The feed's expectation suite as a check of the batch's routed rows (staged as Parquet).
     It writes the validation report (its path goes to `found["report"]`, and the gate to
-    `summary`); the returned dict gets the suite's result."""
+    `summary`); the returned dict gets the suite's result, or the `error` it could not run with."""
     outcome: dict[str, Any] = {}
     batch_id = summary["batch_id"]
 
     def run() -> str | None:
         canonical = conform.canonical_columns(routed) + [conform.RULE]
-        result = run_suite(
-            routed.select(*canonical), settings.suite_path(contract), run_name=f"{contract.name}-{batch_id}"
-        )
+        try:
+            result = run_suite(
+                routed.select(*canonical),
+                settings.suite_path(contract),
+                run_name=f"{contract.name}-{batch_id}",
+            )
+        except Exception as exc:  # a suite that cannot run: raised as it is (see validate_batch)
+            outcome["error"] = exc
+            raise
         outcome.update(result)
         report = write_report(
             lake.reports("validation", contract.name),

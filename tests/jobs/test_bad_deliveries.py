@@ -23,6 +23,7 @@ from riskradar.audit import read_audit
 from riskradar.catalog import read_quarantine, read_silver
 from riskradar.config import load_settings
 from riskradar.errors import (
+    ConfigError,
     DeliveryRejected,
     PublishRefused,
     RiskradarError,
@@ -541,3 +542,19 @@ def test_a_failing_validation_check_publishes_nothing_and_leaves_the_published_s
         "police_crimes"
     ]
     assert (summary["batch_id"], summary["new"], summary["gate"]) == (batch, 4, "passed")
+
+
+def test_a_suite_that_cannot_run_raises_its_own_error_and_publishes_nothing(
+    spark, tmp_path: Path, monkeypatch
+):
+    settings, lake, _, _ = _two_deliveries(tmp_path)
+    ingest.main(["--partner", "police_crimes"], settings=settings, spark=spark)
+
+    def unreadable(*args, **kwargs):
+        raise ConfigError("police_crimes.json: the suite cannot be loaded: broken")
+
+    monkeypatch.setattr(validation, "run_suite", unreadable)
+    with pytest.raises(ConfigError, match=r"^police_crimes.json: the suite cannot be loaded: broken$"):
+        validate.main(["--partner", "police_crimes"], settings=settings, spark=spark)
+    assert not lake.state("police_crimes").exists()  # nothing committed, not even a rejection
+    assert not list(lake.root.glob("silver/**/r-*"))
