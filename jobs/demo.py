@@ -46,7 +46,9 @@ def main(
         """One step, as `riskradar <command>` runs it (the CLI's command table names its job),
         in this process with this session and config."""
         job = importlib.import_module(COMMANDS[command][0])
-        return job.main([*arguments, "--config", settings.config_file], settings=settings, spark=spark)
+        loudness = ["--quiet"] if args.quiet else ["--verbose"] if args.verbose else []
+        argv = [*arguments, *loudness, "--config", settings.config_file]
+        return job.main(argv, settings=settings, spark=spark)
 
     run("ingest", "--all")
     run("validate", "--all")
