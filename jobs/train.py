@@ -31,10 +31,19 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features.panel import PanelSpec, feature_columns, role_indicators
-from models.backtest import BacktestResult, Frames, backtest_candidate, fits_per_backtest, run_baseline
+from models.backtest import (
+    BacktestResult,
+    Frames,
+    PairedComparison,
+    backtest_candidate,
+    compare_paired,
+    fits_per_backtest,
+    run_baseline,
+)
 from models.baselines import HistoryRate, baselines_for
 from models.estimators import fit_weighted, make_candidates
 from models.gate import BASELINE_CHAMPION_REASON, baseline_serves_reason, best_of, champion_recipe, gate
+from models.metrics import PairedInterval
 from models.strata import exposure_strata, strata_indicator
 from reports.model_card import Training, comparison_table, gate_decision, model_card, summary_table
 from reports.plots import write_result_artifacts
@@ -208,6 +217,8 @@ def train_target(
     results, champion_value = backtest_all(target, frames, training, baselines, recipe)
     metric = training.promotion_metric
     best, best_baseline = best_of(results, "candidate", metric), best_of(results, "baseline", metric)
+    block = training.paired_block_weeks or training.refit_every_weeks
+    paired = compare_paired(results, best_baseline, metric, block=block, seed=training.seed)
     with _phase("final fit"):
         final = make_candidates({best.name: training.candidates[best.name]})[best.name]
         fit_weighted(final, frames.train, frames.features, label=label, weight="sample_weight")
@@ -216,13 +227,16 @@ def train_target(
     with mlflow.start_run(run_name=f"train-{target}", tags=tags) as parent:
         strata = exposure_strata(frames.evaluate, strata_indicator(settings))
         with _phase("log runs"):
-            child_runs = _log_backtest(lake, frames, training, empty, results, strata, tags)
-        _log_comparison(results, best, best_baseline, metric)
+            child_runs = _log_backtest(lake, frames, training, empty, results, strata, tags, paired)
+        _log_comparison(results, best, best_baseline, paired)
         with _phase("registration"):
             version = register_model(final, "model", frames.train[frames.features].head(50), name)
         with _phase("gate"):
-            alias, reason = gate(best, best_baseline, champion_value, metric, training.promotion_margin)
-            _set_alias(client, name, version, alias, reason, best, training)
+            gain = paired.gains[best.name]
+            alias, reason = gate(
+                best, best_baseline, champion_value, metric, training.promotion_margin, paired=gain
+            )
+            _set_alias(client, name, version, alias, reason, best, training, gain)
             champion_version = version if alias == CHAMPION else None
             if alias != CHAMPION and current_champion is None:
                 # Nothing to score with yet and no learned model beats the baseline: the best
@@ -233,7 +247,7 @@ def train_target(
                 )
                 reason = baseline_serves_reason(reason, best_baseline, champion_version)
             mlflow.log_text(reason, "gate_decision.txt")
-        training_done = Training(target, frames, results, best, best_baseline, strata, panel.columns)
+        training_done = Training(target, frames, results, best, best_baseline, strata, panel.columns, paired)
         card = model_card(settings, training_done)
         card += gate_decision(name, best, version, alias, reason, champion_version)
         mlflow.log_text(card, "model_card.md")
@@ -248,6 +262,7 @@ def train_target(
         "weeks": [int(frames.origins[0]), int(frames.origins[-1])],
         "results": {r.name: r for r in results},
         "child_runs": child_runs,
+        "paired": paired,
     }
 
 
@@ -290,10 +305,11 @@ def _log_backtest(
     results: list[BacktestResult],
     strata: pd.DataFrame,
     tags: dict[str, str],
+    paired: PairedComparison,
 ) -> dict[str, str]:
     """Into the active (parent) run: the training's parameters and input; a child run per
-    backtested model (the parent's `tags` and its kind) with its metrics and artifacts. The
-    child run ids by model name."""
+    backtested model (the parent's `tags` and its kind) with its metrics and artifacts, and for
+    a candidate its paired comparison with the best baseline. The child run ids by model name."""
     import mlflow
 
     train, evaluate, origins = frames.train, frames.evaluate, frames.origins
@@ -308,6 +324,8 @@ def _log_backtest(
             "horizon_weeks": frames.horizon,
             "backtest_weeks": training.backtest_weeks,
             "refit_every_weeks": training.refit_every_weeks,
+            "paired_block_weeks": paired.block,
+            "paired_n_boot": paired.n_boot,
             "zero_row_fraction": training.zero_row_fraction,
             "n_features": len(frames.features),
             "features_left_out_empty": ",".join(empty) or "none",
@@ -323,29 +341,53 @@ def _log_backtest(
         run_tags = {**tags, "riskradar.kind": result.kind}
         with mlflow.start_run(run_name=result.name, nested=True, tags=run_tags) as run:
             child_runs[result.name] = run.info.run_id
-            _log_result(result, strata, training.candidates.get(result.name))
+            _log_result(result, strata, training.candidates.get(result.name), paired)
     return child_runs
 
 
 def _log_comparison(
-    results: list[BacktestResult], best: BacktestResult, best_baseline: BacktestResult, metric: str
+    results: list[BacktestResult],
+    best: BacktestResult,
+    best_baseline: BacktestResult,
+    paired: PairedComparison,
 ) -> None:
-    """Into the active run: the best candidate's and baseline's means and the comparison table."""
+    """Into the active run: the best candidate's and baseline's means, the best candidate's
+    paired gain over that baseline and the comparison table."""
     import mlflow
 
+    metric, gain = paired.metric, paired.gains[best.name]
     mlflow.log_metrics(
-        {f"best_{metric}_mean": best.mean(metric), f"best_baseline_{metric}_mean": best_baseline.mean(metric)}
+        {
+            f"best_{metric}_mean": best.mean(metric),
+            f"best_baseline_{metric}_mean": best_baseline.mean(metric),
+            f"best_paired_gain_{metric}_mean": gain.mean,
+            f"best_paired_gain_{metric}_low": gain.low,
+            f"best_paired_gain_{metric}_high": gain.high,
+        }
     )
-    mlflow.log_text(comparison_table(results), "comparison.md")
+    mlflow.log_text(comparison_table(results, paired), "comparison.md")
 
 
-def _log_result(result: BacktestResult, strata: pd.DataFrame, params: dict[str, Any] | None) -> None:
-    """Into the active run: a model's hyperparameters, its summary and weekly metrics, and the
-    artifacts of `reports.plots`."""
+def _log_result(
+    result: BacktestResult, strata: pd.DataFrame, params: dict[str, Any] | None, paired: PairedComparison
+) -> None:
+    """Into the active run: a model's hyperparameters, its summary and weekly metrics, a
+    candidate's paired gain over the best baseline and the artifacts of `reports.plots`."""
     import mlflow
 
     if params:
         mlflow.log_params(params)
+    gain = paired.gains.get(result.name)
+    if gain is not None:
+        key = f"paired_gain_{paired.metric}"
+        mlflow.log_metrics(
+            {
+                f"{key}_mean": gain.mean,
+                f"{key}_low": gain.low,
+                f"{key}_high": gain.high,
+                "weeks_won": gain.won,
+            }
+        )
     for name, interval in result.summary.items():
         mlflow.log_metrics(
             {f"{name}_mean": interval.mean, f"{name}_low": interval.low, f"{name}_high": interval.high}
@@ -356,14 +398,22 @@ def _log_result(result: BacktestResult, strata: pd.DataFrame, params: dict[str, 
             step=int(row["week_idx"]),
         )
     with tempfile.TemporaryDirectory() as tmp:
-        write_result_artifacts(result, strata, Path(tmp))
+        write_result_artifacts(result, strata, Path(tmp), paired.weekly.get(result.name))
         mlflow.log_artifacts(tmp)
 
 
 def _set_alias(
-    client, name: str, version: str, alias: str, reason: str, best: BacktestResult, training
+    client,
+    name: str,
+    version: str,
+    alias: str,
+    reason: str,
+    best: BacktestResult,
+    training,
+    gain: PairedInterval,
 ) -> None:
-    """The gate's alias on the new version, its reason on the run and on the version."""
+    """The gate's alias on the new version, its reason on the run and on the version, and the
+    best candidate's paired gain over the best baseline on the version."""
     import mlflow
 
     metric = training.promotion_metric
@@ -380,6 +430,7 @@ def _set_alias(
             f"{metric}_mean": repr(best.mean(metric)),
             "candidate": best.name,
             "params": json.dumps(training.candidates[best.name]),
+            f"paired_gain_{metric}": gain.text(),
         },
     )
 

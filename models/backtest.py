@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.base import RegressorMixin, clone
 
 from models.estimators import fit_weighted
-from models.metrics import COVERAGES, Interval, bootstrap_mean, week_metrics
+from models.metrics import COVERAGES, Interval, PairedInterval, bootstrap_mean, paired_gain, week_metrics
 
 Baseline = Callable[[pd.DataFrame], np.ndarray]
 
@@ -148,6 +148,51 @@ def backtest_candidate(
     last_block = evaluate[evaluate["week_idx"] >= frames.origins[-1] - refit_every + 1]
     result.importances = permutation_importances(model, last_block, frames.features, frames.label, seed=seed)
     return result
+
+
+def paired_weekly(candidate: BacktestResult, baseline: BacktestResult, metric: str) -> pd.DataFrame:
+    """One row per backtest week of either: week, candidate, baseline (their `metric` that
+    week) and difference (candidate - baseline; NaN where either is undefined)."""
+    a = candidate.weekly[["week_idx", metric]].rename(columns={"week_idx": "week", metric: "candidate"})
+    b = baseline.weekly[["week_idx", metric]].rename(columns={"week_idx": "week", metric: "baseline"})
+    table = a.merge(b, on="week", how="outer", validate="one_to_one").sort_values("week", ignore_index=True)
+    table["difference"] = table["candidate"] - table["baseline"]
+    return table
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Every candidate against one baseline (the best, which the gate compares with), week by
+    week on `metric`: the weekly table and the paired gain of each candidate, by name, from a
+    circular block bootstrap with runs of `block` weeks, `n_boot` resamples and `seed`."""
+
+    baseline: str
+    metric: str
+    block: int
+    n_boot: int
+    seed: int
+    weekly: dict[str, pd.DataFrame]
+    gains: dict[str, PairedInterval]
+
+
+def compare_paired(
+    results: list[BacktestResult],
+    baseline: BacktestResult,
+    metric: str,
+    *,
+    block: int,
+    n_boot: int = 5000,
+    seed: int = 0,
+) -> PairedComparison:
+    """The paired gain of each candidate in `results` over `baseline` on `metric`."""
+    weekly = {r.name: paired_weekly(r, baseline, metric) for r in results if r.kind == "candidate"}
+    gains = {
+        name: paired_gain(
+            table["candidate"].to_numpy(), table["baseline"].to_numpy(), block=block, n_boot=n_boot, seed=seed
+        )
+        for name, table in weekly.items()
+    }
+    return PairedComparison(baseline.name, metric, block, n_boot, seed, weekly, gains)
 
 
 def pai_curve(predictions: pd.DataFrame, coverages: np.ndarray) -> np.ndarray:

@@ -3,7 +3,8 @@
 Pure: it compares backtest results and returns the alias with the reason in words; the train
 job sets the alias and logs the reason. A learned candidate becomes `champion` only if its mean
 promotion metric beats the best baseline and the current champion's (the champion's recipe
-backtested on today's data) by the margin; otherwise it is a `challenger`.
+backtested on today's data) by the margin; otherwise it is a `challenger`. The paired gain of the
+best candidate over the best baseline (with its interval) is appended to the reason, not enforced.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from models.backtest import BacktestResult
 from models.estimators import FACTORIES
+from models.metrics import PairedInterval
 from riskradar.registry import CHAMPION
 
 CHALLENGER = "challenger"
@@ -31,10 +33,26 @@ def best_of(results: list[BacktestResult], kind: str, metric: str) -> BacktestRe
 
 
 def gate(
-    best: BacktestResult, baseline: BacktestResult, champion: float | None, metric: str, margin: float
+    best: BacktestResult,
+    baseline: BacktestResult,
+    champion: float | None,
+    metric: str,
+    margin: float,
+    *,
+    paired: PairedInterval | None = None,
 ) -> tuple[str, str]:
     """(alias, reason): champion only if `best` beats the best baseline and the current
-    champion's value (None: no champion yet) by the margin."""
+    champion's value (None: no champion yet) by the margin. `paired`, the paired gain of `best`
+    over `baseline` with its interval, is appended to the reason: reported, never enforced."""
+    alias, reason = _rule(best, baseline, champion, metric, margin)
+    if paired is not None:
+        reason += f"; paired gain over {baseline.name}, {metric} {paired.text()}"
+    return alias, reason
+
+
+def _rule(
+    best: BacktestResult, baseline: BacktestResult, champion: float | None, metric: str, margin: float
+) -> tuple[str, str]:
     value, base = best.mean(metric), baseline.mean(metric)
     if not value > base + margin:
         return CHALLENGER, (

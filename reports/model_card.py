@@ -6,6 +6,8 @@ Pure text from the config, the backtest results and the gate's decision.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from features.panel import role_indicators, week_of
-from models.backtest import BacktestResult, Frames
+from models.backtest import BacktestResult, Frames, PairedComparison
+from models.metrics import PairedInterval
 from models.strata import ONE_STRATUM, strata_indicator
 from riskradar.catalog import model_name
 from riskradar.config import Settings
@@ -23,7 +26,7 @@ from riskradar.config import Settings
 class Training:
     """What the card describes: the target, the backtest's frames (label, the features the
     candidates saw, origins), the backtested models, the best candidate and baseline, the
-    exposure strata and the panel's columns."""
+    exposure strata, the panel's columns and the paired comparison with the best baseline."""
 
     target: str
     frames: Frames
@@ -32,22 +35,72 @@ class Training:
     best_baseline: BacktestResult
     strata: pd.DataFrame
     columns: list[str]
+    paired: PairedComparison | None = None
 
 
-def comparison_table(results: list[BacktestResult]) -> str:
-    """Markdown: one row per model, best PAI@3% first, means with their 95% intervals."""
-    lines = [
-        "| model | kind | PAI@1% | PAI@3% | PAI@5% | PEI*@3% | deviance |",
-        "|---|---|---|---|---|---|---|",
-    ]
+def metric_label(metric: str) -> str:
+    """How a table names a metric: pai_3 -> PAI@3 (the share of area flagged, in %)."""
+    found = re.fullmatch(r"(pai|pei|hit_rate)_(\d+)", metric)
+    if found is None:
+        return metric
+    return {"pai": "PAI", "pei": "PEI*", "hit_rate": "hit rate"}[found[1]] + f"@{found[2]}"
+
+
+def paired_header(paired: PairedComparison) -> str:
+    return f"paired gain vs {paired.baseline}, {metric_label(paired.metric)} [95% CI] (weeks won)"
+
+
+def paired_cell(gain: PairedInterval) -> str:
+    """E.g. "+0.42 [+0.18, +0.66] (19/26)"."""
+    if gain.weeks == 0:
+        return "n/a"
+    return f"{gain.mean:+.2f} [{gain.low:+.2f}, {gain.high:+.2f}] ({gain.won}/{gain.weeks})"
+
+
+def comparison_table(results: list[BacktestResult], paired: PairedComparison | None = None) -> str:
+    """Markdown: one row per model, best PAI@3% first, means with their 95% intervals and, with
+    `paired`, each candidate's paired gain over the best baseline (whose own row is the
+    reference, 0)."""
+    head = "| model | kind | PAI@1% | PAI@3% | PAI@5% | PEI*@3% | deviance |"
+    if paired is not None:
+        head += f" {paired_header(paired)} |"
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in sorted(results, key=lambda r: -np.nan_to_num(r.mean("pai_3"), nan=-1)):
         cells = [
             f"{r.summary[m].mean:.2f} [{r.summary[m].low:.2f}, {r.summary[m].high:.2f}]"
             for m in ("pai_1", "pai_3", "pai_5")
         ]
         pei, dev = r.mean("pei_3"), r.mean("deviance")
-        lines.append(f"| {r.name} | {r.kind} | {' | '.join(cells)} | {pei:.3f} | {dev:.4f} |")
+        row = f"| {r.name} | {r.kind} | {' | '.join(cells)} | {pei:.3f} | {dev:.4f} |"
+        if paired is not None:
+            gain = paired.gains.get(r.name)
+            reference = "0 (reference)" if r.name == paired.baseline else ""
+            row += f" {paired_cell(gain) if gain is not None else reference} |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
+
+
+def paired_section(paired: PairedComparison | None) -> str:
+    """The card's section on the paired comparison: the method in two sentences, the numbers."""
+    if paired is None or not paired.gains:
+        return ""
+    label = metric_label(paired.metric)
+    weeks = max(g.weeks for g in paired.gains.values())
+    rows = "\n".join(f"| {name} | {paired_cell(g)} |" for name, g in paired.gains.items())
+    return f"""
+## Paired comparison with the best baseline
+The gain is the mean, over the backtest weeks where both are defined, of a candidate's {label} minus
+that of {paired.baseline} (the baseline the gate compares with). Its 95% interval is the percentile
+interval of {paired.n_boot} circular block-bootstrap resamples of those weeks in runs of {paired.block}
+consecutive weeks (seed {paired.seed}), because the weeks one fit predicts share its errors.
+
+With {weeks} weeks in {math.ceil(weeks / paired.block)} blocks the interval is approximate: read it with
+the weeks won. The gate reports it with its decision and does not enforce it.
+
+| candidate | {paired_header(paired)} |
+|---|---|
+{rows}
+"""
 
 
 def absent_parts(settings: Settings, columns: list[str]) -> list[str]:
@@ -146,9 +199,9 @@ Partners: {partners}. Label `{frames.label}`. {len(frames.features)} features fr
 {absent_text}
 
 ## Metrics (mean over backtest weeks, 95% bootstrap interval)
-{comparison_table(t.results)}
+{comparison_table(t.results, t.paired)}
 Best candidate: **{t.best.name}**; best baseline: **{t.best_baseline.name}**.
-
+{paired_section(t.paired)}
 ## Limitations
 - Police counts reflect where incidents are recorded, not where they all happen; officer-initiated
   categories follow patrol patterns (config `features.discovered_weight` controls their weight).
@@ -190,5 +243,5 @@ def summary_table(target: str, result: dict[str, Any]) -> str:
     rows = [
         f"train {target}: {result['model']} v{result['version']} -> {result['alias']} ({result['reason']})"
     ]
-    rows.append(comparison_table(list(result["results"].values())))
+    rows.append(comparison_table(list(result["results"].values()), result.get("paired")))
     return "\n".join(rows)

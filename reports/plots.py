@@ -1,5 +1,5 @@
 """The artifacts of one backtested model: its weekly metrics, PAI curve, calibration, exposure
-table and permutation importances, as CSV files and PNG plots in a folder.
+table, permutation importances and weekly paired comparison, as CSV files and PNG plots in a folder.
 
 The train job logs the folder to the model's MLflow run. Names of the files are part of the
 contract (the MLflow UI, the tests and the model card refer to them).
@@ -72,10 +72,15 @@ def plot_importances(result: BacktestResult, importances: pd.DataFrame, path: Pa
     _save(fig, path)
 
 
-def write_result_artifacts(result: BacktestResult, strata: pd.DataFrame, out: Path) -> None:
-    """Into `out`: weekly_metrics.csv, pai_curve.png, calibration.csv/.png, exposure_3pct.csv
-    and, for a result with importances, permutation_importances.csv/.png."""
+def write_result_artifacts(
+    result: BacktestResult, strata: pd.DataFrame, out: Path, paired_weekly: pd.DataFrame | None = None
+) -> None:
+    """Into `out`: weekly_metrics.csv, pai_curve.png, calibration.csv/.png, exposure_3pct.csv,
+    for a result with importances permutation_importances.csv/.png and, given its weekly paired
+    comparison with the best baseline (week, candidate, baseline, difference), paired_weekly.csv."""
     result.weekly.to_csv(out / "weekly_metrics.csv", index=False)
+    if paired_weekly is not None:
+        paired_weekly.to_csv(out / "paired_weekly.csv", index=False)
     plot_pai_curve(result, out / "pai_curve.png")
     cal = calibration_table(result)
     cal.to_csv(out / "calibration.csv", index=False)

@@ -438,6 +438,12 @@ class TrainingConfig(_Model):
     seed: int = 42
     promotion_metric: str = "pai_3"
     promotion_margin: float = Field(0.0, ge=0.0, description="absolute margin on the promotion metric")
+    paired_block_weeks: int | None = Field(
+        None,
+        ge=1,
+        description="weeks per block of the bootstrap of the paired gain over the best baseline; "
+        "null: refit_every_weeks (the weeks one fit predicts share its errors)",
+    )
     candidates: dict[str, dict[str, Any]] = Field(min_length=1)
 
 

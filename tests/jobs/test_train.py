@@ -15,12 +15,16 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from synthetic_panel import GOOD, WORSE, synthetic_settings, write_synthetic_panel
 
 from jobs import train
+from models.metrics import paired_gain
+from reports.model_card import paired_cell
 from riskradar.audit import read_audit
 from riskradar.errors import ConfigError, NothingToDo
 from riskradar.lake import Lake
@@ -55,6 +59,87 @@ def test_best_candidate_beats_the_baselines_and_becomes_champion(trained):
     assert "beats the best baseline" in first["reason"] and "(no champion yet)" in first["reason"]
     # the candidate learnt from the one informative column, and the importances say so
     assert results["hgb_poisson"].importances["feature"].iloc[0] == "hardship_index"
+
+
+def _download(client, run_id: str, path: str, tmp) -> Path:
+    return Path(client.download_artifacts(run_id, path, str(tmp)))
+
+
+def test_the_paired_gain_over_the_best_baseline_is_reported_everywhere_alike(trained, tmp_path):
+    """comparison.md, the model card, each candidate's child run (metrics and
+    paired_weekly.csv), the version's tag and the gate's reason show one paired gain."""
+    from mlflow import MlflowClient
+
+    _, settings, first = trained
+    results, paired = first["results"], first["paired"]
+    client = MlflowClient(tracking_uri(settings, Lake(settings.lake_root)))
+    best_baseline = max((r for r in results.values() if r.kind == "baseline"), key=lambda r: r.mean("pai_3"))
+    # paired_block_weeks is null: blocks of refit_every_weeks (2)
+    assert (paired.baseline, paired.metric, paired.block) == (best_baseline.name, "pai_3", 2)
+    assert set(paired.gains) == {"hgb_poisson", "poisson_glm"}
+    comparison = _download(client, first["run_id"], "comparison.md", tmp_path).read_text().splitlines()
+    assert comparison[0].endswith(f"| paired gain vs {best_baseline.name}, PAI@3 [95% CI] (weeks won) |")
+    (reference,) = [line for line in comparison if line.startswith(f"| {best_baseline.name} | baseline |")]
+    assert reference.endswith(" | 0 (reference) |")
+    card = _download(client, first["run_id"], "model_card.md", tmp_path).read_text()
+    assert "## Paired comparison with the best baseline" in card
+    weeks = list(range(first["weeks"][0], first["weeks"][1] + 1))
+    for name, gain in paired.gains.items():
+        run = client.get_run(first["child_runs"][name])
+        weekly = pd.read_csv(_download(client, run.info.run_id, "paired_weekly.csv", tmp_path / name))
+        assert list(weekly.columns) == ["week", "candidate", "baseline", "difference"]
+        assert weekly["week"].tolist() == weeks
+        assert weekly["candidate"].tolist() == pytest.approx(
+            results[name].weekly["pai_3"].tolist(), nan_ok=True
+        )
+        assert weekly["baseline"].tolist() == pytest.approx(
+            best_baseline.weekly["pai_3"].tolist(), nan_ok=True
+        )
+        again = paired_gain(
+            weekly["candidate"].to_numpy(),
+            weekly["baseline"].to_numpy(),
+            block=2,
+            seed=settings.training.seed,
+        )
+        assert again == gain  # the artifact holds exactly the weeks the interval was drawn from
+        assert gain.weeks == weekly["difference"].notna().sum() == 4
+        assert gain.won == (weekly["difference"] > 0).sum()
+        assert gain.low <= gain.mean <= gain.high
+        metrics = run.data.metrics
+        assert {k: metrics[k] for k in metrics if "paired" in k or k == "weeks_won"} == pytest.approx(
+            {
+                "paired_gain_pai_3_mean": gain.mean,
+                "paired_gain_pai_3_low": gain.low,
+                "paired_gain_pai_3_high": gain.high,
+                "weeks_won": gain.won,
+            }
+        )
+        (row,) = [line for line in comparison if line.startswith(f"| {name} | candidate |")]
+        assert row.endswith(f" {paired_cell(gain)} |")
+        assert f"| {name} | {paired_cell(gain)} |" in card
+    baseline_runs = [n for n, r in results.items() if r.kind == "baseline"]
+    assert not any("weeks_won" in client.get_run(first["child_runs"][n]).data.metrics for n in baseline_runs)
+    # the registered version is the best candidate's: its tag, the reason and the parent run agree
+    version_tags = client.get_model_version("riskradar-burglary", first["version"]).tags
+    best = version_tags["candidate"]
+    gain, tag = paired.gains[best], version_tags["paired_gain_pai_3"]
+    assert tag == gain.text()
+    assert first["reason"].startswith(f"{best} pai_3 ")
+    assert re.fullmatch(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\], \d/4 weeks", tag), tag
+    assert first["reason"].endswith(f" by more than 0.0; paired gain over {best_baseline.name}, pai_3 {tag}")
+    assert version_tags["gate_reason"] == first["reason"]
+    parent = client.get_run(first["run_id"]).data.metrics
+    assert parent["best_paired_gain_pai_3_mean"] == pytest.approx(gain.mean)
+    assert parent["best_paired_gain_pai_3_low"] == pytest.approx(gain.low)
+    assert f"registered as v{first['version']} with the alias `champion`: {first['reason']}." in card
+
+
+def test_the_paired_block_is_a_positive_number_of_weeks_or_null(tmp_path):
+    assert synthetic_settings(tmp_path).training.paired_block_weeks is None
+    assert synthetic_settings(tmp_path, **{"training.paired_block_weeks": 3}).training.paired_block_weeks == 3
+    for wrong, allowed in ((0, "greater than or equal to 1"), (2.5, "valid integer")):
+        with pytest.raises(ConfigError, match=rf"key 'training.paired_block_weeks' = {wrong}: .*{allowed}"):
+            synthetic_settings(tmp_path, **{"training.paired_block_weeks": wrong})
 
 
 def test_a_worse_model_does_not_become_champion_and_the_reason_is_recorded(trained, spark):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from synthetic_panel import synthetic_settings
 
-from reports.model_card import absent_parts
+from models.backtest import BacktestResult, compare_paired
+from models.metrics import bootstrap_mean
+from reports.model_card import absent_parts, comparison_table, paired_cell, paired_section
 
 
 def test_the_card_names_the_parts_the_city_lacks(tmp_path):
@@ -17,3 +20,63 @@ def test_the_card_names_the_parts_the_city_lacks(tmp_path):
     ]
     missing = "no area indicators in gold.features (census_indicators had published nothing)"
     assert absent_parts(settings, [])[1] == missing
+
+
+def _result(name: str, kind: str, pai_3: list[float]) -> BacktestResult:
+    weekly = pd.DataFrame(
+        {
+            "week_idx": range(10, 10 + len(pai_3)),
+            "pai_1": pai_3,
+            "pai_3": pai_3,
+            "pai_5": pai_3,
+            "pei_3": 0.5,
+            "deviance": 0.1,
+        }
+    )
+    summary = {m: bootstrap_mean(weekly[m].to_numpy()) for m in weekly.columns if m != "week_idx"}
+    return BacktestResult(name, kind, weekly, pd.DataFrame(), summary)
+
+
+def test_the_comparison_table_and_the_card_show_each_candidates_paired_gain():
+    nan = float("nan")
+    base = _result("prior_52w", "baseline", [4.0, 5.0, 6.0, 5.0, nan, 4.0])
+    other = _result("prior_1w", "baseline", [1.0] * 6)
+    hgb = _result("hgb", "candidate", [5.0, 5.0, 7.0, 5.5, 3.0, 4.0])
+    glm = _result("glm", "candidate", [3.0, 4.0, 5.0, 4.0, 2.0, nan])
+    paired = compare_paired([base, other, hgb, glm], base, "pai_3", block=2, n_boot=500, seed=3)
+    assert set(paired.gains) == {"hgb", "glm"}
+    # hgb: differences 1, 0, 1, 0.5, (undefined), 0 -> mean 0.5, won 3 of 5
+    expected = pd.DataFrame(
+        {
+            "week": [10, 11, 12, 13, 14, 15],
+            "candidate": [5.0, 5.0, 7.0, 5.5, 3.0, 4.0],
+            "baseline": [4.0, 5.0, 6.0, 5.0, nan, 4.0],
+            "difference": [1.0, 0.0, 1.0, 0.5, nan, 0.0],
+        }
+    )
+    pd.testing.assert_frame_equal(paired.weekly["hgb"], expected)
+    hgb_gain, glm_gain = paired.gains["hgb"], paired.gains["glm"]
+    assert (hgb_gain.mean, hgb_gain.weeks, hgb_gain.won) == (0.5, 5, 3)
+    assert (glm_gain.mean, glm_gain.weeks, glm_gain.won) == (-1.0, 4, 0)
+    assert glm_gain.low == glm_gain.high == -1.0  # the same difference every week
+
+    lines = comparison_table([base, other, hgb, glm], paired).splitlines()
+    assert lines[0].endswith("| deviance | paired gain vs prior_52w, PAI@3 [95% CI] (weeks won) |")
+    assert lines[1] == "|---|---|---|---|---|---|---|---|"
+    rows = {line.split(" | ")[0].lstrip("| "): line.rsplit(" | ", 1)[1] for line in lines[2:]}
+    assert rows == {
+        "hgb": f"{paired_cell(hgb_gain)} |",
+        "prior_52w": "0 (reference) |",
+        "glm": "-1.00 [-1.00, -1.00] (0/4) |",
+        "prior_1w": " |",
+    }
+    assert paired_cell(hgb_gain) == f"+0.50 [{hgb_gain.low:+.2f}, {hgb_gain.high:+.2f}] (3/5)"
+    section = paired_section(paired)
+    assert "## Paired comparison with the best baseline" in section
+    assert "500 circular block-bootstrap resamples" in section and "runs of 2" in section
+    assert "seed 3" in section and "With 5 weeks in 3 blocks" in section
+    assert f"| hgb | {paired_cell(hgb_gain)} |" in section
+    assert "| glm | -1.00 [-1.00, -1.00] (0/4) |" in section
+    assert paired_section(None) == ""
+    # without a paired comparison, the table is as before
+    assert comparison_table([hgb]).splitlines()[0].endswith("| deviance |")
