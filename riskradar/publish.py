@@ -11,8 +11,8 @@ published before stays visible and unchanged when a check fails.
                    run_id=run_id, owned=[{"week": w} for w in weeks])
     publish([staged], checks=[rows_equal("panel rows", staged.count, expected)], report=path)
 
-`publish_df` is the one-table shorthand. A job whose publication is a commit of its own (the
-validation's run folders, named by one commit record) passes a `Staged` with that commit.
+A job whose publication is a commit of its own (the validation's run folders, named by one
+commit record) passes a `Staged` with that commit.
 """
 
 from __future__ import annotations
@@ -142,20 +142,3 @@ def publish(staged: Sequence[Staged], *, checks: Iterable[Check] = (), report: P
             f"nothing published to {', '.join(i.name for i in staged)}: {summary} (report {report})"
         )
     return [item.commit() for item in staged]
-
-
-def publish_df(
-    df: DataFrame,
-    table: Path,
-    *,
-    partition_cols: Sequence[str],
-    owned: Iterable[Mapping[str, str]],
-    owner: str,
-    run_id: str,
-    checks: Callable[[StagedPartitions], Iterable[Check]] = lambda staged: (),
-    report: Path,
-) -> list[str]:
-    """Stage `df` into `table`, run `checks(staged)` on it, publish it or nothing (see publish);
-    returns the published partitions."""
-    staged = stage(df, table, partition_cols=partition_cols, owned=owned, owner=owner, run_id=run_id)
-    return publish([staged], checks=checks(staged), report=report)[0]
