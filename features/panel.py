@@ -11,6 +11,12 @@ included, with the columns of `panel_schema(spec)`:
 - `s_<feed>_w<k>`: other partners' signals (e.g. 311 complaints), same windows;
 - `hist_<target>_w<k>`, `histd_<target>_hl<h>`: the target's own past counts (what the
   naive baselines predict from);
+- long run (switched on in the config): `n_<group>_all`, `hist_<target>_all` (all history to
+  date), `histr_<target>_all` (that count per week of history); `ly_<group>`,
+  `histly_<target>` (the same weeks last year: t-lag-w .. t-lag+w);
+- near repeat (`near_repeat`): `wsl_<target>`, `wsl3_<target>` (weeks since the last event
+  in the cell / its 3x3 cells, capped; also for the listed groups), `d3_<target>_hl<h>` (the
+  target's 3x3 counts decayed);
 - area covariates: the indicators of the area holding the cell (role `area_indicators`);
 - `weather_prev_<name>`: last week's value of each weekly measure of the series with the role
   `weather` (weeks the series covers fully only);
@@ -20,7 +26,11 @@ included, with the columns of `panel_schema(spec)`:
   data end before the horizon does).
 
 A feature of week t only uses events that occurred before week t starts: every window ends
-one week before t (`rangeBetween(-k, -1)`); only labels look at week t and later.
+one week before t; only labels look at week t and later. Windowed counts come from one running
+sum per series over the weeks before t, cum(t) = sum_{s<t} c(s): the count of the k weeks
+before t is cum(t) - cum(t-k), cum(t-k) being the row k places back. That needs every cell to
+have one row per week from the history's start, which `_dense_counts` builds (the cells x the
+consecutive weeks); a row lag is then a week lag.
 """
 
 from __future__ import annotations
@@ -37,16 +47,30 @@ from riskradar.catalog import (
     CALENDAR_FEATURES,
     WEATHER_PREFIX,
     Feature,
+    all_history_count,
     area_indicator,
     decayed_count,
+    decayed_target_around,
     decayed_target_history,
     event_count,
     label_column,
+    last_year_count,
+    last_year_target_history,
     signal_count,
     target_history,
+    target_history_all,
+    target_history_rate,
     weather_feature,
+    weeks_since_last,
 )
-from riskradar.config import CalendarConfig, Settings, TargetConfig, WeeklyMeasure
+from riskradar.config import (
+    CalendarConfig,
+    LastYearConfig,
+    NearRepeatConfig,
+    Settings,
+    TargetConfig,
+    WeeklyMeasure,
+)
 
 EPOCH_MONDAY = date(1970, 1, 5)
 NEIGHBOURHOODS = (3, 5)  # the spatial lags: counts over the 3x3 and 5x5 cells around
@@ -71,6 +95,9 @@ class PanelSpec:
     indicators: list[str] = field(default_factory=list)
     # feature name (after WEATHER_PREFIX) -> the daily measure and how a week aggregates it
     weather: dict[str, WeeklyMeasure] = field(default_factory=dict)
+    all_history: bool = False
+    last_year: LastYearConfig | None = None
+    near_repeat: NearRepeatConfig | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, indicators: list[str]) -> PanelSpec:
@@ -93,6 +120,9 @@ class PanelSpec:
             calendar=f.calendar,
             indicators=indicators,
             weather=dict(weather.weekly) if weather else {},
+            all_history=f.all_history,
+            last_year=f.last_year,
+            near_repeat=f.near_repeat,
         )
 
 
@@ -133,15 +163,25 @@ def panel_features(spec: PanelSpec) -> list[Feature]:
     """The panel's features in column order, each named (riskradar.catalog) together with how
     analysts read it and whether it counts events."""
     out = list(CALENDAR_FEATURES)
+    ly, near = spec.last_year, spec.near_repeat
     for g in spec.groups:
         out += [event_count(g, k) for k in spec.windows]
         out += [decayed_count(g, h) for h in spec.half_lives]
         out += [event_count(g, k, around=r) for r in NEIGHBOURHOODS for k in spec.spatial_windows]
+        out += [all_history_count(g)] if spec.all_history else []
+        out += [last_year_count(g, ly.lag_weeks, ly.half_width_weeks)] if ly else []
+        if near and g in near.groups:
+            out += [weeks_since_last(g, near.max_weeks, around=r) for r in (1, 3)]
     for s in spec.signals:
         out += [signal_count(s, k) for k in spec.windows]
     for t in spec.targets:  # each target's own history: what the baselines predict from
         out += [target_history(t, k) for k in spec.windows]
         out += [decayed_target_history(t, h) for h in spec.half_lives]
+        out += [target_history_all(t), target_history_rate(t)] if spec.all_history else []
+        out += [last_year_target_history(t, ly.lag_weeks, ly.half_width_weeks)] if ly else []
+        if near:
+            out += [weeks_since_last(t, near.max_weeks, around=r) for r in (1, 3)]
+            out += [decayed_target_around(t, h) for h in near.half_lives_weeks]
     out += [area_indicator(name) for name in spec.indicators]
     out += [weather_feature(name, _weather_description(m)) for name, m in spec.weather.items()]
     return out
@@ -213,9 +253,10 @@ def weekly_counts(events: DataFrame, spec: PanelSpec) -> DataFrame:
 
 
 def spatial_counts(weekly: DataFrame, spec: PanelSpec) -> DataFrame:
-    """(ix, iy, week_idx, c3_<group>, c5_<group>): weekly counts summed over the 3x3 and 5x5
-    neighbourhoods. Each cell-week with events is spread to its 25 neighbours, so the cost
-    follows the number of non-empty cell-weeks, not the size of the panel."""
+    """(ix, iy, week_idx, c3_<group>, c5_<group>[, b3_<target>]): weekly counts summed over the
+    3x3 and 5x5 neighbourhoods (the targets' over the 3x3, with `near_repeat` on). Each
+    cell-week with events is spread to its 25 neighbours, so the cost follows the number of
+    non-empty cell-weeks, not the size of the panel."""
     spark = weekly.sparkSession
     offsets = spark.createDataFrame(
         [(dx, dy, 1.0 if max(abs(dx), abs(dy)) <= 1 else 0.0) for dx in range(-2, 3) for dy in range(-2, 3)],
@@ -227,9 +268,16 @@ def spatial_counts(weekly: DataFrame, spec: PanelSpec) -> DataFrame:
         "week_idx",
         *[(F.col(f"c_{g}") * F.col("in3")).alias(f"c3_{g}") for g in spec.groups],
         *[F.col(f"c_{g}").alias(f"c5_{g}") for g in spec.groups],
+        *[(F.col(f"y_{t}") * F.col("in3")).alias(f"b3_{t}") for t in _box_targets(spec)],
     )
     sums = [F.sum(f"c{r}_{g}").alias(f"c{r}_{g}") for r in NEIGHBOURHOODS for g in spec.groups]
+    sums += [F.sum(f"b3_{t}").alias(f"b3_{t}") for t in _box_targets(spec)]
     return spread.groupBy("ix", "iy", "week_idx").agg(*sums)
+
+
+def _box_targets(spec: PanelSpec) -> list[str]:
+    """The targets whose counts are also summed over the 3x3 cells (for the near-repeat family)."""
+    return list(spec.targets) if spec.near_repeat else []
 
 
 def weekly_series(series: DataFrame, measures: dict[str, WeeklyMeasure]) -> DataFrame:
@@ -284,10 +332,12 @@ def build_panel(
     labels whose horizon passes it are null. `weather`: the daily series of the weather role
     (date, <measures>), or None (its features are then null). `areas`: (area_code, <indicators>).
     """
-    if (last_week - history_start_week) / min(spec.half_lives or [1.0]) > _MAX_DECAY_SPAN:
+    half_lives = [*spec.half_lives, *(spec.near_repeat.half_lives_weeks if spec.near_repeat else [])]
+    if (last_week - history_start_week) / min(half_lives or [1.0]) > _MAX_DECAY_SPAN:
         raise ValueError("the panel spans too many half-lives for exact decayed counts; raise the half-lives")
     dense = _dense_counts(events, cells, spec, history_start_week, max(last_week, data_end_week))
     features, labels = _window_columns(spec, history_start_week, data_end_week)
+    dense = dense.withColumns(_running_sums(spec))
     panel = dense.withColumns({**features, **labels}).where(F.col("week_idx").between(first_week, last_week))
     # Empty windows sum to null in Spark: no events is a count of zero.
     panel = panel.na.fill(0.0, subset=list(features))
@@ -312,7 +362,7 @@ def _dense_counts(
         F.col("id").cast("int").alias("week_idx")
     )
     base = cells.select("ix", "iy", "area_code").crossJoin(weeks)
-    counts = [c for c in weekly.columns + spatial.columns if c.startswith(("c_", "c3_", "c5_", "y_"))]
+    counts = [c for c in weekly.columns + spatial.columns if c.startswith(("c_", "c3_", "c5_", "b3_", "y_"))]
     return (
         base.join(weekly, ["ix", "iy", "week_idx"], "left")
         .join(spatial, ["ix", "iy", "week_idx"], "left")
@@ -320,39 +370,119 @@ def _dense_counts(
     )
 
 
+def _windowed_series(spec: PanelSpec) -> list[str]:
+    """The weekly count series that have windows over them, each with one running sum."""
+    out = [f"c_{g}" for g in spec.groups]
+    out += [f"c{r}_{g}" for r in NEIGHBOURHOODS for g in spec.groups] if spec.spatial_windows else []
+    out += [f"c_sig_{s}" for s in spec.signals]
+    return out + [f"y_{t}" for t in spec.targets]
+
+
+def _cum(count: str) -> str:
+    return f"__cum_{count}"
+
+
+def _running_sums(spec: PanelSpec) -> dict[str, Column]:
+    """cum(t) = sum_{s<t} c(s) for every windowed series: one pass over each cell's weeks."""
+    before = Window.partitionBy("ix", "iy").orderBy("week_idx").rowsBetween(Window.unboundedPreceding, -1)
+    return {_cum(c): F.coalesce(F.sum(c).over(before), F.lit(0.0)) for c in _windowed_series(spec)}
+
+
+class _Windows:
+    """The window expressions over one cell's dense weeks, on the running sums of
+    `_running_sums` (present as columns when these are evaluated)."""
+
+    def __init__(self, history_start_week: int) -> None:
+        self.cell = Window.partitionBy("ix", "iy").orderBy("week_idx")
+        self.before = self.cell.rowsBetween(Window.unboundedPreceding, -1)
+        self.weeks = F.col("week_idx") - F.lit(history_start_week)  # H(t): weeks of history
+
+    def lagged(self, count: str, k: int) -> Column:
+        """cum(t - k): the events before week t - k (none before the history's start)."""
+        cum = F.col(_cum(count))
+        return cum if k == 0 else F.lag(cum, k, 0.0).over(self.cell)
+
+    def past(self, count: str, k: int) -> Column:
+        """Events in weeks t-k .. t-1."""
+        return F.col(_cum(count)) - self.lagged(count, k)
+
+    def all_history(self, count: str) -> Column:
+        return F.col(_cum(count))
+
+    def rate(self, count: str) -> Column:
+        """Events before week t per week of history (0 in the first week)."""
+        return F.col(_cum(count)) / F.greatest(self.weeks, F.lit(1)).cast("double")
+
+    def last_year(self, count: str, ly: LastYearConfig) -> Column:
+        """Events in weeks t-lag-w .. t-lag+w: cum(t-lag+w+1) - cum(t-lag-w)."""
+        lag, w = ly.lag_weeks, ly.half_width_weeks
+        return self.lagged(count, lag - w - 1) - self.lagged(count, lag + w)
+
+    def decayed(self, count: str, h: float) -> Column:
+        """sum_{s<t} c_s 2^(-(t-s)/h) = 2^(-t/h) * sum_{s<t} c_s 2^(s/h), t and s from the start."""
+        rel = self.weeks.cast("double")
+        earlier = F.sum(F.col(count) * F.pow(F.lit(2.0), rel / h)).over(self.before)
+        return earlier * F.pow(F.lit(2.0), -rel / h)
+
+    def weeks_since(self, count: str, cap: int) -> Column:
+        """t - (the last week before t with events), or H(t) + 1 if none; at most `cap`."""
+        last = F.max(F.when(F.col(count) > 0, F.col("week_idx"))).over(self.before)
+        since = F.coalesce(F.col("week_idx") - last, self.weeks + 1)
+        return F.least(since, F.lit(cap)).cast("double")
+
+
 def _window_columns(
     spec: PanelSpec, history_start_week: int, data_end_week: int
 ) -> tuple[dict[str, Column], dict[str, Column]]:
     """(features, labels): the window expressions over each cell's weeks of the dense counts."""
-    cell = Window.partitionBy("ix", "iy").orderBy("week_idx")
-    rel = (F.col("week_idx") - F.lit(history_start_week)).cast("double")
-
-    def past(count: str, k: int) -> Column:
-        return F.sum(count).over(cell.rangeBetween(-k, -1))
-
-    def decayed(count: str, h: float) -> Column:
-        """sum_{s<t} c_s 2^(-(t-s)/h) = 2^(-t/h) * sum_{s<t} c_s 2^(s/h), t and s from the start."""
-        earlier = F.sum(F.col(count) * F.pow(F.lit(2.0), rel / h)).over(
-            cell.rangeBetween(Window.unboundedPreceding, -1)
-        )
-        return earlier * F.pow(F.lit(2.0), -rel / h)
-
+    w = _Windows(history_start_week)
     cols: dict[str, Column] = {}
     for g in spec.groups:
-        cols |= {event_count(g, k).name: past(f"c_{g}", k) for k in spec.windows}
-        cols |= {decayed_count(g, h).name: decayed(f"c_{g}", h) for h in spec.half_lives}
-        for r in NEIGHBOURHOODS:
-            cols |= {event_count(g, k, around=r).name: past(f"c{r}_{g}", k) for k in spec.spatial_windows}
+        cols |= _group_columns(spec, g, w)
     for s in spec.signals:
-        cols |= {signal_count(s, k).name: past(f"c_sig_{s}", k) for k in spec.windows}
+        cols |= {signal_count(s, k).name: w.past(f"c_sig_{s}", k) for k in spec.windows}
+    for t in spec.targets:
+        cols |= _target_columns(spec, t, w)
     labels: dict[str, Column] = {}
     for t in spec.targets:
-        cols |= {target_history(t, k).name: past(f"y_{t}", k) for k in spec.windows}
-        cols |= {decayed_target_history(t, h).name: decayed(f"y_{t}", h) for h in spec.half_lives}
         for h in spec.horizons:
-            ahead = F.sum(f"y_{t}").over(cell.rangeBetween(0, h - 1))
+            ahead = F.sum(f"y_{t}").over(w.cell.rangeBetween(0, h - 1))
             labels[label_column(t, h)] = F.when(F.col("week_idx") + h - 1 <= data_end_week, ahead)
     return cols, labels
+
+
+def _group_columns(spec: PanelSpec, g: str, w: _Windows) -> dict[str, Column]:
+    """A category group's counts: recent, decayed, around the cell, long-run and near-repeat."""
+    c, ly, near = f"c_{g}", spec.last_year, spec.near_repeat
+    cols = {event_count(g, k).name: w.past(c, k) for k in spec.windows}
+    cols |= {decayed_count(g, h).name: w.decayed(c, h) for h in spec.half_lives}
+    for r in NEIGHBOURHOODS:
+        cols |= {event_count(g, k, around=r).name: w.past(f"c{r}_{g}", k) for k in spec.spatial_windows}
+    if spec.all_history:
+        cols[all_history_count(g).name] = w.all_history(c)
+    if ly:
+        cols[last_year_count(g, ly.lag_weeks, ly.half_width_weeks).name] = w.last_year(c, ly)
+    if near and g in near.groups:
+        for r, series in ((1, c), (3, f"c3_{g}")):
+            cols[weeks_since_last(g, near.max_weeks, around=r).name] = w.weeks_since(series, near.max_weeks)
+    return cols
+
+
+def _target_columns(spec: PanelSpec, t: str, w: _Windows) -> dict[str, Column]:
+    """A target's own history: what the baselines predict from, and its long-run and
+    near-repeat families."""
+    y, ly, near = f"y_{t}", spec.last_year, spec.near_repeat
+    cols = {target_history(t, k).name: w.past(y, k) for k in spec.windows}
+    cols |= {decayed_target_history(t, h).name: w.decayed(y, h) for h in spec.half_lives}
+    if spec.all_history:
+        cols |= {target_history_all(t).name: w.all_history(y), target_history_rate(t).name: w.rate(y)}
+    if ly:
+        cols[last_year_target_history(t, ly.lag_weeks, ly.half_width_weeks).name] = w.last_year(y, ly)
+    if near:
+        for r, series in ((1, y), (3, f"b3_{t}")):
+            cols[weeks_since_last(t, near.max_weeks, around=r).name] = w.weeks_since(series, near.max_weeks)
+        cols |= {decayed_target_around(t, h).name: w.decayed(f"b3_{t}", h) for h in near.half_lives_weeks}
+    return cols
 
 
 def _with_calendar(

@@ -85,6 +85,11 @@ def decayed_history_column(target: str, half_life: float) -> str:
     return f"histd_{target}_hl{half_life:g}".replace(".", "p")
 
 
+def history_rate_column(target: str) -> str:
+    """The panel's target events in the cell per week of history, over all history to date."""
+    return f"histr_{target}_all"
+
+
 def silver_table(contract: Contract) -> str:
     table, _ = _SILVER[contract.kind]
     return table or contract.name
@@ -310,6 +315,58 @@ def target_history(target: str, weeks: int) -> Feature:
 
 def decayed_target_history(target: str, half_life: float) -> Feature:
     return _recent_weighted(decayed_history_column(target, half_life), target, half_life)
+
+
+def all_history_count(group: str) -> Feature:
+    """A category group's events in the cell over all history before the week."""
+    return Feature(f"n_{group}_all", f"{_words(group)} incidents in the cell, all history to date", True)
+
+
+def target_history_all(target: str) -> Feature:
+    """The target's own events in the cell over all history before the week."""
+    return Feature(f"hist_{target}_all", f"{_words(target)} incidents in the cell, all history to date", True)
+
+
+def target_history_rate(target: str) -> Feature:
+    """The target's own events in the cell per week of history: unlike the count, its scale
+    does not grow with the length of the history, which a tree cannot extrapolate."""
+    return Feature(
+        history_rate_column(target),
+        f"{_words(target)} incidents in the cell per week, over all history to date",
+        True,
+    )
+
+
+def _last_year(name: str, lag: int, half_width: int) -> str:
+    weeks = f"weeks {lag - half_width} to {lag + half_width} before" if half_width else f"week {lag} before"
+    return f"{_words(name)} incidents in the cell, {weeks} (the same weeks last year)"
+
+
+def last_year_count(group: str, lag: int, half_width: int) -> Feature:
+    """A category group's events in weeks t-lag-half_width .. t-lag+half_width."""
+    return Feature(f"ly_{group}", _last_year(group, lag, half_width), True)
+
+
+def last_year_target_history(target: str, lag: int, half_width: int) -> Feature:
+    return Feature(f"histly_{target}", _last_year(target, lag, half_width), True)
+
+
+def weeks_since_last(name: str, cap: int, *, around: int = 1) -> Feature:
+    """Weeks since the last event of a group or target in the cell (`around` 1) or in the
+    3x3 cells centred on it (`around` 3), at most `cap`. A 1 discloses an event last week as
+    much as a count does, so it counts events."""
+    where = "in the cell" if around == 1 else f"in the {around}x{around} cells around"
+    column = "wsl" if around == 1 else f"wsl{around}"
+    return Feature(
+        f"{column}_{name}", f"weeks since the last {_words(name)} incident {where} (at most {cap})", True
+    )
+
+
+def decayed_target_around(target: str, half_life: float) -> Feature:
+    """The target's events in the 3x3 cells around, decayed with `half_life` weeks."""
+    tag = f"{half_life:g}".replace(".", "p")
+    where = f"{_words(target)} incidents in the 3x3 cells around"
+    return Feature(f"d3_{target}_hl{tag}", f"{where}, recent-weighted (half-life {half_life:g} weeks)", True)
 
 
 def area_indicator(name: str) -> Feature:

@@ -396,6 +396,44 @@ class CalendarConfig(_Model):
         return value
 
 
+class LastYearConfig(_Model):
+    """The same weeks one year back: weeks t-lag-half_width .. t-lag+half_width before week t."""
+
+    lag_weeks: int = Field(52, ge=1, description="how far back the window is centred, in weeks")
+    half_width_weeks: int = Field(2, ge=0, description="weeks on each side of the centre")
+
+    @field_validator("half_width_weeks")
+    @classmethod
+    def _inside_the_past(cls, value: int, info: ValidationInfo) -> int:
+        lag = info.data.get("lag_weeks")
+        if lag is not None and value >= lag:
+            # the window would reach week t itself or later: a feature may only see earlier weeks
+            raise ValueError(f"must be less than lag_weeks ({lag}): the window must end before week t")
+        return value
+
+
+class NearRepeatConfig(_Model):
+    """Weeks since the last event in the cell and in its 3x3 neighbourhood, and the target's
+    counts over the 3x3 cells decayed (a discrete self-exciting trigger term)."""
+
+    max_weeks: int = Field(52, ge=1, description="the cap of the weeks since the last event")
+    half_lives_weeks: list[float] = Field([1.0], description="half-lives of the 3x3 decayed target counts")
+    groups: list[Name] = Field(
+        [], description="category groups that get the weeks since their last event too (targets always do)"
+    )
+
+    @field_validator("half_lives_weeks")
+    @classmethod
+    def _positive_half_lives(cls, v: list[float]) -> list[float]:
+        return _positive_half_lives(v)
+
+
+def _positive_half_lives(v: list[float]) -> list[float]:
+    if any(h <= 0 for h in v):
+        raise ValueError("half-lives must be > 0 weeks")
+    return v
+
+
 class FeatureConfig(_Model):
     """The cell x week panel: which feature groups, windows and switches."""
 
@@ -408,6 +446,13 @@ class FeatureConfig(_Model):
     decay_half_lives_weeks: list[float] = [1.0, 4.0]
     spatial_lag_windows_weeks: list[int] = [4, 13]
     horizons_weeks: list[int] = Field([1], min_length=1)
+    all_history: bool = Field(
+        False, description="counts over all history to date (and the target's weekly rate over it)"
+    )
+    last_year: LastYearConfig | None = Field(None, description="the same weeks last year; null: off")
+    near_repeat: NearRepeatConfig | None = Field(
+        None, description="weeks since the last event, 3x3 decayed target counts; null: off"
+    )
     discovered_weight: float = Field(
         1.0, ge=0.0, le=1.0, description="weight of officer-initiated events in crime features (0 = excluded)"
     )
@@ -421,6 +466,11 @@ class FeatureConfig(_Model):
         if any(w < 1 for w in v):
             raise ValueError("weeks must be >= 1")
         return sorted(set(v))
+
+    @field_validator("decay_half_lives_weeks")
+    @classmethod
+    def _positive_half_lives(cls, v: list[float]) -> list[float]:
+        return _positive_half_lives(v)
 
 
 class TrainingConfig(_Model):
@@ -845,6 +895,36 @@ def _must_be_in(path: Path, key: str, value: str, allowed: list[str], feed: str,
         )
 
 
+def _check_features(path: Path, features: FeatureConfig, settings: Settings) -> None:
+    """The feature groups name known categories and what refers to them names known groups."""
+    for key, groups in (
+        ("category_groups", features.category_groups),
+        ("signals", features.signals),
+    ):
+        for gname, cats in groups.items():
+            unknown = sorted(set(cats) - set(settings.categories))
+            if unknown:
+                raise ConfigError(f"{path}: key 'features.{key}.{gname}' has unknown categories {unknown}")
+    near = features.near_repeat
+    for i, gname in enumerate(near.groups if near else []):
+        if gname not in features.category_groups:
+            raise ConfigError(
+                f"{path}: key 'features.near_repeat.groups.{i}' = {gname!r}: not a category group "
+                f"(allowed: {', '.join(features.category_groups)})"
+            )
+        if gname in settings.targets:
+            raise ConfigError(
+                f"{path}: key 'features.near_repeat.groups.{i}' = {gname!r}: also a target, which gets "
+                f"the weeks since its last event already (the columns would share a name): leave it out"
+            )
+    for spatial in features.spatial_lag_windows_weeks:
+        if spatial not in features.windows_weeks:
+            raise ConfigError(
+                f"{path}: key 'features.spatial_lag_windows_weeks' = {spatial}: must be one of "
+                f"'features.windows_weeks' {features.windows_weeks}"
+            )
+
+
 def demo_key_file(settings: Settings) -> Path:
     """Where `riskradar demo` keeps the local pseudonymisation key it may create (beside the
     config folder, never in the lake), and where `riskradar airflow` looks for it."""
@@ -889,22 +969,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         if unknown:
             raise ConfigError(f"{path}: key 'targets.{tname}.categories' has unknown categories {unknown}")
     if settings.features:
-        for key, groups in (
-            ("category_groups", settings.features.category_groups),
-            ("signals", settings.features.signals),
-        ):
-            for gname, cats in groups.items():
-                unknown = sorted(set(cats) - set(settings.categories))
-                if unknown:
-                    raise ConfigError(
-                        f"{path}: key 'features.{key}.{gname}' has unknown categories {unknown}"
-                    )
-        for spatial in settings.features.spatial_lag_windows_weeks:
-            if spatial not in settings.features.windows_weeks:
-                raise ConfigError(
-                    f"{path}: key 'features.spatial_lag_windows_weeks' = {spatial}: must be one of "
-                    f"'features.windows_weeks' {settings.features.windows_weeks}"
-                )
+        _check_features(path, settings.features, settings)
     _check_roles(path, settings.roles, contracts, Path(partners.contracts_dir))
     settings = settings.model_copy(
         update={

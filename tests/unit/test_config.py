@@ -404,6 +404,79 @@ def test_a_city_without_the_roles_feeds_loads_without_its_roles(tmp_path: Path):
     assert settings.roles.model_dump() == {"area_boundaries": None, "area_indicators": None, "weather": None}
 
 
+def test_the_committed_config_sets_the_long_run_families():
+    f = load_settings(ROOT / "conf" / "riskradar.yaml").features
+    assert (f.windows_weeks[-1], f.decay_half_lives_weeks, f.all_history) == (104, [1, 4, 13, 26, 52], True)
+    assert (f.last_year.lag_weeks, f.last_year.half_width_weeks) == (52, 2)
+    assert f.near_repeat.model_dump() == {"max_weeks": 52, "half_lives_weeks": [1.0], "groups": []}
+
+
+def test_the_long_run_families_are_off_unless_configured(tmp_path: Path):
+    path = write_config(tmp_path, landing=tmp_path, enabled=["police_crimes"])
+    data = yaml.safe_load(path.read_text())
+    for key in ("all_history", "last_year", "near_repeat"):
+        del data["features"][key]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    f = load_settings(path).features
+    assert (f.all_history, f.last_year, f.near_repeat) == (False, None, None)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"features.last_year": {"lag_weeks": 2, "half_width_weeks": 2}},
+            "key 'features.last_year.half_width_weeks' = 2: Value error, must be less than lag_weeks (2): "
+            "the window must end before week t",
+        ),
+        (
+            {"features.last_year.half_width_weeks": -1},
+            "key 'features.last_year.half_width_weeks' = -1: Input should be greater than or equal to 0",
+        ),
+        (
+            {"features.last_year.lag_weeks": 0},
+            "key 'features.last_year.lag_weeks' = 0: Input should be greater",
+        ),
+        (
+            {"features.near_repeat.max_weeks": 0},
+            "key 'features.near_repeat.max_weeks' = 0: Input should be greater than or equal to 1",
+        ),
+        (
+            {"features.near_repeat.half_lives_weeks": [1, 0]},
+            "key 'features.near_repeat.half_lives_weeks' = [1, 0]: Value error, half-lives must be > 0 weeks",
+        ),
+        (
+            {"features.decay_half_lives_weeks": [-4]},
+            "key 'features.decay_half_lives_weeks' = [-4]: Value error, half-lives must be > 0 weeks",
+        ),
+        (
+            {"features.near_repeat.groups": ["violence", "nope"]},
+            "key 'features.near_repeat.groups.1' = 'nope': not a category group (allowed: property, violence",
+        ),
+        (
+            {"features.near_repeat.groups": ["burglary"]},
+            "key 'features.near_repeat.groups.0' = 'burglary': also a target, which gets the weeks since "
+            "its last event already",
+        ),
+        (
+            {"features.all_history": "sometimes"},
+            "key 'features.all_history' = 'sometimes': Input should be a valid boolean",
+        ),
+    ],
+)
+def test_a_wrong_long_run_setting_names_file_key_value_and_what_is_allowed(tmp_path: Path, changes, message):
+    assert message in _refused(tmp_path, changes)
+
+
+def _refused(tmp_path: Path, changes: dict) -> str:
+    """The message a config with `changes` is refused with; it starts with the file."""
+    path = write_config(tmp_path, landing=tmp_path, enabled=["police_crimes"], **changes)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(err.value).startswith(f"{path}: ")
+    return str(err.value)
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -428,13 +501,10 @@ def test_a_city_without_the_roles_feeds_loads_without_its_roles(tmp_path: Path):
     ],
 )
 def test_a_wrong_calendar_names_file_key_value_and_what_is_allowed(tmp_path: Path, changes, message):
-    path = write_config(tmp_path, landing=tmp_path, enabled=["police_crimes"], **changes)
-    with pytest.raises(ConfigError) as err:
-        load_settings(path)
-    assert str(err.value).startswith(f"{path}: ")
-    assert message in str(err.value)
+    error = _refused(tmp_path, changes)
+    assert message in error
     if "country" in changes:
-        assert "NL, NO" in str(err.value)  # the codes are listed
+        assert "NL, NO" in error  # the codes are listed
 
 
 @pytest.mark.parametrize(

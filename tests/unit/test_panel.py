@@ -21,7 +21,7 @@ from features.panel import (
     panel_schema,
     weekly_series,
 )
-from riskradar.config import CalendarConfig, TargetConfig, WeeklyMeasure
+from riskradar.config import CalendarConfig, LastYearConfig, NearRepeatConfig, TargetConfig, WeeklyMeasure
 
 W0 = date(2014, 1, 6)  # a Monday
 I0 = index_of(W0)
@@ -40,6 +40,17 @@ SPEC = PanelSpec(
         "temp_max_c": WeeklyMeasure(measure="t_max", aggregate="mean"),
         "precip_mm": WeeklyMeasure(measure="rain_mm_h", aggregate="sum", scale=24),
     },
+)
+# SPEC with every long-run and near-repeat family on, at scales a 12-week test can see: the
+# "same weeks last year" are weeks t-4 .. t-2, the weeks since the last event stop at 5.
+LONG = PanelSpec(
+    **{
+        **SPEC.__dict__,
+        "windows": [1, 2, 4],
+        "all_history": True,
+        "last_year": LastYearConfig(lag_weeks=3, half_width_weeks=1),
+        "near_repeat": NearRepeatConfig(max_weeks=5, half_lives_weeks=[2.0], groups=["all"]),
+    }
 )
 EVENTS = (
     "partner string, category string, occurred_at timestamp, x double, y double, "
@@ -143,6 +154,141 @@ COLUMNS = [
 def test_feature_values_by_hand(panel, cell, week, expected):
     rows, _ = panel
     assert [rows[(cell, week)][c] for c in COLUMNS] == expected
+
+
+LONG_COLUMNS = [
+    "n_burglary_all",
+    "n_all_all",
+    "hist_burglary_all",
+    "histr_burglary_all",
+    "ly_all",
+    "histly_burglary",
+    "wsl_burglary",
+    "wsl3_burglary",
+    "wsl_all",
+    "wsl3_all",
+    "d3_burglary_hl1",
+]
+
+
+@pytest.fixture(scope="module")
+def long_panel(spark):
+    """A (0, 0) burglary in week 0 and theft in week 1; B (1, 0) burglary in week 2; Q quiet.
+    Weeks 0..6, last year = weeks t-4 .. t-2, weeks since the last event capped at 3."""
+    spec = PanelSpec(
+        **{
+            **LONG.__dict__,
+            "near_repeat": NearRepeatConfig(max_weeks=3, half_lives_weeks=[1.0], groups=["all"]),
+        }
+    )
+    events = _events(
+        spark,
+        [
+            ("police", "burglary", _at(0), 10.0, 10.0, "reported", False),
+            ("police", "theft", _at(1), 20.0, 20.0, "reported", False),
+            ("police", "burglary", _at(2), 160.0, 10.0, "reported", False),
+        ],
+    )
+    built = build_panel(
+        events,
+        _cells(spark, [(0, 0), (1, 0), (5, 5)]),
+        spec,
+        first_week=I0,
+        last_week=I0 + 6,
+        data_end_week=I0 + 6,
+        history_start_week=I0,
+    )
+    check_schema(built, spec)
+    return {(r["cell_id"], r["week_idx"] - I0): r.asDict() for r in built.collect()}
+
+
+@pytest.mark.parametrize(
+    ("cell", "week", "expected"),
+    [
+        # nothing before the first week: zeros, a rate of 0 (not 0/0), one week "since" (H + 1)
+        ("0_0", 0, [0, 0, 0, 0.0, 0, 0, 1, 1, 1, 1, 0.0]),
+        # A's week-0 burglary one week back; d3 decays it by one half-life
+        ("0_0", 1, [1, 1, 1, 1.0, 0, 0, 1, 1, 1, 1, 0.5]),
+        # last year (weeks -2..0) holds week 0; the theft of week 1 is the last event of `all`
+        ("0_0", 2, [1, 2, 1, 0.5, 1, 1, 2, 2, 1, 1, 0.25]),
+        # weeks -1..1 hold both of A's events; B's week-2 burglary is in A's 3x3 cells
+        ("0_0", 3, [1, 2, 1, 1 / 3, 2, 1, 3, 1, 2, 1, 0.125 + 0.5]),
+        # weeks 1..3 hold the theft only; every "since" reaches the cap of 3
+        ("0_0", 5, [1, 2, 1, 0.2, 1, 0, 3, 3, 3, 3, 2**-5 + 2**-3]),
+        # weeks 2..4: nothing in A (B's burglary is a neighbour's, not A's)
+        ("0_0", 6, [1, 2, 1, 1 / 6, 0, 0, 3, 3, 3, 3, 2**-6 + 2**-4]),
+        # B has no event of its own before week 2, but A's week-0 burglary is around it
+        ("1_0", 1, [0, 0, 0, 0.0, 0, 0, 2, 1, 2, 1, 0.5]),
+        ("1_0", 3, [1, 1, 1, 1 / 3, 0, 0, 1, 1, 1, 1, 0.125 + 0.5]),
+        # a quiet cell: H + 1 weeks "since", then the cap
+        ("5_5", 1, [0, 0, 0, 0.0, 0, 0, 2, 2, 2, 2, 0.0]),
+        ("5_5", 4, [0, 0, 0, 0.0, 0, 0, 3, 3, 3, 3, 0.0]),
+    ],
+)
+def test_long_run_and_near_repeat_values_by_hand(long_panel, cell, week, expected):
+    assert [long_panel[(cell, week)][c] for c in LONG_COLUMNS] == pytest.approx(expected, abs=1e-12)
+
+
+def test_windows_equal_plain_sums_over_the_weeks_before_on_random_data(spark):
+    """Every window family of LONG against a reference computed here in Python from the events."""
+    rnd = random.Random(11)
+    weeks, n = 10, 6
+    raw = [
+        (rnd.choice(["burglary", "theft"]), rnd.randrange(weeks), rnd.randrange(n), rnd.randrange(n))
+        for _ in range(120)
+    ]
+    rows = [
+        ("police", c, _at(w, 2), ix * 150.0 + 5, iy * 150.0 + 5, "reported", False) for c, w, ix, iy in raw
+    ]
+    built = build_panel(
+        _events(spark, rows),
+        _cells(spark, [(ix, iy) for ix in range(n) for iy in range(n)]),
+        LONG,
+        first_week=I0,
+        last_week=I0 + weeks - 1,
+        data_end_week=I0 + weeks - 1,
+        history_start_week=I0,
+    )
+    got = {(r["ix"], r["iy"], r["week_idx"] - I0): r.asDict() for r in built.collect()}
+
+    def count(cats, ix, iy, lo, hi, around=0):
+        """Events of `cats` in weeks lo..hi within `around` cells of (ix, iy)."""
+        return float(
+            sum(
+                c in cats and lo <= w <= hi and abs(x - ix) <= around and abs(y - iy) <= around
+                for c, w, x, y in raw
+            )
+        )
+
+    def since(cats, ix, iy, t, around):
+        last = [
+            w for c, w, x, y in raw if c in cats and w < t and abs(x - ix) <= around and abs(y - iy) <= around
+        ]
+        return float(min(t - max(last) if last else t + 1, 5))
+
+    b, everything = {"burglary"}, {"burglary", "theft"}
+    for (ix, iy, t), row in got.items():
+        want = {
+            "n_all_w4": count(everything, ix, iy, t - 4, t - 1),
+            "n3_all_w1": count(everything, ix, iy, t - 1, t - 1, around=1),
+            "n5_burglary_w1": count(b, ix, iy, t - 1, t - 1, around=2),
+            "hist_burglary_w2": count(b, ix, iy, t - 2, t - 1),
+            "n_all_all": count(everything, ix, iy, 0, t - 1),
+            "hist_burglary_all": count(b, ix, iy, 0, t - 1),
+            "histr_burglary_all": count(b, ix, iy, 0, t - 1) / max(t, 1),
+            "ly_all": count(everything, ix, iy, t - 4, t - 2),
+            "histly_burglary": count(b, ix, iy, t - 4, t - 2),
+            "wsl_burglary": since(b, ix, iy, t, 0),
+            "wsl3_burglary": since(b, ix, iy, t, 1),
+            "wsl_all": since(everything, ix, iy, t, 0),
+            "wsl3_all": since(everything, ix, iy, t, 1),
+            "d3_burglary_hl2": sum(
+                2 ** (-(t - w) / 2)
+                for c, w, x, y in raw
+                if c in b and w < t and abs(x - ix) <= 1 and abs(y - iy) <= 1
+            ),
+        }
+        assert {k: row[k] for k in want} == pytest.approx(want, abs=1e-9), (ix, iy, t)
 
 
 def test_sunday_night_local_time_belongs_to_the_local_week(spark):
@@ -290,8 +436,13 @@ def test_no_leakage_features_equal_on_data_truncated_at_week_start(spark):
     cells = _cells(spark, [(ix, iy) for ix in range(6) for iy in range(6)])
     features = [
         "cell_id",
-        *[c for c in feature_columns(SPEC) if c not in ("weather_prev_temp_max_c", "weather_prev_precip_mm")],
+        *[c for c in feature_columns(LONG) if c not in ("weather_prev_temp_max_c", "weather_prev_precip_mm")],
     ]
+    # every family is checked: SPEC's columns and each long-run and near-repeat one
+    assert set(feature_columns(SPEC)) < set(features + ["weather_prev_temp_max_c", "weather_prev_precip_mm"])
+    families = ("n_all_all", "hist_burglary_all", "histr_burglary_all", "ly_all", "histly_burglary")
+    families += ("wsl_burglary", "wsl3_burglary", "wsl_all", "wsl3_all", "d3_burglary_hl2", "n_all_w4")
+    assert set(families) < set(features)
     for t in (1, 4, 7, 11):
         start = datetime.combine(W0 + timedelta(weeks=t), datetime.min.time())
         kwargs = {
@@ -300,8 +451,8 @@ def test_no_leakage_features_equal_on_data_truncated_at_week_start(spark):
             "data_end_week": I0 + 11,
             "history_start_week": I0,
         }
-        full = build_panel(events, cells, SPEC, **kwargs).select(*features)
-        cut = build_panel(events.where(F.col("occurred_at") < F.lit(start)), cells, SPEC, **kwargs).select(
+        full = build_panel(events, cells, LONG, **kwargs).select(*features)
+        cut = build_panel(events.where(F.col("occurred_at") < F.lit(start)), cells, LONG, **kwargs).select(
             *features
         )
         from pyspark.testing import assertDataFrameEqual
@@ -403,3 +554,55 @@ def test_every_feature_is_named_together_with_how_analysts_read_it():
         "weather_prev_precip_mm": ("last week's sum of the daily rain mm h", False),
     }
     assert label_columns(SPEC) == ["label_burglary_h1"]
+
+
+def test_long_run_and_near_repeat_features_are_named_with_how_analysts_read_them():
+    old = {f.name for f in panel_features(SPEC)} | {
+        "n_burglary_w4",
+        "n_all_w4",
+        "hist_burglary_w4",
+        "s_sr_w4",
+    }
+    new = {f.name: (f.description, f.counts_events) for f in panel_features(LONG) if f.name not in old}
+    assert new == {
+        "n_burglary_all": ("burglary incidents in the cell, all history to date", True),
+        "ly_burglary": (
+            "burglary incidents in the cell, weeks 2 to 4 before (the same weeks last year)",
+            True,
+        ),
+        "n_all_all": ("all incidents in the cell, all history to date", True),
+        "ly_all": ("all incidents in the cell, weeks 2 to 4 before (the same weeks last year)", True),
+        "wsl_all": ("weeks since the last all incident in the cell (at most 5)", True),
+        "wsl3_all": ("weeks since the last all incident in the 3x3 cells around (at most 5)", True),
+        "hist_burglary_all": ("burglary incidents in the cell, all history to date", True),
+        "histr_burglary_all": ("burglary incidents in the cell per week, over all history to date", True),
+        "histly_burglary": (
+            "burglary incidents in the cell, weeks 2 to 4 before (the same weeks last year)",
+            True,
+        ),
+        "wsl_burglary": ("weeks since the last burglary incident in the cell (at most 5)", True),
+        "wsl3_burglary": ("weeks since the last burglary incident in the 3x3 cells around (at most 5)", True),
+        "d3_burglary_hl2": (
+            "burglary incidents in the 3x3 cells around, recent-weighted (half-life 2 weeks)",
+            True,
+        ),
+    }
+    # each group's and each target's columns stay together, the new ones after the old
+    assert feature_columns(LONG)[:12] == [
+        "history_weeks",
+        "week_of_year",
+        "holiday_week",
+        "n_burglary_w1",
+        "n_burglary_w2",
+        "n_burglary_w4",
+        "d_burglary_hl1",
+        "n3_burglary_w1",
+        "n5_burglary_w1",
+        "n_burglary_all",
+        "ly_burglary",
+        "n_all_w1",
+    ]
+    one_week = PanelSpec(**{**LONG.__dict__, "last_year": LastYearConfig(lag_weeks=52, half_width_weeks=0)})
+    assert {f.name: f.description for f in panel_features(one_week)}["ly_all"] == (
+        "all incidents in the cell, week 52 before (the same weeks last year)"
+    )
