@@ -14,6 +14,9 @@ included, with the columns of `panel_schema(spec)`:
 - long run (switched on in the config): `n_<group>_all`, `hist_<target>_all` (all history to
   date), `histr_<target>_all` (that count per week of history); `ly_<group>`,
   `histly_<target>` (the same weeks last year: t-lag-w .. t-lag+w);
+- smoothing (`kde`): `k_<group>_b<sigma>_w<k>` / `_all`, `khist_<target>_b<sigma>_w<k>` /
+  `_all`: the weekly counts spread over the cells around with a Gaussian kernel (sigma in
+  metres, weights summing to 1), as weekly rates over the k weeks before (or all history);
 - near repeat (`near_repeat`): `wsl_<target>`, `wsl3_<target>` (weeks since the last event
   in the cell / its 3x3 cells, capped; also for the listed groups), `d3_<target>_hl<h>` (the
   target's 3x3 counts decayed);
@@ -35,6 +38,7 @@ consecutive weeks); a row lag is then a week lag.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -57,6 +61,8 @@ from riskradar.catalog import (
     last_year_count,
     last_year_target_history,
     signal_count,
+    smoothed_count,
+    smoothed_target_history,
     target_history,
     target_history_all,
     target_history_rate,
@@ -65,11 +71,13 @@ from riskradar.catalog import (
 )
 from riskradar.config import (
     CalendarConfig,
+    KdeConfig,
     LastYearConfig,
     NearRepeatConfig,
     Settings,
     TargetConfig,
     WeeklyMeasure,
+    kernel_radius,
 )
 
 EPOCH_MONDAY = date(1970, 1, 5)
@@ -98,6 +106,7 @@ class PanelSpec:
     all_history: bool = False
     last_year: LastYearConfig | None = None
     near_repeat: NearRepeatConfig | None = None
+    kde: KdeConfig | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, indicators: list[str]) -> PanelSpec:
@@ -123,6 +132,7 @@ class PanelSpec:
             all_history=f.all_history,
             last_year=f.last_year,
             near_repeat=f.near_repeat,
+            kde=f.kde,
         )
 
 
@@ -182,9 +192,22 @@ def panel_features(spec: PanelSpec) -> list[Feature]:
         if near:
             out += [weeks_since_last(t, near.max_weeks, around=r) for r in (1, 3)]
             out += [decayed_target_around(t, h) for h in near.half_lives_weeks]
+    out += _smoothed_features(spec)
     out += [area_indicator(name) for name in spec.indicators]
     out += [weather_feature(name, _weather_description(m)) for name, m in spec.weather.items()]
     return out
+
+
+def _smoothed_features(spec: PanelSpec) -> list[Feature]:
+    """The kernel-smoothed surfaces: each smoothed group's, then each target's own."""
+    kde = spec.kde
+    if kde is None:
+        return []
+    weeks = [*kde.windows_weeks, None]
+    out = [smoothed_count(g, b, k) for g in kde.groups for b in kde.bandwidths_m for k in weeks]
+    return out + [
+        smoothed_target_history(t, b, k) for t in spec.targets for b in kde.bandwidths_m for k in weeks
+    ]
 
 
 def feature_columns(spec: PanelSpec) -> list[str]:
@@ -275,6 +298,75 @@ def spatial_counts(weekly: DataFrame, spec: PanelSpec) -> DataFrame:
     return spread.groupBy("ix", "iy", "week_idx").agg(*sums)
 
 
+def kernel_taps(cell_size_m: float, kde: KdeConfig) -> list[tuple[int, ...]]:
+    """(d, w_1(d), .., w_B(d)) for d in [-R, R], R the widest bandwidth's radius in cells: the
+    1-D Gaussian weights of each bandwidth, exp(-(d a)^2 / (2 sigma^2)), cut at that bandwidth's
+    own radius and normalised to sum to 1, so w(dx) * w(dy) sums to 1 over the 2-D kernel and a
+    smoothed count is in events per cell."""
+    radii = [kernel_radius(b, cell_size_m, kde.truncate_sigmas) for b in kde.bandwidths_m]
+    weights = []
+    for b, r in zip(kde.bandwidths_m, radii, strict=True):
+        raw = {d: math.exp(-((d * cell_size_m) ** 2) / (2 * b * b)) for d in range(-r, r + 1)}
+        total = sum(raw.values())
+        weights.append({d: v / total for d, v in raw.items()})
+    top = max(radii)
+    return [(d, *[w.get(d, 0.0) for w in weights]) for d in range(-top, top + 1)]
+
+
+def _smoothed_series(spec: PanelSpec) -> list[str]:
+    """The weekly count series the kernel smooths: the configured groups' and the targets'."""
+    if spec.kde is None:
+        return []
+    return [f"c_{g}" for g in spec.kde.groups] + [f"y_{t}" for t in spec.targets]
+
+
+def _kde(series: str, band: int) -> str:
+    return f"kde{band}_{series}"
+
+
+def smoothed_counts(weekly: DataFrame, cells: DataFrame, spec: PanelSpec) -> DataFrame:
+    """(ix, iy, week_idx, kde<b>_<series>) for the study cells: each weekly series of
+    `_smoothed_series` convolved with each bandwidth's 2-D Gaussian (bandwidth b, 0-based).
+
+    The kernel is separable, so it runs as two 1-D spreads (along x, then along y), each a
+    join with a broadcast table of 2R + 1 offsets and a sum: the cost follows the non-zero
+    cell-weeks times 2R + 1, twice, instead of (2R + 1)^2. Sources outside the study cells
+    spread into it; only the second pass's output is restricted to the study cells.
+    """
+    assert spec.kde is not None
+    series, bands = _smoothed_series(spec), range(len(spec.kde.bandwidths_m))
+    taps = kernel_taps(spec.grid.cell_size_m, spec.kde)
+    offsets = F.broadcast(
+        weekly.sparkSession.createDataFrame(taps, ", ".join(["d int", *[f"w{b} double" for b in bands]]))
+    )
+    along_x = (
+        weekly.select("ix", "iy", "week_idx", *series)
+        .repartition("iy", "week_idx")
+        .crossJoin(offsets)
+        .select(
+            (F.col("ix") + F.col("d")).alias("ix"),
+            "iy",
+            "week_idx",
+            *[(F.col(s) * F.col(f"w{b}")).alias(_kde(s, b)) for s in series for b in bands],
+        )
+        .groupBy("ix", "iy", "week_idx")
+        .agg(*[F.sum(_kde(s, b)).alias(_kde(s, b)) for s in series for b in bands])
+    )
+    return (
+        along_x.repartition("ix", "week_idx")
+        .crossJoin(offsets)
+        .select(
+            "ix",
+            (F.col("iy") + F.col("d")).alias("iy"),
+            "week_idx",
+            *[(F.col(_kde(s, b)) * F.col(f"w{b}")).alias(_kde(s, b)) for s in series for b in bands],
+        )
+        .join(F.broadcast(cells.select("ix", "iy")), ["ix", "iy"], "left_semi")
+        .groupBy("ix", "iy", "week_idx")
+        .agg(*[F.sum(_kde(s, b)).alias(_kde(s, b)) for s in series for b in bands])
+    )
+
+
 def _box_targets(spec: PanelSpec) -> list[str]:
     """The targets whose counts are also summed over the 3x3 cells (for the near-repeat family)."""
     return list(spec.targets) if spec.near_repeat else []
@@ -362,12 +454,13 @@ def _dense_counts(
         F.col("id").cast("int").alias("week_idx")
     )
     base = cells.select("ix", "iy", "area_code").crossJoin(weeks)
-    counts = [c for c in weekly.columns + spatial.columns if c.startswith(("c_", "c3_", "c5_", "b3_", "y_"))]
-    return (
-        base.join(weekly, ["ix", "iy", "week_idx"], "left")
-        .join(spatial, ["ix", "iy", "week_idx"], "left")
-        .na.fill(0.0, subset=sorted(set(counts)))
+    dense = base.join(weekly, ["ix", "iy", "week_idx"], "left").join(
+        spatial, ["ix", "iy", "week_idx"], "left"
     )
+    if spec.kde is not None:
+        dense = dense.join(smoothed_counts(weekly, cells, spec), ["ix", "iy", "week_idx"], "left")
+    counts = [c for c in dense.columns if c.startswith(("c_", "c3_", "c5_", "b3_", "y_", "kde"))]
+    return dense.na.fill(0.0, subset=sorted(set(counts)))
 
 
 def _windowed_series(spec: PanelSpec) -> list[str]:
@@ -375,6 +468,11 @@ def _windowed_series(spec: PanelSpec) -> list[str]:
     out = [f"c_{g}" for g in spec.groups]
     out += [f"c{r}_{g}" for r in NEIGHBOURHOODS for g in spec.groups] if spec.spatial_windows else []
     out += [f"c_sig_{s}" for s in spec.signals]
+    out += (
+        [_kde(s, b) for s in _smoothed_series(spec) for b in range(len(spec.kde.bandwidths_m))]
+        if spec.kde
+        else []
+    )
     return out + [f"y_{t}" for t in spec.targets]
 
 
@@ -413,6 +511,11 @@ class _Windows:
         """Events before week t per week of history (0 in the first week)."""
         return F.col(_cum(count)) / F.greatest(self.weeks, F.lit(1)).cast("double")
 
+    def past_rate(self, count: str, k: int) -> Column:
+        """Events in weeks t-k .. t-1 per week of history they cover: min(k, H(t)), at least 1."""
+        covered = F.greatest(F.least(self.weeks, F.lit(k)), F.lit(1)).cast("double")
+        return self.past(count, k) / covered
+
     def last_year(self, count: str, ly: LastYearConfig) -> Column:
         """Events in weeks t-lag-w .. t-lag+w: cum(t-lag+w+1) - cum(t-lag-w)."""
         lag, w = ly.lag_weeks, ly.half_width_weeks
@@ -443,6 +546,7 @@ def _window_columns(
         cols |= {signal_count(s, k).name: w.past(f"c_sig_{s}", k) for k in spec.windows}
     for t in spec.targets:
         cols |= _target_columns(spec, t, w)
+    cols |= _smoothed_columns(spec, w)
     labels: dict[str, Column] = {}
     for t in spec.targets:
         for h in spec.horizons:
@@ -465,6 +569,21 @@ def _group_columns(spec: PanelSpec, g: str, w: _Windows) -> dict[str, Column]:
     if near and g in near.groups:
         for r, series in ((1, c), (3, f"c3_{g}")):
             cols[weeks_since_last(g, near.max_weeks, around=r).name] = w.weeks_since(series, near.max_weeks)
+    return cols
+
+
+def _smoothed_columns(spec: PanelSpec, w: _Windows) -> dict[str, Column]:
+    """The kernel-smoothed surfaces as weekly rates over each window and over all history."""
+    if spec.kde is None:
+        return {}
+    named = [(smoothed_count, g, f"c_{g}") for g in spec.kde.groups]
+    named += [(smoothed_target_history, t, f"y_{t}") for t in spec.targets]
+    cols: dict[str, Column] = {}
+    for feature, name, series in named:
+        for b, bandwidth in enumerate(spec.kde.bandwidths_m):
+            s = _kde(series, b)
+            cols |= {feature(name, bandwidth, k).name: w.past_rate(s, k) for k in spec.kde.windows_weeks}
+            cols[feature(name, bandwidth, None).name] = w.rate(s)
     return cols
 
 

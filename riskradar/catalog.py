@@ -369,6 +369,27 @@ def decayed_target_around(target: str, half_life: float) -> Feature:
     return Feature(f"d3_{target}_hl{tag}", f"{where}, recent-weighted (half-life {half_life:g} weeks)", True)
 
 
+def _smoothed(prefix: str, name: str, bandwidth_m: float, weeks: int | None) -> Feature:
+    over = "all history to date" if weeks is None else f"the past {weeks} weeks"
+    return Feature(
+        f"{prefix}_{name}_b{bandwidth_m:g}_{'all' if weeks is None else f'w{weeks}'}".replace(".", "p"),
+        f"{_words(name)} incidents around the cell ({bandwidth_m:g} m kernel), weekly rate over {over}",
+        True,
+    )
+
+
+def smoothed_count(group: str, bandwidth_m: float, weeks: int | None) -> Feature:
+    """A category group's events spread with a Gaussian kernel of sigma `bandwidth_m`, per week
+    over the `weeks` before the week (None: all history). At a narrow bandwidth it discloses a
+    single event as much as a count does, so it counts events."""
+    return _smoothed("k", group, bandwidth_m, weeks)
+
+
+def smoothed_target_history(target: str, bandwidth_m: float, weeks: int | None) -> Feature:
+    """The same for the target's own events."""
+    return _smoothed("khist", target, bandwidth_m, weeks)
+
+
 def area_indicator(name: str) -> Feature:
     """An indicator of the area holding the cell (role `area_indicators`)."""
     return Feature(name, f"{_words(name)} (area)")

@@ -10,6 +10,7 @@ inside their roots.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import date
@@ -428,6 +429,48 @@ class NearRepeatConfig(_Model):
         return _positive_half_lives(v)
 
 
+class KdeConfig(_Model):
+    """Kernel-smoothed surfaces: each weekly count spread over the cells around with a Gaussian
+    kernel (sigma = the bandwidth), then summed over the long windows as weekly rates."""
+
+    bandwidths_m: list[float] = Field(
+        [150.0, 300.0, 600.0], min_length=1, description="Gaussian sigmas, metres"
+    )
+    truncate_sigmas: float = Field(
+        2.0, gt=0.0, le=4.0, description="the kernel stops at ceil(truncate_sigmas * sigma / cell size) cells"
+    )
+    groups: list[Name] = Field([], description="category groups smoothed; every target's own counts are too")
+    windows_weeks: list[int] = Field([52], description="windows of the surfaces; all history is always one")
+
+    @field_validator("bandwidths_m")
+    @classmethod
+    def _positive_bandwidths(cls, v: list[float]) -> list[float]:
+        if any(b <= 0 for b in v):
+            raise ValueError("bandwidths must be > 0 metres")
+        return sorted(set(v))
+
+    @field_validator("windows_weeks")
+    @classmethod
+    def _positive_windows(cls, v: list[int]) -> list[int]:
+        return _positive_weeks(v)
+
+
+# The widest kernel, in cells from the centre: the spread writes 2 * 16 + 1 rows per input row
+# and pass, which keeps it a few times the cost of the 5x5 neighbourhood counts.
+MAX_KERNEL_RADIUS_CELLS = 16
+
+
+def kernel_radius(bandwidth_m: float, cell_size_m: float, truncate_sigmas: float) -> int:
+    """How many cells from the centre a Gaussian of sigma `bandwidth_m` reaches."""
+    return math.ceil(truncate_sigmas * bandwidth_m / cell_size_m - 1e-9)
+
+
+def _positive_weeks(v: list[int]) -> list[int]:
+    if any(w < 1 for w in v):
+        raise ValueError("weeks must be >= 1")
+    return sorted(set(v))
+
+
 def _positive_half_lives(v: list[float]) -> list[float]:
     if any(h <= 0 for h in v):
         raise ValueError("half-lives must be > 0 weeks")
@@ -450,6 +493,7 @@ class FeatureConfig(_Model):
         False, description="counts over all history to date (and the target's weekly rate over it)"
     )
     last_year: LastYearConfig | None = Field(None, description="the same weeks last year; null: off")
+    kde: KdeConfig | None = Field(None, description="kernel-smoothed long-run surfaces; null: off")
     near_repeat: NearRepeatConfig | None = Field(
         None, description="weeks since the last event, 3x3 decayed target counts; null: off"
     )
@@ -463,9 +507,7 @@ class FeatureConfig(_Model):
     @field_validator("windows_weeks", "spatial_lag_windows_weeks", "horizons_weeks")
     @classmethod
     def _positive(cls, v: list[int]) -> list[int]:
-        if any(w < 1 for w in v):
-            raise ValueError("weeks must be >= 1")
-        return sorted(set(v))
+        return _positive_weeks(v)
 
     @field_validator("decay_half_lives_weeks")
     @classmethod
@@ -917,11 +959,36 @@ def _check_features(path: Path, features: FeatureConfig, settings: Settings) -> 
                 f"{path}: key 'features.near_repeat.groups.{i}' = {gname!r}: also a target, which gets "
                 f"the weeks since its last event already (the columns would share a name): leave it out"
             )
+    if features.kde:
+        _check_kde(path, features.kde, features, settings.grid.cell_size_m)
     for spatial in features.spatial_lag_windows_weeks:
         if spatial not in features.windows_weeks:
             raise ConfigError(
                 f"{path}: key 'features.spatial_lag_windows_weeks' = {spatial}: must be one of "
                 f"'features.windows_weeks' {features.windows_weeks}"
+            )
+
+
+def _check_kde(path: Path, kde: KdeConfig, features: FeatureConfig, cell_size_m: float) -> None:
+    for i, gname in enumerate(kde.groups):
+        if gname not in features.category_groups:
+            raise ConfigError(
+                f"{path}: key 'features.kde.groups.{i}' = {gname!r}: not a category group "
+                f"(allowed: {', '.join(features.category_groups)})"
+            )
+    for b in kde.bandwidths_m:
+        if b < cell_size_m / 2:
+            raise ConfigError(
+                f"{path}: key 'features.kde.bandwidths_m' = {b:g}: must be at least half a cell "
+                f"({cell_size_m / 2:g} m with 'grid.cell_size_m' {cell_size_m:g}): a narrower kernel "
+                f"is the cell itself"
+            )
+        radius = kernel_radius(b, cell_size_m, kde.truncate_sigmas)
+        if radius > MAX_KERNEL_RADIUS_CELLS:
+            raise ConfigError(
+                f"{path}: key 'features.kde.bandwidths_m' = {b:g}: reaches {radius} cells of "
+                f"{cell_size_m:g} m at 'features.kde.truncate_sigmas' {kde.truncate_sigmas:g}; at most "
+                f"{MAX_KERNEL_RADIUS_CELLS}: lower the bandwidth or truncate_sigmas, or use larger cells"
             )
 
 

@@ -409,16 +409,22 @@ def test_the_committed_config_sets_the_long_run_families():
     assert (f.windows_weeks[-1], f.decay_half_lives_weeks, f.all_history) == (104, [1, 4, 13, 26, 52], True)
     assert (f.last_year.lag_weeks, f.last_year.half_width_weeks) == (52, 2)
     assert f.near_repeat.model_dump() == {"max_weeks": 52, "half_lives_weeks": [1.0], "groups": []}
+    assert f.kde.model_dump() == {
+        "bandwidths_m": [150.0, 300.0, 600.0],
+        "truncate_sigmas": 2.0,
+        "groups": ["all_crime"],
+        "windows_weeks": [52],
+    }
 
 
 def test_the_long_run_families_are_off_unless_configured(tmp_path: Path):
     path = write_config(tmp_path, landing=tmp_path, enabled=["police_crimes"])
     data = yaml.safe_load(path.read_text())
-    for key in ("all_history", "last_year", "near_repeat"):
+    for key in ("all_history", "last_year", "near_repeat", "kde"):
         del data["features"][key]
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     f = load_settings(path).features
-    assert (f.all_history, f.last_year, f.near_repeat) == (False, None, None)
+    assert (f.all_history, f.last_year, f.near_repeat, f.kde) == (False, None, None, None)
 
 
 @pytest.mark.parametrize(
@@ -457,6 +463,32 @@ def test_the_long_run_families_are_off_unless_configured(tmp_path: Path):
             {"features.near_repeat.groups": ["burglary"]},
             "key 'features.near_repeat.groups.0' = 'burglary': also a target, which gets the weeks since "
             "its last event already",
+        ),
+        (
+            {"features.kde.groups": ["nope"]},
+            "key 'features.kde.groups.0' = 'nope': not a category group (allowed: property, violence",
+        ),
+        (
+            {"features.kde.bandwidths_m": [50, 300]},
+            "key 'features.kde.bandwidths_m' = 50: must be at least half a cell (75 m with "
+            "'grid.cell_size_m' 150)",
+        ),
+        (
+            {"features.kde.bandwidths_m": [1500]},
+            "key 'features.kde.bandwidths_m' = 1500: reaches 20 cells of 150 m at "
+            "'features.kde.truncate_sigmas' 2; at most 16",
+        ),
+        (
+            {"features.kde.bandwidths_m": [0]},
+            "key 'features.kde.bandwidths_m' = [0]: Value error, bandwidths must be > 0 metres",
+        ),
+        (
+            {"features.kde.truncate_sigmas": 0},
+            "key 'features.kde.truncate_sigmas' = 0: Input should be greater than 0",
+        ),
+        (
+            {"features.kde.windows_weeks": [0]},
+            "key 'features.kde.windows_weeks' = [0]: Value error, weeks must be >= 1",
         ),
         (
             {"features.all_history": "sometimes"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import date, datetime, timedelta
 
@@ -16,12 +17,20 @@ from features.panel import (
     feature_columns,
     holiday_dates,
     index_of,
+    kernel_taps,
     label_columns,
     panel_features,
     panel_schema,
     weekly_series,
 )
-from riskradar.config import CalendarConfig, LastYearConfig, NearRepeatConfig, TargetConfig, WeeklyMeasure
+from riskradar.config import (
+    CalendarConfig,
+    KdeConfig,
+    LastYearConfig,
+    NearRepeatConfig,
+    TargetConfig,
+    WeeklyMeasure,
+)
 
 W0 = date(2014, 1, 6)  # a Monday
 I0 = index_of(W0)
@@ -50,6 +59,7 @@ LONG = PanelSpec(
         "all_history": True,
         "last_year": LastYearConfig(lag_weeks=3, half_width_weeks=1),
         "near_repeat": NearRepeatConfig(max_weeks=5, half_lives_weeks=[2.0], groups=["all"]),
+        "kde": KdeConfig(bandwidths_m=[150.0, 300.0], truncate_sigmas=2.0, groups=["all"], windows_weeks=[2]),
     }
 )
 EVENTS = (
@@ -189,13 +199,18 @@ def long_panel(spark):
             ("police", "burglary", _at(2), 160.0, 10.0, "reported", False),
         ],
     )
+    return _rows_by_cell_week(spark, events, [(0, 0), (1, 0), (5, 5)], spec, last=6)
+
+
+def _rows_by_cell_week(spark, events, cells, spec: PanelSpec, *, last: int) -> dict:
+    """(cell id, week) -> the row, of the panel of `cells` for weeks 0..last with data to the end."""
     built = build_panel(
         events,
-        _cells(spark, [(0, 0), (1, 0), (5, 5)]),
+        _cells(spark, cells),
         spec,
         first_week=I0,
-        last_week=I0 + 6,
-        data_end_week=I0 + 6,
+        last_week=I0 + last,
+        data_end_week=I0 + last,
         history_start_week=I0,
     )
     check_schema(built, spec)
@@ -229,6 +244,12 @@ def test_long_run_and_near_repeat_values_by_hand(long_panel, cell, week, expecte
     assert [long_panel[(cell, week)][c] for c in LONG_COLUMNS] == pytest.approx(expected, abs=1e-12)
 
 
+def _gauss(sigma: float, radius: int) -> dict[int, float]:
+    """The reference 1-D kernel on 150 m cells: normalised Gaussian weights up to `radius` cells."""
+    raw = {d: math.exp(-((d * 150.0) ** 2) / (2 * sigma**2)) for d in range(-radius, radius + 1)}
+    return {d: v / sum(raw.values()) for d, v in raw.items()}
+
+
 def test_windows_equal_plain_sums_over_the_weeks_before_on_random_data(spark):
     """Every window family of LONG against a reference computed here in Python from the events."""
     rnd = random.Random(11)
@@ -237,9 +258,7 @@ def test_windows_equal_plain_sums_over_the_weeks_before_on_random_data(spark):
         (rnd.choice(["burglary", "theft"]), rnd.randrange(weeks), rnd.randrange(n), rnd.randrange(n))
         for _ in range(120)
     ]
-    rows = [
-        ("police", c, _at(w, 2), ix * 150.0 + 5, iy * 150.0 + 5, "reported", False) for c, w, ix, iy in raw
-    ]
+    rows = [("police", c, _at(w, 2), x * 150.0 + 5, y * 150.0 + 5, "reported", False) for c, w, x, y in raw]
     built = build_panel(
         _events(spark, rows),
         _cells(spark, [(ix, iy) for ix in range(n) for iy in range(n)]),
@@ -249,24 +268,28 @@ def test_windows_equal_plain_sums_over_the_weeks_before_on_random_data(spark):
         data_end_week=I0 + weeks - 1,
         history_start_week=I0,
     )
+    plan = built._jdf.queryExecution().executedPlan().toString()
+    assert "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan
     got = {(r["ix"], r["iy"], r["week_idx"] - I0): r.asDict() for r in built.collect()}
+    b, everything = {"burglary"}, {"burglary", "theft"}
+    g150, g300 = _gauss(150.0, 2), _gauss(300.0, 4)
+
+    def hits(cats, ix, iy, around):
+        """(week, dx, dy) of the events of `cats` within `around` cells of (ix, iy)."""
+        near = [(w, x - ix, y - iy) for c, w, x, y in raw if c in cats]
+        return [(w, dx, dy) for w, dx, dy in near if abs(dx) <= around and abs(dy) <= around]
 
     def count(cats, ix, iy, lo, hi, around=0):
-        """Events of `cats` in weeks lo..hi within `around` cells of (ix, iy)."""
-        return float(
-            sum(
-                c in cats and lo <= w <= hi and abs(x - ix) <= around and abs(y - iy) <= around
-                for c, w, x, y in raw
-            )
-        )
+        return float(sum(lo <= w <= hi for w, _, _ in hits(cats, ix, iy, around)))
 
     def since(cats, ix, iy, t, around):
-        last = [
-            w for c, w, x, y in raw if c in cats and w < t and abs(x - ix) <= around and abs(y - iy) <= around
-        ]
+        last = [w for w, _, _ in hits(cats, ix, iy, around) if w < t]
         return float(min(t - max(last) if last else t + 1, 5))
 
-    b, everything = {"burglary"}, {"burglary", "theft"}
+    def smoothed(cats, ix, iy, lo, t, g):
+        mass = sum(g[dx] * g[dy] for w, dx, dy in hits(cats, ix, iy, max(g)) if lo <= w < t)
+        return mass / max(min(t - lo, t), 1)
+
     for (ix, iy, t), row in got.items():
         want = {
             "n_all_w4": count(everything, ix, iy, t - 4, t - 1),
@@ -282,13 +305,62 @@ def test_windows_equal_plain_sums_over_the_weeks_before_on_random_data(spark):
             "wsl3_burglary": since(b, ix, iy, t, 1),
             "wsl_all": since(everything, ix, iy, t, 0),
             "wsl3_all": since(everything, ix, iy, t, 1),
-            "d3_burglary_hl2": sum(
-                2 ** (-(t - w) / 2)
-                for c, w, x, y in raw
-                if c in b and w < t and abs(x - ix) <= 1 and abs(y - iy) <= 1
-            ),
+            "d3_burglary_hl2": sum(2 ** (-(t - w) / 2) for w, _, _ in hits(b, ix, iy, 1) if w < t),
+            "k_all_b150_w2": smoothed(everything, ix, iy, t - 2, t, g150),
+            "k_all_b300_all": smoothed(everything, ix, iy, 0, t, g300),
+            "khist_burglary_b300_w2": smoothed(b, ix, iy, t - 2, t, g300),
+            "khist_burglary_b150_all": smoothed(b, ix, iy, 0, t, g150),
         }
         assert {k: row[k] for k in want} == pytest.approx(want, abs=1e-9), (ix, iy, t)
+
+
+def test_kernel_taps_are_normalised_gaussians_cut_at_each_bandwidths_radius():
+    taps = kernel_taps(150.0, KdeConfig(bandwidths_m=[300.0, 150.0], truncate_sigmas=2.0))
+    e1, e2 = math.exp(-0.5), math.exp(-2.0)  # a Gaussian at 1 and 2 sigmas
+    z150 = 1 + 2 * e1 + 2 * e2
+    assert [t[0] for t in taps] == list(range(-4, 5))  # the widest radius: 2 sigmas of 300 m
+    assert [t[1] for t in taps] == pytest.approx(
+        [0, 0, e2 / z150, e1 / z150, 1 / z150, e1 / z150, e2 / z150, 0, 0]
+    )
+    g300 = [math.exp(-(d**2) / 8) for d in range(-4, 5)]  # 300 m = 2 cells
+    assert [t[2] for t in taps] == pytest.approx([v / sum(g300) for v in g300])
+    # the centre's 2-D weight, w(0)^2: 0.162 at 150 m, 0.042 at 300 m
+    assert (round(taps[4][1] ** 2, 3), round(taps[4][2] ** 2, 3)) == (0.162, 0.042)
+
+
+def test_kernel_smoothed_values_by_hand(spark):
+    """A burglary in A (0, 0) in week 0 and a theft just west of the study area (-1, 0) in
+    week 1; 150 m kernel (taps w0, w1, w2 at 0, 1, 2 cells), rates over 2 weeks and all history."""
+    w0, w1, w2 = (
+        v / (1 + 2 * math.exp(-0.5) + 2 * math.exp(-2.0)) for v in (1, math.exp(-0.5), math.exp(-2.0))
+    )
+    spec = PanelSpec(
+        **{**LONG.__dict__, "kde": KdeConfig(bandwidths_m=[150.0], groups=["all"], windows_weeks=[2])}
+    )
+    events = _events(
+        spark,
+        [
+            ("police", "burglary", _at(0), 10.0, 10.0, "reported", False),
+            ("police", "theft", _at(1), -10.0, 10.0, "reported", False),
+        ],
+    )
+    rows = _rows_by_cell_week(spark, events, [(0, 0), (1, 0), (3, 0)], spec, last=3)
+    columns = ["k_all_b150_w2", "k_all_b150_all", "khist_burglary_b150_w2", "khist_burglary_b150_all"]
+    got = {key: [row[c] for c in columns] for key, row in rows.items()}
+    a, east = w0 * w0, w1 * w0  # the burglary's mass in A and in the cell east of it
+    west = w1 * w0  # the theft's mass in A, one cell east of it
+    expected = {
+        ("0_0", 0): [0, 0, 0, 0],
+        ("0_0", 1): [a, a, a, a],  # one week of history: the rates are over one week
+        ("0_0", 2): [(a + west) / 2, (a + west) / 2, a / 2, a / 2],
+        ("0_0", 3): [west / 2, (a + west) / 3, 0, a / 3],
+        ("1_0", 2): [(east + w2 * w0) / 2, (east + w2 * w0) / 2, east / 2, east / 2],
+        ("3_0", 3): [0, 0, 0, 0],  # 3 and 4 cells away: beyond 2 sigmas
+    }
+    flat = [(k, i, v) for k, vs in expected.items() for i, v in enumerate(vs)]
+    assert {(k, i): got[k][i] for k, i, _ in flat} == pytest.approx(
+        {(k, i): v for k, i, v in flat}, abs=1e-12
+    )
 
 
 def test_sunday_night_local_time_belongs_to_the_local_week(spark):
@@ -442,6 +514,7 @@ def test_no_leakage_features_equal_on_data_truncated_at_week_start(spark):
     assert set(feature_columns(SPEC)) < set(features + ["weather_prev_temp_max_c", "weather_prev_precip_mm"])
     families = ("n_all_all", "hist_burglary_all", "histr_burglary_all", "ly_all", "histly_burglary")
     families += ("wsl_burglary", "wsl3_burglary", "wsl_all", "wsl3_all", "d3_burglary_hl2", "n_all_w4")
+    families += ("k_all_b150_w2", "k_all_b300_all", "khist_burglary_b150_w2", "khist_burglary_b300_all")
     assert set(families) < set(features)
     for t in (1, 4, 7, 11):
         start = datetime.combine(W0 + timedelta(weeks=t), datetime.min.time())
@@ -586,6 +659,15 @@ def test_long_run_and_near_repeat_features_are_named_with_how_analysts_read_them
             "burglary incidents in the 3x3 cells around, recent-weighted (half-life 2 weeks)",
             True,
         ),
+        **{
+            f"{prefix}_{name}_b{sigma}_{span}": (
+                f"{name} incidents around the cell ({sigma} m kernel), weekly rate over {over}",
+                True,
+            )
+            for prefix, name in (("k", "all"), ("khist", "burglary"))
+            for sigma in (150, 300)
+            for span, over in (("w2", "the past 2 weeks"), ("all", "all history to date"))
+        },
     }
     # each group's and each target's columns stay together, the new ones after the old
     assert feature_columns(LONG)[:12] == [
