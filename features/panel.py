@@ -169,44 +169,114 @@ def _weather_description(m: WeeklyMeasure) -> str:
     return m.description or f"{m.aggregate} of the daily {m.measure.replace('_', ' ')}"
 
 
-def panel_features(spec: PanelSpec) -> list[Feature]:
-    """The panel's features in column order, each named (riskradar.catalog) together with how
-    analysts read it and whether it counts events."""
-    out = list(CALENDAR_FEATURES)
+# The feature families an ablation leaves out, one at a time. A feature may be in several
+# (the all-crime count over 104 weeks is long-run and pooled) or in none (the recent counts of
+# the target itself, calendar, covariates).
+LONG_RUN, SMOOTHING, POOLING, NEAR_REPEAT = "long_run", "smoothing", "pooling", "near_repeat"
+FAMILIES = (LONG_RUN, SMOOTHING, POOLING, NEAR_REPEAT)
+LONG_RUN_WEEKS = 52  # a window longer than this, or a half-life at least LONG_RUN_HALF_LIFE
+LONG_RUN_HALF_LIFE = 13
+
+
+@dataclass(frozen=True)
+class PanelFeature:
+    """A feature of the panel, the target whose own history it is (None: every target's
+    input) and the families it belongs to."""
+
+    feature: Feature
+    target: str | None = None
+    families: frozenset[str] = frozenset()
+
+
+def _tagged(features: list[Feature], target: str | None, *families: str) -> list[PanelFeature]:
+    return [PanelFeature(f, target, frozenset(families)) for f in features]
+
+
+def _long(window: int | None = None, half_life: float | None = None) -> tuple[str, ...]:
+    if window is not None:
+        return (LONG_RUN,) if window > LONG_RUN_WEEKS else ()
+    assert half_life is not None
+    return (LONG_RUN,) if half_life >= LONG_RUN_HALF_LIFE else ()
+
+
+def tagged_features(spec: PanelSpec) -> list[PanelFeature]:
+    """The panel's features in column order, each with its owner and families."""
+    out = _tagged(list(CALENDAR_FEATURES), None)
     ly, near = spec.last_year, spec.near_repeat
     for g in spec.groups:
-        out += [event_count(g, k) for k in spec.windows]
-        out += [decayed_count(g, h) for h in spec.half_lives]
-        out += [event_count(g, k, around=r) for r in NEIGHBOURHOODS for k in spec.spatial_windows]
-        out += [all_history_count(g)] if spec.all_history else []
-        out += [last_year_count(g, ly.lag_weeks, ly.half_width_weeks)] if ly else []
+        out += [x for k in spec.windows for x in _tagged([event_count(g, k)], None, POOLING, *_long(k))]
+        out += [
+            x for h in spec.half_lives for x in _tagged([decayed_count(g, h)], None, POOLING, *_long(None, h))
+        ]
+        around = [event_count(g, k, around=r) for r in NEIGHBOURHOODS for k in spec.spatial_windows]
+        out += _tagged(around, None, POOLING)
+        out += _tagged([all_history_count(g)] if spec.all_history else [], None, POOLING, LONG_RUN)
+        out += _tagged(
+            [last_year_count(g, ly.lag_weeks, ly.half_width_weeks)] if ly else [], None, POOLING, LONG_RUN
+        )
         if near and g in near.groups:
-            out += [weeks_since_last(g, near.max_weeks, around=r) for r in (1, 3)]
+            out += _tagged(
+                [weeks_since_last(g, near.max_weeks, around=r) for r in (1, 3)], None, POOLING, NEAR_REPEAT
+            )
     for s in spec.signals:
-        out += [signal_count(s, k) for k in spec.windows]
+        out += [x for k in spec.windows for x in _tagged([signal_count(s, k)], None, POOLING, *_long(k))]
     for t in spec.targets:  # each target's own history: what the baselines predict from
-        out += [target_history(t, k) for k in spec.windows]
-        out += [decayed_target_history(t, h) for h in spec.half_lives]
-        out += [target_history_all(t), target_history_rate(t)] if spec.all_history else []
-        out += [last_year_target_history(t, ly.lag_weeks, ly.half_width_weeks)] if ly else []
+        out += [x for k in spec.windows for x in _tagged([target_history(t, k)], t, *_long(k))]
+        out += [
+            x for h in spec.half_lives for x in _tagged([decayed_target_history(t, h)], t, *_long(None, h))
+        ]
+        out += _tagged(
+            [target_history_all(t), target_history_rate(t)] if spec.all_history else [], t, LONG_RUN
+        )
+        out += _tagged(
+            [last_year_target_history(t, ly.lag_weeks, ly.half_width_weeks)] if ly else [], t, LONG_RUN
+        )
         if near:
-            out += [weeks_since_last(t, near.max_weeks, around=r) for r in (1, 3)]
-            out += [decayed_target_around(t, h) for h in near.half_lives_weeks]
+            out += _tagged([weeks_since_last(t, near.max_weeks, around=r) for r in (1, 3)], t, NEAR_REPEAT)
+            out += _tagged([decayed_target_around(t, h) for h in near.half_lives_weeks], t, NEAR_REPEAT)
     out += _smoothed_features(spec)
-    out += [area_indicator(name) for name in spec.indicators]
-    out += [weather_feature(name, _weather_description(m)) for name, m in spec.weather.items()]
+    out += _tagged([area_indicator(name) for name in spec.indicators], None)
+    out += _tagged([weather_feature(name, _weather_description(m)) for name, m in spec.weather.items()], None)
     return out
 
 
-def _smoothed_features(spec: PanelSpec) -> list[Feature]:
+def panel_features(spec: PanelSpec) -> list[Feature]:
+    """The panel's features in column order, each named (riskradar.catalog) together with how
+    analysts read it and whether it counts events."""
+    return [x.feature for x in tagged_features(spec)]
+
+
+def target_features(spec: PanelSpec, target: str, without: tuple[str, ...] = ()) -> list[str]:
+    """The columns a model of `target` learns from: every shared feature and the target's own
+    history, not the other targets' (they hold nothing a pooled group count does not, and
+    would only add columns); without the features of the families in `without` (ablation)."""
+    unknown = sorted(set(without) - set(FAMILIES))
+    if unknown:
+        raise ValueError(f"unknown feature families {unknown}; known: {list(FAMILIES)}")
+    return [
+        x.feature.name
+        for x in tagged_features(spec)
+        if x.target in (None, target) and not (x.families & set(without))
+    ]
+
+
+def _smoothed_features(spec: PanelSpec) -> list[PanelFeature]:
     """The kernel-smoothed surfaces: each smoothed group's, then each target's own."""
     kde = spec.kde
     if kde is None:
         return []
     weeks = [*kde.windows_weeks, None]
-    out = [smoothed_count(g, b, k) for g in kde.groups for b in kde.bandwidths_m for k in weeks]
+    out = [
+        PanelFeature(smoothed_count(g, b, k), None, frozenset({SMOOTHING, POOLING, *_long(k or 10**6)}))
+        for g in kde.groups
+        for b in kde.bandwidths_m
+        for k in weeks
+    ]
     return out + [
-        smoothed_target_history(t, b, k) for t in spec.targets for b in kde.bandwidths_m for k in weeks
+        PanelFeature(smoothed_target_history(t, b, k), t, frozenset({SMOOTHING, *_long(k or 10**6)}))
+        for t in spec.targets
+        for b in kde.bandwidths_m
+        for k in weeks
     ]
 
 

@@ -21,6 +21,7 @@ from features.panel import (
     label_columns,
     panel_features,
     panel_schema,
+    target_features,
     weekly_series,
 )
 from riskradar.config import (
@@ -688,3 +689,79 @@ def test_long_run_and_near_repeat_features_are_named_with_how_analysts_read_them
     assert {f.name: f.description for f in panel_features(one_week)}["ly_all"] == (
         "all incidents in the cell, week 52 before (the same weeks last year)"
     )
+
+
+def test_each_target_learns_from_the_shared_features_and_only_its_own_history():
+    two = PanelSpec(
+        **{
+            **LONG.__dict__,
+            "windows": [1, 104],
+            "half_lives": [1.0, 13.0],
+            "weather": {},
+            "targets": {
+                "burglary": TargetConfig(categories=["burglary"]),
+                "theft": TargetConfig(categories=["theft"]),
+            },
+        }
+    )
+    everything = feature_columns(two)
+    burglary = target_features(two, "burglary")
+    assert set(burglary) == {c for c in everything if "theft" not in c}
+    assert burglary == [c for c in everything if c in set(burglary)]  # in panel order
+    assert "hist_theft_w1" in target_features(two, "theft") and "hist_burglary_w1" not in target_features(
+        two, "theft"
+    )
+
+
+@pytest.mark.parametrize(
+    ("family", "dropped"),
+    [
+        (
+            "long_run",
+            {
+                "n_burglary_w104",
+                "d_burglary_hl13",
+                "n_burglary_all",
+                "ly_burglary",
+                "n_all_w104",
+                "d_all_hl13",
+                "n_all_all",
+                "ly_all",
+                "s_sr_w104",
+                "hist_burglary_w104",
+                "histd_burglary_hl13",
+                "hist_burglary_all",
+                "histr_burglary_all",
+                "histly_burglary",
+                "k_all_b150_all",
+                "k_all_b300_all",
+                "khist_burglary_b150_all",
+                "khist_burglary_b300_all",
+            },
+        ),
+        (
+            "smoothing",
+            {f"{p}_b{s}_{w}" for p in ("k_all", "khist_burglary") for s in (150, 300) for w in ("w2", "all")},
+        ),
+        ("near_repeat", {"wsl_all", "wsl3_all", "wsl_burglary", "wsl3_burglary", "d3_burglary_hl2"}),
+    ],
+)
+def test_an_ablation_leaves_out_exactly_one_family(family, dropped):
+    spec = PanelSpec(**{**LONG.__dict__, "windows": [1, 104], "half_lives": [1.0, 13.0], "weather": {}})
+    full = target_features(spec, "burglary")
+    assert set(full) - set(target_features(spec, "burglary", (family,))) == dropped
+
+
+def test_without_pooling_a_target_keeps_only_its_own_history_calendar_and_covariates():
+    spec = PanelSpec(**{**LONG.__dict__, "weather": {}, "indicators": ["poverty_rate"]})
+    kept = target_features(spec, "burglary", ("pooling",))
+    assert all(c.startswith(("hist", "khist_burglary", "wsl", "d3_burglary")) for c in kept[3:-1])
+    assert kept[:3] == ["history_weeks", "week_of_year", "holiday_week"] and kept[-1] == "poverty_rate"
+    assert not any(
+        c.startswith(("n_", "n3_", "n5_", "d_", "s_", "ly_", "k_"))
+        or c.endswith("_all")
+        and c.startswith("wsl")
+        for c in kept
+    )
+    with pytest.raises(ValueError, match="unknown feature families"):
+        target_features(spec, "burglary", ("kde",))
