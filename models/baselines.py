@@ -1,7 +1,9 @@
 """Naive baselines every model must beat, predicted from a target's own past counts.
 
-They read the panel's `hist_<target>_w<k>` (events of the target in the k weeks before)
-and `histd_<target>_hl<h>` (the same, exponentially decayed) columns. No fitting.
+They read the panel's `hist_<target>_w<k>` (events of the target in the k weeks before),
+`histd_<target>_hl<h>` (the same, exponentially decayed), `histr_<target>_all` (per week over
+all history) and `khist_<target>_b<sigma>_<window>` (kernel-smoothed weekly rates: the hotspot
+map an analyst would draw in a GIS) columns. No fitting.
 """
 
 from __future__ import annotations
@@ -10,7 +12,13 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from riskradar.catalog import decayed_history_column, history_column
+from riskradar.catalog import (
+    decayed_history_column,
+    history_column,
+    history_rate_column,
+    smoothed_target_history,
+)
+from riskradar.config import KdeConfig
 
 
 class HistoryRate(RegressorMixin, BaseEstimator):
@@ -48,11 +56,27 @@ def exponentially_weighted(target: str, half_life: float) -> HistoryRate:
     return HistoryRate(decayed_history_column(target, half_life), (1 - r) / r)
 
 
-def baselines_for(target: str, windows: list[int], half_lives: list[float]) -> dict[str, HistoryRate]:
-    """Prior counts over 1, 4, 13 and 52 weeks and an EWMA, where the panel has those columns."""
+def baselines_for(
+    target: str,
+    windows: list[int],
+    half_lives: list[float],
+    *,
+    all_history: bool = False,
+    kde: KdeConfig | None = None,
+) -> dict[str, HistoryRate]:
+    """Prior counts over 1, 4, 13, 52 and 104 weeks, an EWMA per half-life, and with the long-run
+    columns the rate over all history (`prior_all`) and a kernel-smoothed map per bandwidth and
+    window (`kde_b300_w52`, `kde_b300_all`), where the panel has those columns."""
     out: dict[str, HistoryRate] = {
-        f"prior_{k}w": prior_counts(target, k) for k in (1, 4, 13, 52) if k in windows
+        f"prior_{k}w": prior_counts(target, k) for k in (1, 4, 13, 52, 104) if k in windows
     }
     for h in half_lives:
         out[f"ewma_hl{h:g}"] = exponentially_weighted(target, h)
+    if all_history:
+        out["prior_all"] = HistoryRate(history_rate_column(target), 1.0)
+    if kde is not None:
+        for b in kde.bandwidths_m:
+            for k in [*kde.windows_weeks, None]:
+                column = smoothed_target_history(target, b, k).name
+                out["kde" + column.removeprefix(f"khist_{target}")] = HistoryRate(column, 1.0)
     return out
