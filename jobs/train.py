@@ -30,21 +30,36 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from features.panel import PanelSpec, feature_columns, role_indicators
+from features.panel import PanelSpec, role_indicators, target_features
 from models.backtest import (
+    BLEND_SUFFIX,
     BacktestResult,
+    CandidateRun,
+    Fitting,
     Frames,
     PairedComparison,
     backtest_candidate,
     compare_paired,
     fits_per_backtest,
     run_baseline,
+    tune_at,
 )
 from models.baselines import HistoryRate, baselines_for
-from models.estimators import fit_weighted, make_candidates
+from models.estimators import Blend, fit_weighted, make_candidates
 from models.gate import BASELINE_CHAMPION_REASON, baseline_serves_reason, best_of, champion_recipe, gate
 from models.metrics import PairedInterval
 from models.strata import exposure_strata, strata_indicator
+from models.study import (
+    FULL,
+    Variant,
+    ablations,
+    learning_curve,
+    records,
+    run_variant,
+    study_row,
+    study_table,
+)
+from models.tuning import known_rows
 from reports.model_card import Training, comparison_table, gate_decision, model_card, summary_table
 from reports.plots import write_result_artifacts
 from riskradar.audit import audited_run, git_commit
@@ -69,6 +84,12 @@ def main(
 ) -> dict[str, dict[str, Any]]:
     parser = job_parser("riskradar train", __doc__)
     add_target_arguments(parser)
+    parser.add_argument(
+        "--study",
+        action="store_true",
+        help="also refit the best candidate without each feature family and with the history capped at "
+        "training.learning_curve_weeks (ablation and learning curve, artifacts of the run); slow",
+    )
     args = parse(parser, argv)
     settings, lake, spark = context(args, settings, spark)
     if settings.training is None or settings.features is None:
@@ -78,7 +99,7 @@ def main(
     results = {}
     for target in targets:
         with audited_run(lake, "train", {"target": target}) as record:
-            results[target] = result = train_target(spark, settings, lake, panel, target)
+            results[target] = result = train_target(spark, settings, lake, panel, target, study=args.study)
             record.inputs.append({"table": "gold.features", "weeks": result["weeks"]})
             record.outputs.append({k: result[k] for k in ("model", "version", "alias", "run_id")})
             log.info("%s", summary_table(target, result))
@@ -91,10 +112,15 @@ def _config_hash(settings: Settings) -> str:
 
 
 def load_frames(
-    panel: DataFrame, features: list[str], label: str, horizon: int, training: TrainingConfig
-) -> tuple[pd.DataFrame, pd.DataFrame, list[int]]:
-    """(train sample, evaluation frame, backtest origins). Sampling happens in Spark: rows
-    with events are kept, zero rows at `zero_row_fraction` with compensating weights."""
+    panel: DataFrame,
+    features: list[str],
+    label: str,
+    horizon: int,
+    training: TrainingConfig,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, list[int]]:
+    """(train sample, evaluation frame, the weeks before it that tuning validates on (None
+    without tuning), backtest origins). Sampling happens in Spark: rows with events are kept,
+    zero rows at `zero_row_fraction` with compensating weights."""
     labelled = panel.where(F.col(label).isNotNull())
     weeks = sorted(r[0] for r in labelled.select("week_idx").distinct().collect())
     if len(weeks) < training.backtest_weeks + 2:
@@ -129,33 +155,78 @@ def load_frames(
         )
     train = sample.select(*cols, "sample_weight").toPandas()
     train.attrs["sampled_rows"], train.attrs["thinning"] = n, thinning
-    evaluation = labelled.where(F.col("week_idx").isin(origins))
+    before_weeks = []
+    if training.tuning is not None:
+        first = origins[0] - horizon - training.tuning.validation_weeks + 1
+        before_weeks = [w for w in weeks if first <= w < origins[0]]
+    evaluation = labelled.where(F.col("week_idx").isin(origins + before_weeks))
     m = evaluation.count()
     if m > training.max_evaluate_rows:
         raise ConfigError(
-            f"the backtest frame has {m} rows ({len(origins)} weeks x study cells), more than "
-            f"training.max_evaluate_rows = {training.max_evaluate_rows}; lower training.backtest_weeks "
+            f"the backtest frame has {m} rows ({len(origins) + len(before_weeks)} weeks x study cells), more "
+            f"than training.max_evaluate_rows = {training.max_evaluate_rows}; lower training.backtest_weeks "
             "or raise the bound"
         )
-    evaluate = evaluation.select(*cols).toPandas()
-    return train, evaluate, origins
+    loaded = evaluation.select(*cols).toPandas()
+    in_backtest = loaded["week_idx"].isin(origins)
+    evaluate = loaded[in_backtest].reset_index(drop=True)
+    before = loaded[~in_backtest].reset_index(drop=True) if training.tuning is not None else None
+    return train, evaluate, before, origins
 
 
 def read_frames(
-    spark: SparkSession, settings: Settings, panel: DataFrame, label: str, horizon: int
+    spark: SparkSession,
+    settings: Settings,
+    panel: DataFrame,
+    target: str,
+    label: str,
+    horizon: int,
+    *,
+    without: tuple[str, ...] = (),
+    baselines: dict[str, HistoryRate] | None = None,
 ) -> tuple[Frames, list[str]]:
-    """The backtest's frames and the features left out because they hold no value at all."""
+    """The backtest's frames for `target` (its feature list, less the families in `without`)
+    and the features left out because they hold no value at all. The columns the `baselines`
+    read are loaded too, features or not."""
     assert settings.training is not None
     indicators = [c for c in role_indicators(settings) if c in panel.columns]
     spec = PanelSpec.from_settings(settings, indicators)
-    features = [c for c in feature_columns(spec) if c in panel.columns]
-    train, evaluate, origins = load_frames(panel, features, label, horizon, settings.training)
+    features = [c for c in target_features(spec, target, without) if c in panel.columns]
+    needed = [b.column for b in (baselines or {}).values() if b.column in panel.columns]
+    loaded = features + [c for c in dict.fromkeys(needed) if c not in features]
+    train, evaluate, before, origins = load_frames(panel, loaded, label, horizon, settings.training)
     release_driver_heap(spark)  # the fits that follow run in Python, for minutes
     # A feature with no value at all (a feed that is not enabled, e.g. weather) carries nothing
     # and breaks the binning of the boosted trees: leave it out, and say so on the run.
     empty = [c for c in features if train[c].isna().all()]
     kept = [c for c in features if c not in empty]
-    return Frames(train, evaluate, kept, label, horizon, origins), empty
+    return Frames(train, evaluate, kept, label, horizon, origins, before), empty
+
+
+def target_baselines(settings: Settings, target: str, columns: list[str]) -> dict[str, HistoryRate]:
+    """The baselines of `target` the config describes and the panel has the columns of."""
+    feats = settings.features
+    assert feats is not None
+    every = baselines_for(
+        target,
+        feats.windows_weeks,
+        feats.decay_half_lives_weeks,
+        all_history=feats.all_history,
+        kde=feats.kde,
+    )
+    return {k: b for k, b in every.items() if b.column in columns}
+
+
+def fitting_for(training: TrainingConfig, baselines: dict[str, HistoryRate]) -> Fitting:
+    """How the configured training fits each candidate."""
+    return Fitting(
+        refit_every=training.refit_every_weeks,
+        max_history=training.max_history_weeks,
+        tuning=training.tuning,
+        baselines=baselines,
+        metric=training.promotion_metric,
+        seed=training.seed,
+    )
 
 
 def backtest_all(
@@ -164,41 +235,65 @@ def backtest_all(
     training: TrainingConfig,
     baselines: dict[str, HistoryRate],
     champion: tuple[str, dict[str, Any]] | None,
-) -> tuple[list[BacktestResult], float | None]:
-    """Every baseline and candidate backtested (in that order), and the mean promotion metric of
-    the current champion's recipe on today's backtest (None without a learned champion): the
-    gate compares like with like. Each fit is logged with its count and the time elapsed."""
+) -> tuple[list[BacktestResult], float | None, dict[str, CandidateRun]]:
+    """Every baseline and candidate (and its blend, with tuning's blend weights) backtested, in
+    that order; the mean promotion metric of the current champion's recipe on today's backtest
+    (None without a learned champion): the gate compares like with like; and each candidate's
+    run (its tuning choices) by name. Each fit is logged with its count and the time elapsed."""
     with _phase("backtest baselines"):
         results = [run_baseline(name, b, frames.evaluate, frames.label) for name, b in baselines.items()]
     recipes = dict(make_candidates(training.candidates))
     if champion is not None:
-        name, params = champion
-        recipes[f"champion_{name}"] = make_candidates({name: params})[name]
-    fits = fits_per_backtest(frames.origins, training.refit_every_weeks) * len(recipes)
-    backtested = {}
+        base, params = champion[0].removesuffix(BLEND_SUFFIX), champion[1]
+        recipes[f"champion_{base}"] = make_candidates({base: params})[base]
+    fitting = fitting_for(training, baselines)
+    fits = fits_per_backtest(frames.origins, training.refit_every_weeks, training.tuning) * len(recipes)
+    runs: dict[str, CandidateRun] = {}
     with Progress("fit", fits, logger=log) as progress:
         for name, estimator in recipes.items():
             with step(f"backtest {name}", log):
-                backtested[name] = backtest_candidate(
-                    name,
-                    estimator,
-                    frames,
-                    refit_every=training.refit_every_weeks,
-                    seed=training.seed,
-                    on_fit=lambda: progress.advance(f"for {target}"),
+                runs[name] = backtest_candidate(
+                    name, estimator, frames, fitting, on_fit=lambda: progress.advance(f"for {target}")
                 )
     champion_value = None
     if champion is not None:
-        champion_value = backtested.pop(f"champion_{champion[0]}").mean(training.promotion_metric)
-    return results + list(backtested.values()), champion_value
+        run = runs.pop(f"champion_{champion[0].removesuffix(BLEND_SUFFIX)}")
+        held = run.blend if champion[0].endswith(BLEND_SUFFIX) and run.blend is not None else run.result
+        champion_value = held.mean(training.promotion_metric)
+    candidates = [r for run in runs.values() for r in (run.result, run.blend) if r is not None]
+    return results + candidates, champion_value, runs
+
+
+def final_model(
+    best: str, frames: Frames, training: TrainingConfig, baselines: dict[str, HistoryRate]
+) -> tuple[Any, dict[str, Any], list[str]]:
+    """The best candidate refitted on every labelled week (within the history cap), tuned on the
+    newest weeks as each backtest fit was; (the fitted model, its hyperparameters, the columns
+    it reads). A blend wraps the model with the baseline and weight its tuning chose."""
+    base = best.removesuffix(BLEND_SUFFIX)
+    estimator = make_candidates({base: training.candidates[base]})[base]
+    fitting = fitting_for(training, baselines)
+    origin = max(int(frames.evaluate["week_idx"].max()), int(frames.train["week_idx"].max())) + frames.horizon
+    choice = tune_at(estimator, frames, fitting, origin) if training.tuning is not None else None
+    params = {**training.candidates[base], **(choice.params if choice else {})}
+    estimator.set_params(**(choice.params if choice else {}))
+    rows = known_rows(frames.train, frames.label, frames.horizon, origin, training.max_history_weeks)
+    fit_weighted(
+        estimator, frames.train, frames.features, label=frames.label, weight="sample_weight", rows=rows
+    )
+    if not best.endswith(BLEND_SUFFIX) or choice is None or choice.baseline is None:
+        return estimator, params, list(frames.features)  # a blend of weight 1 is the model alone
+    blend = Blend(estimator, baselines[choice.baseline], choice.weight, tuple(frames.features))
+    return blend, {**params, "blend_baseline": choice.baseline, "blend_weight": choice.weight}, blend.inputs()
 
 
 def train_target(
-    spark: SparkSession, settings: Settings, lake: Lake, panel: DataFrame, target: str
+    spark: SparkSession, settings: Settings, lake: Lake, panel: DataFrame, target: str, *, study: bool = False
 ) -> dict[str, Any]:
-    """Backtest, refit the best candidate, log it all to MLflow, register and gate; the outcome
-    (experiment, run id, model, version, alias, reason, champion version, backtest weeks, the
-    results by name and the child runs by name)."""
+    """Backtest, refit the best candidate, log it all to MLflow, register and gate (and with
+    `study`, the ablation and learning curve); the outcome (experiment, run id, model, version,
+    alias, reason, champion version, backtest weeks, the results by name, the child runs by
+    name, the paired comparison and the study rows)."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -206,37 +301,38 @@ def train_target(
     assert training is not None and feats is not None
     horizon = feats.horizons_weeks[0]
     label = label_column(target, horizon)
+    baselines = target_baselines(settings, target, panel.columns)
     with _phase("read panel"):
-        frames, empty = read_frames(spark, settings, panel, label, horizon)
+        frames, empty = read_frames(spark, settings, panel, target, label, horizon, baselines=baselines)
     name = model_name(target)
     mlflow.set_tracking_uri(tracking_uri(settings, lake))
     client = MlflowClient()
     current_champion = find_champion(client, name)
-    baselines = baselines_for(target, feats.windows_weeks, feats.decay_half_lives_weeks)
     recipe = champion_recipe(current_champion.tags if current_champion is not None else None)
-    results, champion_value = backtest_all(target, frames, training, baselines, recipe)
+    results, champion_value, runs = backtest_all(target, frames, training, baselines, recipe)
     metric = training.promotion_metric
     best, best_baseline = best_of(results, "candidate", metric), best_of(results, "baseline", metric)
     block = training.paired_block_weeks or training.refit_every_weeks
     paired = compare_paired(results, best_baseline, metric, block=block, seed=training.seed)
     with _phase("final fit"):
-        final = make_candidates({best.name: training.candidates[best.name]})[best.name]
-        fit_weighted(final, frames.train, frames.features, label=label, weight="sample_weight")
+        final, params, inputs = final_model(best.name, frames, training, baselines)
     experiment = _experiment(lake, target)
     tags = _run_tags(settings, lake, target, label)
     with mlflow.start_run(run_name=f"train-{target}", tags=tags) as parent:
         strata = exposure_strata(frames.evaluate, strata_indicator(settings))
         with _phase("log runs"):
-            child_runs = _log_backtest(lake, frames, training, empty, results, strata, tags, paired)
+            choices = {n: [c.record() for c in run.choices] for n, run in runs.items()}
+            choices.update({n + BLEND_SUFFIX: c for n, c in choices.items()})
+            child_runs = _log_backtest(lake, frames, training, empty, results, strata, tags, paired, choices)
         _log_comparison(results, best, best_baseline, paired)
         with _phase("registration"):
-            version = register_model(final, "model", frames.train[frames.features].head(50), name)
+            version = register_model(final, "model", frames.train[inputs].head(50), name)
         with _phase("gate"):
             gain = paired.gains[best.name]
             alias, reason = gate(
                 best, best_baseline, champion_value, metric, training.promotion_margin, paired=gain
             )
-            _set_alias(client, name, version, alias, reason, best, training, gain)
+            _set_alias(client, name, version, alias, reason, best, metric, params, gain)
             champion_version = version if alias == CHAMPION else None
             if alias != CHAMPION and current_champion is None:
                 # Nothing to score with yet and no learned model beats the baseline: the best
@@ -251,6 +347,7 @@ def train_target(
         card = model_card(settings, training_done)
         card += gate_decision(name, best, version, alias, reason, champion_version)
         mlflow.log_text(card, "model_card.md")
+        rows = _study(settings, panel, target, frames, runs, best, best_baseline, baselines) if study else []
     return {
         "experiment": experiment,
         "run_id": parent.info.run_id,
@@ -263,6 +360,7 @@ def train_target(
         "results": {r.name: r for r in results},
         "child_runs": child_runs,
         "paired": paired,
+        "study": rows,
     }
 
 
@@ -272,6 +370,69 @@ def _phase(name: str) -> Iterator[None]:
     still at work: no phase of a long training is silent for a minute."""
     with step(name, log), Progress(name, 1, logger=log):
         yield
+
+
+def _study(
+    settings: Settings,
+    panel: DataFrame,
+    target: str,
+    frames: Frames,
+    runs: dict[str, CandidateRun],
+    best: BacktestResult,
+    best_baseline: BacktestResult,
+    baselines: dict[str, HistoryRate],
+) -> list[dict[str, Any]]:
+    """The best candidate's recipe refitted without each feature family and with less history,
+    into the active run as ablation.md, learning_curve.md and study.json; the rows."""
+    import mlflow
+
+    training = settings.training
+    assert training is not None
+    recipe = best.name.removesuffix(BLEND_SUFFIX)
+    estimator = make_candidates({recipe: training.candidates[recipe]})[recipe]
+    indicators = [c for c in role_indicators(settings) if c in panel.columns]
+    spec = PanelSpec.from_settings(settings, indicators)
+    fitting = fitting_for(training, baselines)
+    block = training.paired_block_weeks or training.refit_every_weeks
+    full = Variant(FULL, frames.features, None)
+    main = runs[recipe]
+    first = study_row(
+        full, [r for r in (main.result, main.blend) if r is not None], best_baseline, fitting, block
+    )
+    parts = {
+        "ablation": ablations(spec, target, frames.features),
+        "learning_curve": learning_curve(frames.features, training.learning_curve_weeks),
+    }
+    n = sum(len(v) for v in parts.values()) * fits_per_backtest(
+        frames.origins, training.refit_every_weeks, training.tuning
+    )
+    rows = [first]
+    with _phase("study"), Progress("study fit", n, logger=log) as progress:
+        for kind, variants in parts.items():
+            table = [first]
+            for variant in variants:
+                row = run_variant(
+                    variant,
+                    recipe,
+                    estimator,
+                    frames,
+                    fitting,
+                    best_baseline,
+                    block=block,
+                    on_fit=lambda: progress.advance(f"for {target}"),
+                )
+                table.append(row)
+                log.info(
+                    "study %s: %s, %s %.3f",
+                    target,
+                    variant.name,
+                    training.promotion_metric,
+                    row[training.promotion_metric],
+                )
+            mlflow.log_text(study_table(table, training.promotion_metric), f"{kind}.md")
+            rows += table[1:]
+    mlflow.log_table(records(rows), "study.json")
+    return rows
 
 
 def _experiment(lake: Lake, target: str) -> str:
@@ -306,10 +467,12 @@ def _log_backtest(
     strata: pd.DataFrame,
     tags: dict[str, str],
     paired: PairedComparison,
+    choices: dict[str, list[dict[str, Any]]],
 ) -> dict[str, str]:
     """Into the active (parent) run: the training's parameters and input; a child run per
     backtested model (the parent's `tags` and its kind) with its metrics and artifacts, and for
-    a candidate its paired comparison with the best baseline. The child run ids by model name."""
+    a candidate its paired comparison with the best baseline and its tuning `choices` (one row
+    per tuning). The child run ids by model name."""
     import mlflow
 
     train, evaluate, origins = frames.train, frames.evaluate, frames.origins
@@ -327,6 +490,8 @@ def _log_backtest(
             "paired_block_weeks": paired.block,
             "paired_n_boot": paired.n_boot,
             "zero_row_fraction": training.zero_row_fraction,
+            "max_history_weeks": training.max_history_weeks or "all",
+            "tuning": training.tuning.model_dump_json() if training.tuning else "none",
             "n_features": len(frames.features),
             "features_left_out_empty": ",".join(empty) or "none",
         }
@@ -341,7 +506,10 @@ def _log_backtest(
         run_tags = {**tags, "riskradar.kind": result.kind}
         with mlflow.start_run(run_name=result.name, nested=True, tags=run_tags) as run:
             child_runs[result.name] = run.info.run_id
-            _log_result(result, strata, training.candidates.get(result.name), paired)
+            params = training.candidates.get(result.name.removesuffix(BLEND_SUFFIX))
+            _log_result(result, strata, params, paired)
+            if choices.get(result.name):
+                mlflow.log_table(pd.DataFrame(choices[result.name]), "tuning.json")
     return child_runs
 
 
@@ -409,14 +577,15 @@ def _set_alias(
     alias: str,
     reason: str,
     best: BacktestResult,
-    training,
+    metric: str,
+    params: dict[str, Any],
     gain: PairedInterval,
 ) -> None:
     """The gate's alias on the new version, its reason on the run and on the version, and the
-    best candidate's paired gain over the best baseline on the version."""
+    best candidate's paired gain over the best baseline and its final hyperparameters (a
+    blend's baseline and weight among them) on the version."""
     import mlflow
 
-    metric = training.promotion_metric
     client.set_registered_model_alias(name, alias, version)
     mlflow.set_tags(
         {"riskradar.alias": alias, "riskradar.gate_reason": reason, "riskradar.best_candidate": best.name}
@@ -429,7 +598,7 @@ def _set_alias(
             "gate_reason": reason,
             f"{metric}_mean": repr(best.mean(metric)),
             "candidate": best.name,
-            "params": json.dumps(training.candidates[best.name]),
+            "params": json.dumps(params),
             f"paired_gain_{metric}": gain.text(),
         },
     )

@@ -8,7 +8,7 @@ cadence bounds the cost: a fit at origin w predicts weeks w .. w + refit_every -
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,8 +17,11 @@ from sklearn.base import RegressorMixin, clone
 
 from models.estimators import fit_weighted
 from models.metrics import COVERAGES, Interval, PairedInterval, bootstrap_mean, paired_gain, week_metrics
+from models.tuning import Choice, known_rows, tune
+from riskradar.config import TuningConfig
 
 Baseline = Callable[[pd.DataFrame], np.ndarray]
+BLEND_SUFFIX = "_blend"
 
 
 @dataclass
@@ -65,53 +68,12 @@ def run_baseline(
     return _score(name, "baseline", preds, coverages)
 
 
-def run_candidate(
-    name: str,
-    estimator: RegressorMixin,
-    train: pd.DataFrame,
-    evaluate: pd.DataFrame,
-    *,
-    features: list[str],
-    label: str,
-    horizon: int,
-    origins: list[int],
-    refit_every: int,
-    coverages: tuple[float, ...] = COVERAGES,
-    on_fit: Callable[[], None] | None = None,
-) -> tuple[BacktestResult, RegressorMixin]:
-    """Refit every `refit_every` weeks on rows whose label was known at the origin; `on_fit` is
-    called after each fit (progress)."""
-    parts = []
-    model = None
-    for start in range(0, len(origins), refit_every):
-        block = origins[start : start + refit_every]
-        origin = block[0]
-        known = ((train["week_idx"] + horizon - 1 < origin) & train[label].notna()).to_numpy()
-        if not known.any():
-            raise ValueError(f"no training rows before week {origin}: the backtest starts too early")
-        model = fit_weighted(
-            clone(estimator), train, features, label=label, weight="sample_weight", rows=known
-        )
-        if on_fit is not None:
-            on_fit()
-        rows = evaluate[evaluate["week_idx"].isin(block)]
-        part = rows[["cell_id", "week_idx"]].copy()
-        part["y"] = rows[label].to_numpy(dtype=float)
-        part["mu"] = model.predict(rows[features])
-        parts.append(part)
-    assert model is not None
-    return _score(name, "candidate", pd.concat(parts, ignore_index=True), coverages), model
-
-
-def fits_per_backtest(origins: list[int], refit_every: int) -> int:
-    """How many fits one candidate's backtest makes (one per block of `refit_every` origins)."""
-    return math.ceil(len(origins) / refit_every)
-
-
 @dataclass(frozen=True)
 class Frames:
     """What a candidate's backtest reads: the (sampled, weighted) training rows, every study cell
-    of the backtest weeks, the feature and label columns, the horizon and the backtest origins."""
+    of the backtest weeks, the feature and label columns, the horizon and the backtest origins;
+    `before`: every study cell of the weeks before the first origin that a tuning validates on
+    (None without tuning)."""
 
     train: pd.DataFrame
     evaluate: pd.DataFrame
@@ -119,35 +81,165 @@ class Frames:
     label: str
     horizon: int
     origins: list[int]
+    before: pd.DataFrame | None = None
+
+    def cells(self) -> pd.DataFrame:
+        """Every study cell of every loaded week: `before`, then the backtest weeks."""
+        return (
+            self.evaluate
+            if self.before is None
+            else pd.concat([self.before, self.evaluate], ignore_index=True)
+        )
+
+
+@dataclass(frozen=True)
+class Fitting:
+    """How each fit of a backtest is made: refit cadence, history cap, tuning (None: the
+    candidate as configured), the baselines a blend may use, the metric tuning maximises and
+    the seed of the permutation importances."""
+
+    refit_every: int
+    max_history: int | None = None
+    tuning: TuningConfig | None = None
+    baselines: Mapping[str, Baseline] = field(default_factory=dict)
+    metric: str = "pai_3"
+    seed: int = 0
+
+    def blends(self) -> bool:
+        return self.tuning is not None and self.tuning.blend_weights is not None
+
+
+def blend_name(name: str) -> str:
+    """The blend of candidate `name` with the best-blending baseline."""
+    return f"{name}{BLEND_SUFFIX}"
+
+
+@dataclass
+class CandidateRun:
+    """A candidate's backtest: its result, its blend's (None without), the tuning choices, and
+    the last fit with its choice (for the permutation importances)."""
+
+    result: BacktestResult
+    blend: BacktestResult | None
+    choices: list[Choice]
+    model: RegressorMixin
+
+
+def run_candidate(
+    name: str,
+    estimator: RegressorMixin,
+    frames: Frames,
+    fitting: Fitting,
+    *,
+    coverages: tuple[float, ...] = COVERAGES,
+    on_fit: Callable[[], None] | None = None,
+) -> CandidateRun:
+    """Refit every `fitting.refit_every` weeks on rows whose label was known at the origin (and
+    within the history cap), tuned on the fit's own past when `fitting.tuning` is set; `on_fit`
+    is called after each fit, tuning fits included (progress)."""
+    parts, blended, choices = [], [], []
+    model, choice = None, None
+    train, label, horizon = frames.train, frames.label, frames.horizon
+    for start in range(0, len(frames.origins), fitting.refit_every):
+        block = frames.origins[start : start + fitting.refit_every]
+        origin = block[0]
+        if fitting.tuning is not None and (
+            choice is None or origin - choice.origin >= fitting.tuning.every_weeks
+        ):
+            choice = tune_at(estimator, frames, fitting, origin, on_fit)
+            choices.append(choice)
+        known = known_rows(train, label, horizon, origin, fitting.max_history)
+        if not known.any():
+            raise ValueError(f"no training rows before week {origin}: the backtest starts too early")
+        params = choice.params if choice is not None else {}
+        model = fit_weighted(
+            clone(estimator).set_params(**params),
+            train,
+            frames.features,
+            label=label,
+            weight="sample_weight",
+            rows=known,
+        )
+        if on_fit is not None:
+            on_fit()
+        rows = frames.evaluate[frames.evaluate["week_idx"].isin(block)]
+        part = rows[["cell_id", "week_idx"]].copy()
+        part["y"] = rows[label].to_numpy(dtype=float)
+        part["mu"] = model.predict(rows[frames.features])
+        parts.append(part)
+        if fitting.blends():
+            assert choice is not None
+            mix = part.copy()
+            if choice.baseline is not None:
+                base = np.asarray(fitting.baselines[choice.baseline](rows), dtype=float)
+                mix["mu"] = choice.weight * part["mu"].to_numpy() + (1.0 - choice.weight) * base
+            blended.append(mix)
+    assert model is not None
+    result = _score(name, "candidate", pd.concat(parts, ignore_index=True), coverages)
+    blend = None
+    if blended:
+        blend = _score(blend_name(name), "candidate", pd.concat(blended, ignore_index=True), coverages)
+    return CandidateRun(result, blend, choices, model)
+
+
+def tune_at(
+    estimator: RegressorMixin,
+    frames: Frames,
+    fitting: Fitting,
+    origin: int,
+    on_fit: Callable[[], None] | None = None,
+) -> Choice:
+    """`models.tuning.tune` at `origin` on the frames' cells and training rows."""
+    assert fitting.tuning is not None
+    return tune(
+        estimator,
+        frames.train,
+        frames.cells(),
+        features=frames.features,
+        label=frames.label,
+        horizon=frames.horizon,
+        origin=origin,
+        tuning=fitting.tuning,
+        baselines=fitting.baselines,
+        metric=fitting.metric,
+        max_history=fitting.max_history,
+        on_fit=on_fit,
+    )
+
+
+def fits_per_backtest(origins: list[int], refit_every: int, tuning: TuningConfig | None = None) -> int:
+    """How many fits one candidate's backtest makes: one per block of `refit_every` origins, and
+    with tuning one per grid point at each tuning."""
+    fits = math.ceil(len(origins) / refit_every)
+    if tuning is None:
+        return fits
+    tunings, last = 0, None
+    for start in range(0, len(origins), refit_every):
+        if last is None or origins[start] - last >= tuning.every_weeks:
+            tunings, last = tunings + 1, origins[start]
+    return fits + tunings * len(tuning.grid)
 
 
 def backtest_candidate(
     name: str,
     estimator: RegressorMixin,
     frames: Frames,
+    fitting: Fitting,
     *,
-    refit_every: int,
-    seed: int,
     on_fit: Callable[[], None] | None = None,
-) -> BacktestResult:
+) -> CandidateRun:
     """`run_candidate` on `frames`, with the permutation importances of the last fit on the
-    weeks it predicted."""
-    result, model = run_candidate(
-        name,
-        estimator,
-        frames.train,
-        frames.evaluate,
-        features=frames.features,
-        label=frames.label,
-        horizon=frames.horizon,
-        origins=frames.origins,
-        refit_every=refit_every,
-        on_fit=on_fit,
-    )
+    weeks it predicted (on the candidate's result and its blend's)."""
+    run = run_candidate(name, estimator, frames, fitting, on_fit=on_fit)
     evaluate = frames.evaluate
-    last_block = evaluate[evaluate["week_idx"] >= frames.origins[-1] - refit_every + 1]
-    result.importances = permutation_importances(model, last_block, frames.features, frames.label, seed=seed)
-    return result
+    last_block = evaluate[evaluate["week_idx"] >= frames.origins[-1] - fitting.refit_every + 1]
+    importances = permutation_importances(
+        run.model, last_block, frames.features, frames.label, seed=fitting.seed
+    )
+    run.result.importances = importances
+    if run.blend is not None:
+        run.blend.importances = importances
+    return run
 
 
 def paired_weekly(candidate: BacktestResult, baseline: BacktestResult, metric: str) -> pd.DataFrame:

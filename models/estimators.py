@@ -119,3 +119,30 @@ def fit_weighted(
     finally:
         for step in in_place:
             step.set_params(copy=True)
+
+
+class Blend(RegressorMixin, BaseEstimator):
+    """w x a fitted model + (1 - w) x a baseline, as one estimator the registry and `score` run
+    like any other: `features` are the model's inputs; the baseline reads its own column."""
+
+    def __init__(self, model=None, baseline=None, weight: float = 1.0, features: tuple[str, ...] = ()):
+        self.model = model
+        self.baseline = baseline
+        self.weight = weight
+        self.features = features
+
+    def fit(self, X: pd.DataFrame, y=None, sample_weight=None) -> Blend:  # noqa: N803
+        """Fits the model on the `features` of X (the baseline learns nothing)."""
+        self.model.fit(X[list(self.features)], y, sample_weight=sample_weight)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        mu = self.model.predict(X[list(self.features)])
+        if self.baseline is None or self.weight == 1.0:
+            return mu
+        return self.weight * mu + (1.0 - self.weight) * self.baseline.predict(X)
+
+    def inputs(self) -> list[str]:
+        """Every column `predict` reads: the model's features and the baseline's column."""
+        extra = getattr(self.baseline, "column", None)
+        return [*self.features, *([extra] if extra and extra not in self.features else [])]

@@ -515,6 +515,36 @@ class FeatureConfig(_Model):
         return _positive_half_lives(v)
 
 
+class TuningConfig(_Model):
+    """Choices made inside each backtest fit, on a time split of that fit's own past: the last
+    `validation_weeks` labelled weeks before the origin are predicted by a fit on the weeks
+    before them. Never on the weeks the fit is scored on."""
+
+    validation_weeks: int = Field(
+        8, ge=2, description="labelled weeks before the origin that judge the choices"
+    )
+    every_weeks: int = Field(
+        12, ge=1, description="weeks a choice is kept; the first fit at least this much later tunes again"
+    )
+    grid: list[dict[str, Any]] = Field(
+        default_factory=lambda: [{}],
+        min_length=1,
+        description="hyperparameters tried over the candidate's own ({}: the candidate's as configured)",
+    )
+    blend_weights: list[float] | None = Field(
+        None,
+        description="weights w tried for a '<candidate>_blend' candidate: w x the candidate + (1 - w) x "
+        "the baseline that blends best with it on the split; null: no blend candidates",
+    )
+
+    @field_validator("blend_weights")
+    @classmethod
+    def _weights(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (not v or any(not 0.0 <= w <= 1.0 for w in v)):
+            raise ValueError(f"blend weights must be in [0, 1], at least one: {v}")
+        return v
+
+
 class TrainingConfig(_Model):
     """Rolling-origin backtest, candidates and the promotion gate."""
 
@@ -537,6 +567,19 @@ class TrainingConfig(_Model):
         "null: refit_every_weeks (the weeks one fit predicts share its errors)",
     )
     candidates: dict[str, dict[str, Any]] = Field(min_length=1)
+    max_history_weeks: int | None = Field(
+        None,
+        ge=1,
+        description="each fit learns from the labelled weeks of at most this many weeks before its "
+        "origin; null: every labelled week",
+    )
+    learning_curve_weeks: list[int] = Field(
+        default_factory=lambda: [26, 52, 78],
+        description="history caps of the learning curve of `riskradar train --study`",
+    )
+    tuning: TuningConfig | None = Field(
+        None, description="choices on a time split inside each fit; null: none"
+    )
 
 
 class BoundariesRole(_Model):

@@ -289,9 +289,9 @@ def test_training_sample_over_the_bound_is_thinned_and_weighted_back(trained, sp
     tmp, settings, _ = trained
     panel = spark.read.parquet(str(Lake(settings.lake_root).gold("features")))
     features, label = ["hardship_index", "hist_burglary_w4"], "label_burglary_h1"
-    full, _, _ = train.load_frames(panel, features, label, 1, settings.training)
+    full, _, _, _ = train.load_frames(panel, features, label, 1, settings.training)
     bounded = synthetic_settings(tmp, **{"training.max_train_rows": 200}).training
-    thinned, evaluate, _ = train.load_frames(panel, features, label, 1, bounded)
+    thinned, evaluate, _, _ = train.load_frames(panel, features, label, 1, bounded)
     assert len(full) > 400  # the bound bites
     p = 200 / len(full)
     assert thinned.attrs == {"sampled_rows": len(full), "thinning": pytest.approx(p)}
@@ -353,3 +353,58 @@ def test_backtest_frame_over_the_bound_is_refused(trained, spark):
     settings = synthetic_settings(tmp, **{"training.candidates": GOOD, "training.max_evaluate_rows": 10})
     with pytest.raises(ConfigError, match=r"more than training.max_evaluate_rows = 10"):
         train.main(["--target", "burglary"], settings=settings, spark=spark)
+
+
+def test_tuned_training_blends_logs_its_choices_and_studies_the_history(spark, tmp_path):
+    """With tuning: each candidate has a blend, every tuning's choice is logged on its run, the
+    registered version reads the columns it needs and predicts; --study logs the learning curve."""
+    from mlflow import MlflowClient, sklearn
+
+    tuning = {
+        "validation_weeks": 2,
+        "every_weeks": 4,
+        "grid": [{}, {"max_iter": 5}],
+        "blend_weights": [0.5, 1.0],
+    }
+    settings = synthetic_settings(
+        tmp_path,
+        **{
+            "training.candidates": {"hgb_poisson": GOOD["hgb_poisson"]},
+            "training.tuning": tuning,
+            "training.learning_curve_weeks": [3],
+        },
+    )
+    write_synthetic_panel(spark, Lake(settings.lake_root))
+    result = train.main(["--target", "burglary", "--study"], settings=settings, spark=spark)["burglary"]
+    results = result["results"]
+    assert {"hgb_poisson", "hgb_poisson_blend"} <= set(results) and "prior_1w" in results
+    assert set(result["paired"].gains) == {"hgb_poisson", "hgb_poisson_blend"}
+    client = MlflowClient(tracking_uri(settings, Lake(settings.lake_root)))
+    for name in ("hgb_poisson", "hgb_poisson_blend"):
+        path = _download(client, result["child_runs"][name], "tuning.json", tmp_path / name)
+        table = json.loads(path.read_text())
+        choices = pd.DataFrame(table["data"], columns=table["columns"])
+        # 4 backtest weeks (2285..2288) refitted every 2; a choice lasts 4 weeks: one tuning,
+        # judged on the 2 labelled weeks before the first origin
+        assert choices["origin_week_idx"].tolist() == [result["weeks"][0]]
+        first = result["weeks"][0]
+        assert choices["validation_weeks"].tolist() == [f"{first - 2}..{first - 1}"]
+    version = client.get_model_version("riskradar-burglary", result["version"])
+    params = json.loads(version.tags["params"])
+    assert params["max_iter"] in (40, 5)  # the configured or the grid's, whichever ranked better
+    model = sklearn.load_model(f"models:/riskradar-burglary/{result['version']}")
+    panel = spark.read.parquet(str(Lake(settings.lake_root).gold("features"))).toPandas()
+    from mlflow.models import get_model_info
+
+    inputs = get_model_info(f"models:/riskradar-burglary/{result['version']}").signature.inputs.input_names()
+    assert "hardship_index" in inputs
+    mu = model.predict(panel[inputs].astype(float))
+    assert len(mu) == len(panel) and (mu >= 0).all()
+    # the study: the training's own row, then the fits capped at 3 weeks of history
+    rows = result["study"]
+    assert [r["variant"] for r in rows] == ["all features", "history 3 weeks"]
+    assert (
+        rows[1]["history_weeks"] == 3 and rows[0]["candidate"] == result["results"][rows[0]["candidate"]].name
+    )
+    curve = _download(client, result["run_id"], "learning_curve.md", tmp_path).read_text()
+    assert curve.splitlines()[2].startswith("| all features |") and "| history 3 weeks |" in curve

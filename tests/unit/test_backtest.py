@@ -10,6 +10,7 @@ from sklearn.dummy import DummyRegressor
 
 from models.backtest import (
     BacktestResult,
+    Fitting,
     Frames,
     backtest_candidate,
     exposure_table,
@@ -61,17 +62,8 @@ def test_each_fit_only_sees_weeks_before_its_origin():
             seen_weeks.append(sorted(panel.loc[X.index, "week_idx"].unique()))
             return super().fit(X, y, sample_weight=sample_weight)
 
-    result, _ = run_candidate(
-        "spy",
-        Spy(),
-        panel,
-        panel[panel.week_idx >= 4],
-        features=["x1"],
-        label="label_t_h1",
-        horizon=1,
-        origins=[4, 5, 6, 7],
-        refit_every=2,
-    )
+    frames = Frames(panel, panel[panel.week_idx >= 4], ["x1"], "label_t_h1", 1, [4, 5, 6, 7])
+    result = run_candidate("spy", Spy(), frames, Fitting(refit_every=2)).result
     assert seen_weeks == [[0, 1, 2, 3], [0, 1, 2, 3, 4, 5]]
     assert sorted(result.predictions.week_idx.unique()) == [4, 5, 6, 7]
     assert len(result.weekly) == 4 and result.summary["pai_3"].weeks == 4
@@ -82,28 +74,11 @@ def test_a_model_that_knows_the_rate_beats_a_flat_one():
 
     panel = _panel(weeks=12, cells=60)
     evaluate = panel[panel.week_idx >= 8]
-    good, _ = run_candidate(
-        "hgb",
-        HistGradientBoostingRegressor(loss="poisson", max_iter=30),
-        panel,
-        evaluate,
-        features=["x1"],
-        label="label_t_h1",
-        horizon=1,
-        origins=[8, 9, 10, 11],
-        refit_every=4,
-    )
-    flat, _ = run_candidate(
-        "flat",
-        DummyRegressor(),
-        panel,
-        evaluate,
-        features=["x1"],
-        label="label_t_h1",
-        horizon=1,
-        origins=[8, 9, 10, 11],
-        refit_every=4,
-    )
+    frames = Frames(panel, evaluate, ["x1"], "label_t_h1", 1, [8, 9, 10, 11])
+    good = run_candidate(
+        "hgb", HistGradientBoostingRegressor(loss="poisson", max_iter=30), frames, Fitting(4)
+    ).result
+    flat = run_candidate("flat", DummyRegressor(), frames, Fitting(4)).result
     assert good.mean("pai_5") > flat.mean("pai_5")
     assert good.mean("deviance") < flat.mean("deviance")
     base = run_baseline("prior_4w", prior_counts("t", 4), evaluate, "label_t_h1")
@@ -131,8 +106,8 @@ def test_a_candidate_backtest_reports_each_fit_and_ranks_the_features():
     frames = Frames(panel, panel, ["x1", "hist_t_w1"], "label_t_h1", 1, [3, 4, 5, 6, 7])
     fits = []
     result = backtest_candidate(
-        "dummy", DummyRegressor(), frames, refit_every=2, seed=0, on_fit=lambda: fits.append(len(fits) + 1)
-    )
+        "dummy", DummyRegressor(), frames, Fitting(refit_every=2), on_fit=lambda: fits.append(len(fits) + 1)
+    ).result
     # origins 3..7 refitted every 2 weeks: fits at 3, 5 and 7
     assert fits == [1, 2, 3] and fits_per_backtest(frames.origins, 2) == 3
     assert sorted(result.predictions["week_idx"].unique()) == [3, 4, 5, 6, 7]
