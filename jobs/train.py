@@ -23,6 +23,7 @@ import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -264,27 +265,40 @@ def backtest_all(
     return results + candidates, champion_value, runs
 
 
+@dataclass(frozen=True)
+class FinalModel:
+    """The refitted best candidate: the estimator registered, its hyperparameters, the columns
+    it reads and, for a blend, what it mixes ("0.75 x model + 0.25 x ewma_hl52")."""
+
+    model: Any
+    params: dict[str, Any]
+    inputs: list[str]
+    blend: str | None = None
+
+
 def final_model(
     best: str, frames: Frames, training: TrainingConfig, baselines: dict[str, HistoryRate]
-) -> tuple[Any, dict[str, Any], list[str]]:
+) -> FinalModel:
     """The best candidate refitted on every labelled week (within the history cap), tuned on the
-    newest weeks as each backtest fit was; (the fitted model, its hyperparameters, the columns
-    it reads). A blend wraps the model with the baseline and weight its tuning chose."""
+    newest weeks as each backtest fit was. A blend wraps the model with the baseline and weight
+    its tuning chose."""
     base = best.removesuffix(BLEND_SUFFIX)
     estimator = make_candidates({base: training.candidates[base]})[base]
     fitting = fitting_for(training, baselines)
     origin = max(int(frames.evaluate["week_idx"].max()), int(frames.train["week_idx"].max())) + frames.horizon
     choice = tune_at(estimator, frames, fitting, origin) if training.tuning is not None else None
-    params = {**training.candidates[base], **(choice.params if choice else {})}
-    estimator.set_params(**(choice.params if choice else {}))
+    tuned = choice.params if choice else {}
+    estimator.set_params(**tuned)
     rows = known_rows(frames.train, frames.label, frames.horizon, origin, training.max_history_weeks)
     fit_weighted(
         estimator, frames.train, frames.features, label=frames.label, weight="sample_weight", rows=rows
     )
+    params = {**training.candidates[base], **tuned}
     if not best.endswith(BLEND_SUFFIX) or choice is None or choice.baseline is None:
-        return estimator, params, list(frames.features)  # a blend of weight 1 is the model alone
+        return FinalModel(estimator, params, list(frames.features))  # a blend of weight 1 is the model
     blend = Blend(estimator, baselines[choice.baseline], choice.weight, tuple(frames.features))
-    return blend, {**params, "blend_baseline": choice.baseline, "blend_weight": choice.weight}, blend.inputs()
+    mix = f"{choice.weight:g} x model + {1 - choice.weight:g} x {choice.baseline}"
+    return FinalModel(blend, params, blend.inputs(), mix)
 
 
 def train_target(
@@ -315,7 +329,7 @@ def train_target(
     block = training.paired_block_weeks or training.refit_every_weeks
     paired = compare_paired(results, best_baseline, metric, block=block, seed=training.seed)
     with _phase("final fit"):
-        final, params, inputs = final_model(best.name, frames, training, baselines)
+        final = final_model(best.name, frames, training, baselines)
     experiment = _experiment(lake, target)
     tags = _run_tags(settings, lake, target, label)
     with mlflow.start_run(run_name=f"train-{target}", tags=tags) as parent:
@@ -326,13 +340,15 @@ def train_target(
             child_runs = _log_backtest(lake, frames, training, empty, results, strata, tags, paired, choices)
         _log_comparison(results, best, best_baseline, paired)
         with _phase("registration"):
-            version = register_model(final, "model", frames.train[inputs].head(50), name)
+            version = register_model(final.model, "model", frames.train[final.inputs].head(50), name)
         with _phase("gate"):
             gain = paired.gains[best.name]
             alias, reason = gate(
                 best, best_baseline, champion_value, metric, training.promotion_margin, paired=gain
             )
-            _set_alias(client, name, version, alias, reason, best, metric, params, gain)
+            _set_alias(client, name, version, alias, reason, best, metric, final.params, gain)
+            if final.blend is not None:
+                tag_version(client, name, version, {"blend": final.blend})
             champion_version = version if alias == CHAMPION else None
             if alias != CHAMPION and current_champion is None:
                 # Nothing to score with yet and no learned model beats the baseline: the best
@@ -582,8 +598,8 @@ def _set_alias(
     gain: PairedInterval,
 ) -> None:
     """The gate's alias on the new version, its reason on the run and on the version, and the
-    best candidate's paired gain over the best baseline and its final hyperparameters (a
-    blend's baseline and weight among them) on the version."""
+    best candidate's paired gain over the best baseline and its final hyperparameters on the
+    version."""
     import mlflow
 
     client.set_registered_model_alias(name, alias, version)

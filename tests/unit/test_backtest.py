@@ -201,6 +201,14 @@ def test_the_champion_recipe_is_read_from_a_learned_versions_tags_only():
     assert champion_recipe(tags) == ("hgb_poisson", {"max_iter": 40})
     assert champion_recipe({"candidate": "prior_4w", "kind": "baseline"}) is None
     assert champion_recipe(None) is None
+    # a blend's recipe is its model's: the training backtests it again, blend and all
+    blend = {
+        "candidate": "hgb_poisson_blend",
+        "params": '{"max_iter": 40}',
+        "blend": "0.5 x model + 0.5 x prior_4w",
+    }
+    assert champion_recipe(blend) == ("hgb_poisson_blend", {"max_iter": 40})
+    assert champion_recipe({"candidate": "prior_4w_blend"}) is None
 
 
 def test_models_are_fitted_on_float64_whatever_the_features_arrive_as():
