@@ -23,7 +23,7 @@ import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -408,44 +408,47 @@ def _study(
     estimator = make_candidates({recipe: training.candidates[recipe]})[recipe]
     indicators = [c for c in role_indicators(settings) if c in panel.columns]
     spec = PanelSpec.from_settings(settings, indicators)
+    study = training.study
     fitting = fitting_for(training, baselines)
-    block = training.paired_block_weeks or training.refit_every_weeks
+    same = study.tuned and study.refit_every_weeks in (None, training.refit_every_weeks)
+    if not same:
+        fitting = replace(
+            fitting,
+            refit_every=study.refit_every_weeks or training.refit_every_weeks,
+            tuning=training.tuning if study.tuned else None,
+        )
+    block = training.paired_block_weeks or fitting.refit_every
     full = Variant(FULL, frames.features, None)
-    main = runs[recipe]
-    first = study_row(
-        full, [r for r in (main.result, main.blend) if r is not None], best_baseline, fitting, block
-    )
     parts = {
         "ablation": ablations(spec, target, frames.features),
-        "learning_curve": learning_curve(frames.features, training.learning_curve_weeks),
+        "learning_curve": learning_curve(frames.features, study.learning_curve_weeks),
     }
-    n = sum(len(v) for v in parts.values()) * fits_per_backtest(
-        frames.origins, training.refit_every_weeks, training.tuning
-    )
-    rows = [first]
+    count = sum(len(v) for v in parts.values()) + (0 if same else 1)
+    n = count * fits_per_backtest(frames.origins, fitting.refit_every, fitting.tuning)
     with _phase("study"), Progress("study fit", n, logger=log) as progress:
+        advance = lambda: progress.advance(f"for {target}")  # noqa: E731
+        if same:  # the training's own backtest is the all-features row
+            main = runs[recipe]
+            results = [r for r in (main.result, main.blend) if r is not None]
+            first = study_row(full, results, best_baseline, fitting, block)
+        else:
+            first = run_variant(
+                full, recipe, estimator, frames, fitting, best_baseline, block=block, on_fit=advance
+            )
+        rows = [first]
         for kind, variants in parts.items():
             table = [first]
             for variant in variants:
                 row = run_variant(
-                    variant,
-                    recipe,
-                    estimator,
-                    frames,
-                    fitting,
-                    best_baseline,
-                    block=block,
-                    on_fit=lambda: progress.advance(f"for {target}"),
+                    variant, recipe, estimator, frames, fitting, best_baseline, block=block, on_fit=advance
                 )
                 table.append(row)
-                log.info(
-                    "study %s: %s, %s %.3f",
-                    target,
-                    variant.name,
-                    training.promotion_metric,
-                    row[training.promotion_metric],
-                )
-            mlflow.log_text(study_table(table, training.promotion_metric), f"{kind}.md")
+                log.info("study %s: %s, %s %.3f", target, variant.name, fitting.metric, row[fitting.metric])
+            how = (
+                "tuned as the training" if fitting.tuning else "every fit as configured (no tuning, no blend)"
+            )
+            note = f"Refit every {fitting.refit_every} weeks, {how}; paired blocks of {block} weeks.\n\n"
+            mlflow.log_text(note + study_table(table, fitting.metric), f"{kind}.md")
             rows += table[1:]
     mlflow.log_table(records(rows), "study.json")
     return rows

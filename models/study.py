@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.base import RegressorMixin
 
 from features.panel import FAMILIES, PanelSpec, target_features
-from models.backtest import BacktestResult, Fitting, Frames, backtest_candidate, paired_weekly
+from models.backtest import BacktestResult, Fitting, Frames, paired_weekly, run_candidate
 from models.metrics import PairedInterval, paired_gain
 
 FULL = "all features"
@@ -62,7 +62,7 @@ def run_variant(
     """One row of the study table: the variant's better candidate (the model or its blend) by
     mean promotion metric, that mean and its paired gain over `baseline`."""
     history = variant.max_history if variant.max_history is not None else fitting.max_history
-    run = backtest_candidate(
+    run = run_candidate(
         name,
         estimator,
         replace(frames, features=variant.features),

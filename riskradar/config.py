@@ -545,6 +545,17 @@ class TuningConfig(_Model):
         return v
 
 
+class StudyConfig(_Model):
+    """The ablation and learning curve of `riskradar train --study`: the best candidate's recipe
+    refitted without each feature family and with its fits capped at each number of weeks. A
+    setting that differs from the training's (e.g. a slower refit cadence, to keep the study's
+    time in bounds) applies to every row, the study's own all-features row included."""
+
+    learning_curve_weeks: list[int] = Field(default_factory=lambda: [26, 52, 78], min_length=1)
+    refit_every_weeks: int | None = Field(None, ge=1, description="null: training.refit_every_weeks")
+    tuned: bool = Field(True, description="false: every fit as configured, no tuning and no blend")
+
+
 class TrainingConfig(_Model):
     """Rolling-origin backtest, candidates and the promotion gate."""
 
@@ -573,9 +584,8 @@ class TrainingConfig(_Model):
         description="each fit learns from the labelled weeks of at most this many weeks before its "
         "origin; null: every labelled week",
     )
-    learning_curve_weeks: list[int] = Field(
-        default_factory=lambda: [26, 52, 78],
-        description="history caps of the learning curve of `riskradar train --study`",
+    study: StudyConfig = Field(
+        default_factory=lambda: StudyConfig(), description="what `riskradar train --study` refits"
     )
     tuning: TuningConfig | None = Field(
         None, description="choices on a time split inside each fit; null: none"

@@ -13,13 +13,14 @@ from riskradar.lake import Lake
 
 CHAMPION = "champion"
 # Types our models hold that skops does not trust by default: the tree predictor of the
-# gradient boosting model, our baselines and imputer, and the dtype that SimpleImputer kept in
+# gradient boosting model, our baselines, imputer and blend, and the dtype that SimpleImputer kept in
 # the linear models registered before MedianImputer replaced it.
 SKOPS_TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "numpy.dtype",
     "models.baselines.HistoryRate",
     "models.estimators.MedianImputer",
+    "models.estimators.Blend",
 ]
 
 

@@ -119,6 +119,13 @@ def _config(tmp: Path, landing: Path, tracking_uri: str) -> Path:
             "features.windows_weeks": [1, 4, 13],
             "features.decay_half_lives_weeks": [4],
             "features.spatial_lag_windows_weeks": [4],
+            # the long-run, smoothed and near-repeat families and tuning need more than these 13
+            # weeks; the Dutch example runs them end to end
+            "features.all_history": False,
+            "features.last_year": None,
+            "features.kde": None,
+            "features.near_repeat": None,
+            "training.tuning": None,
             "training.backtest_weeks": 4,
             "training.refit_every_weeks": 2,
             "training.promotion_margin": 0.0,

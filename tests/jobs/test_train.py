@@ -371,7 +371,7 @@ def test_tuned_training_blends_logs_its_choices_and_studies_the_history(spark, t
         **{
             "training.candidates": {"hgb_poisson": GOOD["hgb_poisson"]},
             "training.tuning": tuning,
-            "training.learning_curve_weeks": [3],
+            "training.study": {"learning_curve_weeks": [3]},
         },
     )
     write_synthetic_panel(spark, Lake(settings.lake_root))
@@ -407,4 +407,5 @@ def test_tuned_training_blends_logs_its_choices_and_studies_the_history(spark, t
         rows[1]["history_weeks"] == 3 and rows[0]["candidate"] == result["results"][rows[0]["candidate"]].name
     )
     curve = _download(client, result["run_id"], "learning_curve.md", tmp_path).read_text()
-    assert curve.splitlines()[2].startswith("| all features |") and "| history 3 weeks |" in curve
+    assert curve.startswith("Refit every 2 weeks, tuned as the training; paired blocks of 2 weeks.")
+    assert curve.splitlines()[4].startswith("| all features |") and "| history 3 weeks |" in curve
