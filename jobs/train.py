@@ -96,6 +96,7 @@ def main(
     if settings.training is None or settings.features is None:
         raise ConfigError(f"{settings.config_file}: 'features' and 'training' sections are needed to train")
     targets = selected_targets(settings, args)
+    check_grid(settings)
     panel = read_panel(spark, lake)
     results = {}
     for target in targets:
@@ -105,6 +106,21 @@ def main(
             record.outputs.append({k: result[k] for k in ("model", "version", "alias", "run_id")})
             log.info("%s", summary_table(target, result))
     return results
+
+
+def check_grid(settings: Settings) -> None:
+    """Every point of the tuning grid must be hyperparameters of every candidate, or the first
+    tuning would fail minutes into the training."""
+    training = settings.training
+    assert training is not None
+    for name, estimator in make_candidates(training.candidates).items():
+        for point in training.tuning.grid if training.tuning else []:
+            unknown = sorted(set(point) - set(estimator.get_params()))
+            if unknown:
+                raise ConfigError(
+                    f"{settings.config_file}: key 'training.tuning.grid' = {point}: {', '.join(unknown)} "
+                    f"is not a hyperparameter of candidate {name}"
+                )
 
 
 def _config_hash(settings: Settings) -> str:
@@ -286,7 +302,9 @@ def final_model(
     estimator = make_candidates({base: training.candidates[base]})[base]
     fitting = fitting_for(training, baselines)
     origin = max(int(frames.evaluate["week_idx"].max()), int(frames.train["week_idx"].max())) + frames.horizon
-    choice = tune_at(estimator, frames, fitting, origin) if training.tuning is not None else None
+    # A choice can change the final model only with a grid to choose from or a blend to make.
+    matters = training.tuning is not None and (len(training.tuning.grid) > 1 or best.endswith(BLEND_SUFFIX))
+    choice = tune_at(estimator, frames, fitting, origin) if matters else None
     tuned = choice.params if choice else {}
     estimator.set_params(**tuned)
     rows = known_rows(frames.train, frames.label, frames.horizon, origin, training.max_history_weeks)

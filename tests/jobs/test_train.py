@@ -348,6 +348,15 @@ def test_a_feature_without_any_value_is_left_out_and_named(spark, tmp_path, caps
     }
 
 
+def test_a_tuning_grid_the_candidates_do_not_take_is_refused_before_any_work(spark, tmp_path):
+    tuning = {"validation_weeks": 2, "grid": [{}, {"max_iter": 5, "depth": 3}]}
+    settings = synthetic_settings(tmp_path, **{"training.candidates": GOOD, "training.tuning": tuning})
+    with pytest.raises(
+        ConfigError, match=r"'training.tuning.grid' = .*: depth is not a hyperparameter of candidate"
+    ):
+        train.main(["--all"], settings=settings, spark=spark)
+
+
 def test_backtest_frame_over_the_bound_is_refused(trained, spark):
     tmp, _, _ = trained
     settings = synthetic_settings(tmp, **{"training.candidates": GOOD, "training.max_evaluate_rows": 10})

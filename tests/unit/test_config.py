@@ -623,3 +623,41 @@ def test_a_wrong_role_names_file_key_value_and_what_is_allowed(tmp_path: Path, e
         load_settings(path)
     assert str(err.value).startswith(f"{path}: ")
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"training.tuning.blend_weights": [0.5, 1.5]},
+            "key 'training.tuning.blend_weights' = [0.5, 1.5]: Value error, blend weights must be in [0, 1]",
+        ),
+        (
+            {"training.tuning.validation_weeks": 1},
+            "key 'training.tuning.validation_weeks' = 1: Input should be greater than or equal to 2",
+        ),
+        ({"training.tuning.grid": []}, "key 'training.tuning.grid' = []: List should have at least 1 item"),
+        (
+            {"training.max_history_weeks": 0},
+            "key 'training.max_history_weeks' = 0: Input should be greater than or equal to 1",
+        ),
+        (
+            {"training.study.refit_every_weeks": 0},
+            "key 'training.study.refit_every_weeks' = 0: Input should be greater than or equal to 1",
+        ),
+        (
+            {"training.study.learning_curve_weeks": []},
+            "key 'training.study.learning_curve_weeks' = []: List should have at least 1 item",
+        ),
+    ],
+)
+def test_a_wrong_tuning_or_study_setting_names_its_key_and_value(tmp_path: Path, changes, message):
+    assert message in _refused(tmp_path, changes)
+
+
+def test_the_bundled_city_tunes_blends_and_caps_the_history(tmp_path: Path):
+    training = load_settings(ROOT / "conf" / "riskradar.yaml").training
+    assert training is not None and training.tuning is not None
+    assert training.max_history_weeks == 156 and "poisson_glm" not in training.candidates
+    assert 0.0 not in training.tuning.blend_weights  # a blend is always partly the learned model
+    assert training.study.learning_curve_weeks == [26, 52, 78]
