@@ -101,7 +101,9 @@ def tune(
     rows = known_rows(train, label, horizon, first, max_history)
     if not rows.any():
         raise ValueError(
-            f"no training rows before week {first}: the tuning at week {origin} starts too early"
+            f"no training rows before week {first}: the tuning at week {origin} starts too early "
+            f"(its {tuning.validation_weeks} validation weeks need labelled weeks before them); lower "
+            "training.tuning.validation_weeks or training.backtest_weeks"
         )
     best: tuple[float, dict[str, Any], np.ndarray] | None = None
     for params in tuning.grid:
