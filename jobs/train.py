@@ -60,7 +60,7 @@ from models.study import (
     study_row,
     study_table,
 )
-from models.tuning import known_rows
+from models.tuning import known_rows, validation_span
 from reports.model_card import Training, comparison_table, gate_decision, model_card, summary_table
 from reports.plots import write_result_artifacts
 from riskradar.audit import audited_run, git_commit
@@ -174,7 +174,7 @@ def load_frames(
     train.attrs["sampled_rows"], train.attrs["thinning"] = n, thinning
     before_weeks = []
     if training.tuning is not None:
-        first = origins[0] - horizon - training.tuning.validation_weeks + 1
+        first, _ = validation_span(origins[0], horizon, training.tuning)
         before_weeks = [w for w in weeks if first <= w < origins[0]]
     evaluation = labelled.where(F.col("week_idx").isin(origins + before_weeks))
     m = evaluation.count()
@@ -206,8 +206,7 @@ def read_frames(
     and the features left out because they hold no value at all. The columns the `baselines`
     read are loaded too, features or not."""
     assert settings.training is not None
-    indicators = [c for c in role_indicators(settings) if c in panel.columns]
-    spec = PanelSpec.from_settings(settings, indicators)
+    spec = panel_spec(settings, panel)
     features = [c for c in target_features(spec, target, without) if c in panel.columns]
     needed = [b.column for b in (baselines or {}).values() if b.column in panel.columns]
     loaded = features + [c for c in dict.fromkeys(needed) if c not in features]
@@ -218,6 +217,11 @@ def read_frames(
     empty = [c for c in features if train[c].isna().all()]
     kept = [c for c in features if c not in empty]
     return Frames(train, evaluate, kept, label, horizon, origins, before), empty
+
+
+def panel_spec(settings: Settings, panel: DataFrame) -> PanelSpec:
+    """The configured panel, with the area indicators `panel` has columns for."""
+    return PanelSpec.from_settings(settings, [c for c in role_indicators(settings) if c in panel.columns])
 
 
 def target_baselines(settings: Settings, target: str, columns: list[str]) -> dict[str, HistoryRate]:
@@ -424,8 +428,7 @@ def _study(
     assert training is not None
     recipe = best.name.removesuffix(BLEND_SUFFIX)
     estimator = make_candidates({recipe: training.candidates[recipe]})[recipe]
-    indicators = [c for c in role_indicators(settings) if c in panel.columns]
-    spec = PanelSpec.from_settings(settings, indicators)
+    spec = panel_spec(settings, panel)
     study = training.study
     fitting = fitting_for(training, baselines)
     same = study.tuned and study.refit_every_weeks in (None, training.refit_every_weeks)

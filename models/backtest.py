@@ -17,7 +17,7 @@ from sklearn.base import RegressorMixin, clone
 
 from models.estimators import fit_weighted
 from models.metrics import COVERAGES, Interval, PairedInterval, bootstrap_mean, paired_gain, week_metrics
-from models.tuning import Choice, known_rows, tune
+from models.tuning import Choice, known_rows, tune, validation_span
 from riskradar.config import TuningConfig
 
 Baseline = Callable[[pd.DataFrame], np.ndarray]
@@ -83,13 +83,11 @@ class Frames:
     origins: list[int]
     before: pd.DataFrame | None = None
 
-    def cells(self) -> pd.DataFrame:
-        """Every study cell of every loaded week: `before`, then the backtest weeks."""
-        return (
-            self.evaluate
-            if self.before is None
-            else pd.concat([self.before, self.evaluate], ignore_index=True)
-        )
+    def cells(self, first: int, last: int) -> pd.DataFrame:
+        """Every study cell of weeks `first` .. `last` that is loaded (`before`, then the
+        backtest weeks): only those rows are copied."""
+        frames = [f for f in (self.before, self.evaluate) if f is not None]
+        return pd.concat([f[f["week_idx"].between(first, last)] for f in frames], ignore_index=True)
 
 
 @dataclass(frozen=True)
@@ -194,7 +192,7 @@ def tune_at(
     return tune(
         estimator,
         frames.train,
-        frames.cells(),
+        frames.cells(*validation_span(origin, frames.horizon, fitting.tuning)),
         features=frames.features,
         label=frames.label,
         horizon=frames.horizon,

@@ -63,6 +63,13 @@ def known_rows(
     return known.to_numpy()
 
 
+def validation_span(origin: int, horizon: int, tuning: TuningConfig) -> tuple[int, int]:
+    """(first, last): the weeks a tuning at `origin` validates on, the newest `validation_weeks`
+    whose labels are known at the origin."""
+    last = origin - horizon
+    return last - tuning.validation_weeks + 1, last
+
+
 def mean_metric(frame: pd.DataFrame, mu: np.ndarray, label: str, metric: str) -> float:
     """The mean over the weeks of `frame` of `metric` (week_metrics) of predictions `mu`."""
     values = []
@@ -88,10 +95,10 @@ def tune(
     max_history: int | None = None,
     on_fit: Callable[[], None] | None = None,
 ) -> Choice:
-    """The choice at `origin`. `cells`: every study cell of (at least) the validation weeks,
-    with their labels; `train`: the weighted training sample."""
-    last = origin - horizon  # the newest week whose label is known at the origin
-    first = last - tuning.validation_weeks + 1
+    """The choice at `origin`. `cells`: every study cell of the validation weeks
+    (`validation_span`; other weeks are ignored), with their labels; `train`: the weighted
+    training sample."""
+    first, last = validation_span(origin, horizon, tuning)
     validation = cells[(cells["week_idx"] >= first) & (cells["week_idx"] <= last)]
     if validation["week_idx"].nunique() < tuning.validation_weeks:
         raise ValueError(
