@@ -158,3 +158,23 @@ def test_the_blend_estimator_mixes_and_names_the_columns_it_reads():
     assert blend.predict(frame).tolist() == [0.25 + 0.75, 0.25, 0.25 + 1.5]
     assert blend.inputs() == ["x1", "hist_t_w4"]
     assert Blend(model, None, 1.0, ("x1",)).predict(frame).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_a_tuning_without_weeks_before_its_validation_weeks_names_the_keys_to_lower():
+    panel = _panel()
+    with pytest.raises(
+        ValueError, match=r"no training rows before week 0: the tuning at week 4 starts too early"
+    ) as err:
+        tune(
+            DummyRegressor(),
+            panel,
+            panel,
+            features=["x1"],
+            label="label_t_h1",
+            horizon=1,
+            origin=4,
+            tuning=TuningConfig(validation_weeks=4),
+            baselines={},
+            metric="pai_3",
+        )
+    assert "lower training.tuning.validation_weeks or training.backtest_weeks" in str(err.value)
