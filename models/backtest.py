@@ -287,15 +287,15 @@ def compare_paired(
 
 def pai_curve(predictions: pd.DataFrame, coverages: np.ndarray) -> np.ndarray:
     """Mean PAI over weeks at each coverage (for the PAI-vs-coverage plot)."""
-    from models.metrics import pai
+    from models.metrics import pai_at
 
-    out = []
-    for c in coverages:
-        values = [
-            pai(g["y"].to_numpy(), g["mu"].to_numpy(), float(c)) for _, g in predictions.groupby("week_idx")
-        ]
-        out.append(np.nanmean(values) if np.any(~np.isnan(values)) else np.nan)
-    return np.asarray(out)
+    weeks = [
+        pai_at(g["y"].to_numpy(), g["mu"].to_numpy(), coverages) for _, g in predictions.groupby("week_idx")
+    ]
+    values = np.asarray(weeks, dtype=float).reshape(len(weeks), len(coverages))
+    return np.asarray(
+        [np.nanmean(col) if np.any(~np.isnan(col)) else np.nan for col in values.T], dtype=float
+    )
 
 
 def exposure_table(predictions: pd.DataFrame, strata: pd.DataFrame, coverage: float) -> pd.DataFrame:

@@ -52,6 +52,31 @@ def pai(y: np.ndarray, score: np.ndarray, coverage: float) -> float:
     return hit_rate(y, score, coverage) / (k / len(y))
 
 
+def pai_at(y: np.ndarray, score: np.ndarray, coverages: np.ndarray) -> np.ndarray:
+    """`pai` at each of `coverages`, the week sorted once (a PAI curve asks for dozens)."""
+    y = np.asarray(y, dtype=float)
+    score = np.asarray(score, dtype=float)
+    n, total = len(y), float(y.sum())
+    if total == 0:
+        return np.full(len(coverages), np.nan)
+    order = np.argsort(-score, kind="stable")
+    ranked, caught = score[order], np.concatenate([[0.0], np.cumsum(y[order])])
+    out = []
+    for coverage in coverages:
+        k = flagged_count(n, float(coverage))
+        if k >= n:
+            out.append(n / k)
+            continue
+        cut = ranked[k - 1]
+        # ranked is descending: the cells above the cut, then the tied ones
+        above = int(np.searchsorted(-ranked, -cut, side="left"))
+        tied = int(np.searchsorted(-ranked, -cut, side="right")) - above
+        tied_mean = (caught[above + tied] - caught[above]) / tied
+        hits = caught[above] + (k - above) * tied_mean
+        out.append(hits / total / (k / n))
+    return np.asarray(out, dtype=float)
+
+
 def pei_star(y: np.ndarray, score: np.ndarray, coverage: float) -> float:
     k = flagged_count(len(y), coverage)
     best = float(np.sort(np.asarray(y, dtype=float))[::-1][:k].sum())

@@ -265,6 +265,17 @@ def test_tracking_server_api_shows_the_training(trained):
             "ewma_hl4",
         }
         assert any(m["key"] == "pai_3_mean" for m in children[0]["data"]["metrics"])
+        # every backtest week's metrics, one step each, as the weekly table has them
+        weekly = first["results"]["hgb_poisson"].weekly.dropna(subset=["pai_3"])  # NaN: not logged
+        history = _get(
+            base,
+            "/api/2.0/mlflow/metrics/get-history",
+            run_id=first["child_runs"]["hgb_poisson"],
+            metric_key="pai_3",
+        )["metrics"]
+        steps = sorted((m["step"], m["value"]) for m in history)
+        assert [w for w, _ in steps] == sorted(weekly["week_idx"].astype(int))
+        assert [v for _, v in steps] == pytest.approx(list(weekly.sort_values("week_idx")["pai_3"]))
         assert {"model_card.md", "comparison.md", "gate_decision.txt"} <= _artifacts(base, first["run_id"])
         assert {
             "pai_curve.png",

@@ -15,12 +15,13 @@ from models.backtest import (
     backtest_candidate,
     exposure_table,
     fits_per_backtest,
+    pai_curve,
     run_baseline,
     run_candidate,
 )
 from models.baselines import baselines_for, exponentially_weighted, prior_counts
 from models.gate import baseline_serves_reason, best_of, champion_recipe, gate
-from models.metrics import Interval
+from models.metrics import Interval, pai, pai_at
 from models.strata import exposure_strata
 
 
@@ -83,6 +84,36 @@ def test_a_model_that_knows_the_rate_beats_a_flat_one():
     assert good.mean("deviance") < flat.mean("deviance")
     base = run_baseline("prior_4w", prior_counts("t", 4), evaluate, "label_t_h1")
     assert base.predictions["mu"].tolist() == (evaluate["hist_t_w4"] / 4).tolist()
+
+
+def test_the_pai_curve_is_each_coverages_mean_over_the_weeks_that_had_incidents():
+    rng = np.random.default_rng(3)
+    preds = pd.DataFrame(
+        {
+            "cell_id": [f"c{c}" for _ in range(3) for c in range(50)],
+            "week_idx": np.repeat([0, 1, 2], 50),
+            "y": rng.poisson(0.5, 150).astype(float),
+            "mu": rng.random(150),
+        }
+    )
+    preds.loc[preds["week_idx"] == 1, "y"] = 0.0  # a week without incidents has no PAI
+    coverages = np.array([0.02, 0.1, 0.5, 1.0])
+    weeks = [preds[preds["week_idx"] == w] for w in (0, 2)]
+    expected = [np.mean([pai(g["y"].to_numpy(), g["mu"].to_numpy(), c) for g in weeks]) for c in coverages]
+    np.testing.assert_allclose(pai_curve(preds, coverages), expected)
+    assert pai_curve(preds, coverages)[-1] == pytest.approx(1.0)
+    empty = preds.assign(y=0.0)
+    assert np.isnan(pai_curve(empty, coverages)).all()
+
+
+def test_pai_at_many_coverages_is_pai_at_each_ties_included():
+    rng = np.random.default_rng(5)
+    y = rng.poisson(0.7, 200).astype(float)
+    tied = rng.integers(0, 6, 200).astype(float)  # many cells share a score at every cut-off
+    coverages = np.array([0.001, 0.01, 0.03, 0.05, 0.2, 0.5, 0.999, 1.0])
+    for score in (tied, rng.random(200)):
+        np.testing.assert_allclose(pai_at(y, score, coverages), [pai(y, score, c) for c in coverages])
+    assert np.isnan(pai_at(np.zeros(200), tied, coverages)).all()
 
 
 def test_exposure_shares_add_up_per_column():
