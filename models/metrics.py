@@ -13,6 +13,7 @@ A week with no incidents has no hit rate, PAI or PEI* (NaN): it is left out of t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,19 +139,35 @@ def calibration_by_decile(y: np.ndarray, mu: np.ndarray) -> list[dict[str, float
     return out
 
 
-def week_metrics(y: np.ndarray, mu: np.ndarray, coverages: tuple[float, ...] = COVERAGES) -> dict[str, float]:
-    """All per-week metrics of one prediction."""
-    out: dict[str, float] = {
-        "incidents": float(np.sum(y)),
-        "deviance": poisson_deviance(y, mu),
-        "spearman": spearman(np.asarray(y, float), np.asarray(mu, float)),
+def _metric_functions(coverages: tuple[float, ...]) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    """Each per-week metric by name: `incidents`, `deviance`, `spearman` and per coverage
+    `hit_rate_<pct>`, `pai_<pct>`, `pei_<pct>`."""
+    functions: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+        "incidents": lambda y, mu: float(np.sum(y)),
+        "deviance": poisson_deviance,
+        "spearman": lambda y, mu: spearman(np.asarray(y, float), np.asarray(mu, float)),
     }
     for c in coverages:
         tag = f"{round(c * 100):d}"
-        out[f"hit_rate_{tag}"] = hit_rate(y, mu, c)
-        out[f"pai_{tag}"] = pai(y, mu, c)
-        out[f"pei_{tag}"] = pei_star(y, mu, c)
-    return out
+        functions[f"hit_rate_{tag}"] = lambda y, mu, c=c: hit_rate(y, mu, c)
+        functions[f"pai_{tag}"] = lambda y, mu, c=c: pai(y, mu, c)
+        functions[f"pei_{tag}"] = lambda y, mu, c=c: pei_star(y, mu, c)
+    return functions
+
+
+def week_metrics(y: np.ndarray, mu: np.ndarray, coverages: tuple[float, ...] = COVERAGES) -> dict[str, float]:
+    """All per-week metrics of one prediction."""
+    return {name: f(y, mu) for name, f in _metric_functions(coverages).items()}
+
+
+def week_metric(
+    y: np.ndarray, mu: np.ndarray, metric: str, coverages: tuple[float, ...] = COVERAGES
+) -> float:
+    """One of `week_metrics`, computed alone (a tuning asks for one metric thousands of times)."""
+    functions = _metric_functions(coverages)
+    if metric not in functions:
+        raise KeyError(f"unknown metric {metric!r}; expected one of {', '.join(functions)}")
+    return functions[metric](y, mu)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.base import RegressorMixin, clone
 
 from models.estimators import fit_weighted
-from models.metrics import week_metrics
+from models.metrics import week_metric
 from riskradar.config import TuningConfig
 
 Baseline = Callable[[pd.DataFrame], np.ndarray]
@@ -75,7 +75,7 @@ def mean_metric(frame: pd.DataFrame, mu: np.ndarray, label: str, metric: str) ->
     values = []
     y = frame[label].to_numpy(dtype=float)
     for rows in frame.groupby("week_idx", sort=True).indices.values():
-        values.append(week_metrics(y[rows], mu[rows])[metric])
+        values.append(week_metric(y[rows], mu[rows], metric))
     finite = [v for v in values if not np.isnan(v)]
     return float(np.mean(finite)) if finite else float("nan")
 

@@ -12,7 +12,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from models.backtest import Fitting, Frames, blend_name, fits_per_backtest, run_candidate
 from models.baselines import HistoryRate, prior_counts
 from models.estimators import Blend
-from models.tuning import known_rows, tune
+from models.metrics import week_metric, week_metrics
+from models.tuning import known_rows, mean_metric, tune
 from riskradar.config import TuningConfig
 
 
@@ -178,3 +179,14 @@ def test_a_tuning_without_weeks_before_its_validation_weeks_names_the_keys_to_lo
             metric="pai_3",
         )
     assert "lower training.tuning.validation_weeks or training.backtest_weeks" in str(err.value)
+
+
+def test_a_tuning_judges_on_one_metric_computed_as_week_metrics_computes_it():
+    panel = _panel(weeks=3)
+    y, mu = panel["label_t_h1"].to_numpy(), panel["hist_t_w4"].to_numpy() / 4 + 0.01
+    every = week_metrics(y, mu)
+    assert {name: week_metric(y, mu, name) for name in every} == pytest.approx(every, nan_ok=True)
+    by_week = [week_metrics(y[panel["week_idx"] == w], mu[panel["week_idx"] == w])["pai_3"] for w in range(3)]
+    assert mean_metric(panel, mu, "label_t_h1", "pai_3") == pytest.approx(np.mean(by_week))
+    with pytest.raises(KeyError, match="unknown metric 'pai_4'.*pai_3"):
+        week_metric(y, mu, "pai_4")
