@@ -34,15 +34,17 @@ from pyspark.sql import functions as F
 
 from features.panel import PanelSpec, role_indicators, target_features
 from models.backtest import (
-    BLEND_SUFFIX,
     BacktestResult,
     CandidateRun,
     Fitting,
     Frames,
     PairedComparison,
     backtest_candidate,
+    blend_name,
     compare_paired,
     fits_per_backtest,
+    is_blend,
+    recipe_of,
     run_baseline,
     tune_at,
 )
@@ -266,7 +268,7 @@ def backtest_all(
         results = [run_baseline(name, b, frames.evaluate, frames.label) for name, b in baselines.items()]
     recipes = dict(make_candidates(training.candidates))
     if champion is not None:
-        base, params = champion[0].removesuffix(BLEND_SUFFIX), champion[1]
+        base, params = recipe_of(champion[0]), champion[1]
         recipes[f"champion_{base}"] = make_candidates({base: params})[base]
     fitting = fitting_for(training, baselines)
     fits = fits_per_backtest(frames.origins, training.refit_every_weeks, training.tuning) * len(recipes)
@@ -279,8 +281,8 @@ def backtest_all(
                 )
     champion_value = None
     if champion is not None:
-        run = runs.pop(f"champion_{champion[0].removesuffix(BLEND_SUFFIX)}")
-        held = run.blend if champion[0].endswith(BLEND_SUFFIX) and run.blend is not None else run.result
+        run = runs.pop(f"champion_{recipe_of(champion[0])}")
+        held = run.blend if is_blend(champion[0]) and run.blend is not None else run.result
         champion_value = held.mean(training.promotion_metric)
     candidates = [r for run in runs.values() for r in (run.result, run.blend) if r is not None]
     return results + candidates, champion_value, runs
@@ -303,12 +305,12 @@ def final_model(
     """The best candidate refitted on every labelled week (within the history cap), tuned on the
     newest weeks as each backtest fit was. A blend wraps the model with the baseline and weight
     its tuning chose."""
-    base = best.removesuffix(BLEND_SUFFIX)
+    base = recipe_of(best)
     estimator = make_candidates({base: training.candidates[base]})[base]
     fitting = fitting_for(training, baselines)
     origin = max(int(frames.evaluate["week_idx"].max()), int(frames.train["week_idx"].max())) + frames.horizon
     # A choice can change the final model only with a grid to choose from or a blend to make.
-    matters = training.tuning is not None and (len(training.tuning.grid) > 1 or best.endswith(BLEND_SUFFIX))
+    matters = training.tuning is not None and (len(training.tuning.grid) > 1 or is_blend(best))
     choice = tune_at(estimator, frames, fitting, origin) if matters else None
     tuned = choice.params if choice else {}
     estimator.set_params(**tuned)
@@ -317,7 +319,7 @@ def final_model(
         estimator, frames.train, frames.features, label=frames.label, weight="sample_weight", rows=rows
     )
     params = {**training.candidates[base], **tuned}
-    if not best.endswith(BLEND_SUFFIX) or choice is None or choice.baseline is None:
+    if not is_blend(best) or choice is None or choice.baseline is None:
         return FinalModel(estimator, params, list(frames.features))  # a blend of weight 1 is the model
     blend = Blend(estimator, baselines[choice.baseline], choice.weight, tuple(frames.features))
     mix = f"{choice.weight:g} x model + {1 - choice.weight:g} x {choice.baseline}"
@@ -359,7 +361,7 @@ def train_target(
         strata = exposure_strata(frames.evaluate, strata_indicator(settings))
         with _phase("log runs"):
             choices = {n: [c.record() for c in run.choices] for n, run in runs.items()}
-            choices.update({n + BLEND_SUFFIX: c for n, c in choices.items()})
+            choices.update({blend_name(n): c for n, c in choices.items()})
             child_runs = _log_backtest(lake, frames, training, empty, results, strata, tags, paired, choices)
         _log_comparison(results, best, best_baseline, paired)
         with _phase("registration"):
@@ -427,7 +429,7 @@ def _study(
 
     training = settings.training
     assert training is not None
-    recipe = best.name.removesuffix(BLEND_SUFFIX)
+    recipe = recipe_of(best.name)
     estimator = make_candidates({recipe: training.candidates[recipe]})[recipe]
     spec = panel_spec(settings, panel)
     study = training.study
@@ -547,7 +549,7 @@ def _log_backtest(
         run_tags = {**tags, "riskradar.kind": result.kind}
         with mlflow.start_run(run_name=result.name, nested=True, tags=run_tags) as run:
             child_runs[result.name] = run.info.run_id
-            params = training.candidates.get(result.name.removesuffix(BLEND_SUFFIX))
+            params = training.candidates.get(recipe_of(result.name))
             _log_result(result, strata, params, paired)
             if choices.get(result.name):
                 mlflow.log_table(pd.DataFrame(choices[result.name]), "tuning.json")

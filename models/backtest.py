@@ -112,6 +112,15 @@ def blend_name(name: str) -> str:
     return f"{name}{BLEND_SUFFIX}"
 
 
+def is_blend(name: str) -> bool:
+    return name.endswith(BLEND_SUFFIX)
+
+
+def recipe_of(name: str) -> str:
+    """The candidate whose recipe (estimator, parameters) a result `name` uses: a blend's model's."""
+    return name.removesuffix(BLEND_SUFFIX)
+
+
 @dataclass
 class CandidateRun:
     """A candidate's backtest: its result, its blend's (None without), the tuning choices, and

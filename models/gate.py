@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from models.backtest import BLEND_SUFFIX, BacktestResult
+from models.backtest import BacktestResult, recipe_of
 from models.estimators import FACTORIES
 from models.metrics import PairedInterval
 from riskradar.registry import CHAMPION
@@ -83,6 +83,6 @@ def champion_recipe(tags: Mapping[str, str] | None) -> tuple[str, dict[str, Any]
     """(candidate name, hyperparameters) from the champion version's tags, if it is a learned
     candidate or the blend of one (a baseline champion, or no champion, gives None)."""
     tags = tags or {}
-    if "candidate" not in tags or tags["candidate"].removesuffix(BLEND_SUFFIX) not in FACTORIES:
+    if "candidate" not in tags or recipe_of(tags["candidate"]) not in FACTORIES:
         return None
     return tags["candidate"], json.loads(tags.get("params", "{}"))
