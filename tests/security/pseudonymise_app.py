@@ -5,8 +5,8 @@ plan, then wait while the test looks at the running driver.
     spark-submit tests/security/pseudonymise_app.py <work dir> [<ids>]
 
 In <work dir>: out/ (the Parquet), then ready.json ({"app_id", "ui_url", "rows"}) once the
-work is done; the application then waits until a file `release` appears (at most 120 s), and
-stops its session.
+work is done; the application then waits until a file `release` appears (at most 300 s: the
+tests submit several at once and look at them in turn), and stops its session.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from intake.pseudonym import load_key, pseudonymise
 from riskradar.spark import get_session
 
-WAIT_SECONDS = 120
+WAIT_SECONDS = 300
 
 
 def main(argv: list[str]) -> None:

@@ -3,7 +3,7 @@ the environment they give spark-submit, nothing else) listens on loopback only, 
 pseudonymisation key, in none of its forms, reaches the UI's REST API, the event log or the
 job's output. The job is tests/security/pseudonymise_app.py; it waits while it is inspected.
 
-Three runs, one spark-submit each:
+Three runs, one spark-submit each, submitted together:
 - UI and event log turned on through spark-submit's conf: the UI answers on 127.0.0.1 and
   shows the plan, which holds no key; the event log and the output neither;
 - the issue's case, UI asked for but no SPARK_LOCAL_IP for spark-submit: no UI at all;
@@ -166,15 +166,38 @@ def assert_only_loopback(job: Job) -> list[tuple[str, str, int]]:
     return sockets
 
 
-def test_ui_and_event_log_on_loopback_and_without_the_key(tmp_path):
-    events = tmp_path / "events"
+# The local runs (the conf and the environment each is submitted with, beyond the DAGs'): the UI
+# and the event log asked for, as a DAG task runs it, and the issue's case (the UI asked for, no
+# SPARK_LOCAL_IP). Their tests take turns looking at them, but all are submitted at once: the
+# cold JVMs and Python processes start side by side instead of one after the other.
+LOCAL_RUNS = {
+    "ui-and-event-log": (UI_ASKED, spark_env()),
+    "dag-defaults": ({}, spark_env()),
+    "ui-asked-without-local-ip": (UI_ASKED, {}),
+}
+
+
+@pytest.fixture(scope="module")
+def local_jobs(tmp_path_factory):
+    """name of LOCAL_RUNS -> its Job, all submitted at once; "ui-and-event-log" writes its
+    event log to the folder `events` beside its work folder. Any still running are stopped."""
+    root = tmp_path_factory.mktemp("submits")
+    events = root / "events"
     events.mkdir()
-    conf = {
-        **UI_ASKED,
-        "spark.eventLog.enabled": "true",
-        "spark.eventLog.dir": events.as_uri(),
-    }
-    job = submit(tmp_path / "ui", conf, spark_env())
+    jobs = {}
+    try:
+        for name, (conf, env) in LOCAL_RUNS.items():
+            if name == "ui-and-event-log":
+                conf = {**conf, "spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri()}
+            jobs[name] = submit(root / name, conf, env)
+        yield jobs
+    finally:
+        for job in jobs.values():
+            job.stop()
+
+
+def test_ui_and_event_log_on_loopback_and_without_the_key(local_jobs):
+    job = local_jobs["ui-and-event-log"]
     try:
         ready = job.wait_ready()
         assert ready["rows"] == IDS
@@ -194,7 +217,7 @@ def test_ui_and_event_log_on_loopback_and_without_the_key(tmp_path):
         assert job.finish() == 0
     finally:
         job.stop()
-    log = event_log_text(events, app)
+    log = event_log_text(job.work.parent / "events", app)
     assert b"SparkListenerSQLExecutionStart" in log and b"Scan ExistingRDD" in log
     assert leaked(log, KEY) == []
     assert "Scan ExistingRDD" in job.output  # the application printed its plan
@@ -202,15 +225,15 @@ def test_ui_and_event_log_on_loopback_and_without_the_key(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("conf", "env", "warning"),
+    ("name", "warning"),
     [
-        pytest.param({}, spark_env(), None, id="dag-defaults"),
+        pytest.param("dag-defaults", None, id="dag-defaults"),
         # As the issue found it: without SPARK_LOCAL_IP the UI would listen on *:4040.
-        pytest.param(UI_ASKED, {}, "the UI stays off", id="ui-asked-without-local-ip"),
+        pytest.param("ui-asked-without-local-ip", "the UI stays off", id="ui-asked-without-local-ip"),
     ],
 )
-def test_no_ui_is_served(tmp_path, conf, env, warning):
-    job = submit(tmp_path / "job", conf, env)
+def test_no_ui_is_served(local_jobs, name, warning):
+    job = local_jobs[name]
     try:
         ready = job.wait_ready()
         sockets = assert_only_loopback(job)
