@@ -111,8 +111,17 @@ def test_pai_at_many_coverages_is_pai_at_each_ties_included():
     y = rng.poisson(0.7, 200).astype(float)
     tied = rng.integers(0, 6, 200).astype(float)  # many cells share a score at every cut-off
     coverages = np.array([0.001, 0.01, 0.03, 0.05, 0.2, 0.5, 0.999, 1.0])
+
+    def by_hand(score, coverage):  # the cells above the cut, and the tied ones' mean per slot left
+        k = max(1, round(coverage * 200))
+        cut = np.sort(score)[::-1][k - 1]
+        above, at = score > cut, score == cut
+        return (y[above].sum() + (k - above.sum()) * y[at].mean()) / y.sum() / (k / 200)
+
     for score in (tied, rng.random(200)):
-        np.testing.assert_allclose(pai_at(y, score, coverages), [pai(y, score, c) for c in coverages])
+        expected = [by_hand(score, c) for c in coverages]
+        np.testing.assert_allclose(pai_at(y, score, coverages), expected)
+        np.testing.assert_allclose([pai(y, score, c) for c in coverages], expected)
     assert np.isnan(pai_at(np.zeros(200), tied, coverages)).all()
 
 
