@@ -135,21 +135,26 @@ def test_the_grid_point_that_ranks_better_on_the_split_is_chosen():
     assert choice.params == {"max_iter": 40}
 
 
+def _tune_flat(train: pd.DataFrame, cells: pd.DataFrame, origin: int):
+    """A tuning of a flat model of x1 on 4 validation weeks, without baselines."""
+    return tune(
+        DummyRegressor(),
+        train,
+        cells,
+        features=["x1"],
+        label="label_t_h1",
+        horizon=1,
+        origin=origin,
+        tuning=TuningConfig(validation_weeks=4),
+        baselines={},
+        metric="pai_3",
+    )
+
+
 def test_tuning_refuses_when_the_validation_weeks_are_not_loaded():
     panel = _panel()
     with pytest.raises(ValueError, match=r"weeks 4\.\.7; 2 of them are loaded"):
-        tune(
-            DummyRegressor(),
-            panel,
-            panel[panel.week_idx >= 6],
-            features=["x1"],
-            label="label_t_h1",
-            horizon=1,
-            origin=8,
-            tuning=TuningConfig(validation_weeks=4),
-            baselines={},
-            metric="pai_3",
-        )
+        _tune_flat(panel, panel[panel.week_idx >= 6], origin=8)
 
 
 def test_the_blend_estimator_mixes_and_names_the_columns_it_reads():
@@ -166,18 +171,7 @@ def test_a_tuning_without_weeks_before_its_validation_weeks_names_the_keys_to_lo
     with pytest.raises(
         ValueError, match=r"no training rows before week 0: the tuning at week 4 starts too early"
     ) as err:
-        tune(
-            DummyRegressor(),
-            panel,
-            panel,
-            features=["x1"],
-            label="label_t_h1",
-            horizon=1,
-            origin=4,
-            tuning=TuningConfig(validation_weeks=4),
-            baselines={},
-            metric="pai_3",
-        )
+        _tune_flat(panel, panel, origin=4)
     assert "lower training.tuning.validation_weeks or training.backtest_weeks" in str(err.value)
 
 
