@@ -28,62 +28,67 @@ def flagged_count(n_cells: int, coverage: float) -> int:
     return max(1, int(round(coverage * n_cells)))
 
 
-def expected_hits(y: np.ndarray, score: np.ndarray, k: int) -> float:
-    """Incidents caught by the k highest scores, ties at the cut-off shared in expectation."""
-    y = np.asarray(y, dtype=float)
-    score = np.asarray(score, dtype=float)
-    if k >= len(y):
-        return float(y.sum())
-    cut = np.sort(score)[::-1][k - 1]
-    above = score > cut
-    tied = score == cut
-    slots = k - int(above.sum())
-    return float(y[above].sum() + slots * y[tied].mean())
+def _caught(y: np.ndarray, score: np.ndarray, ks: list[int]) -> np.ndarray:
+    """Incidents caught by the k highest scores, for each k of `ks`, the week ranked once.
+
+    The tie rule: the cells scored above the k-th highest score are flagged, and the slots left
+    go at random to the cells tied with it, so each of those catches their mean count."""
+    order = np.argsort(-score, kind="stable")
+    descending = -score[order]  # ascending, as searchsorted needs
+    caught = np.concatenate([[0.0], np.cumsum(y[order])])
+    out = np.empty(len(ks))
+    for i, k in enumerate(ks):
+        if k >= len(y):
+            out[i] = caught[-1]
+            continue
+        above = int(np.searchsorted(descending, descending[k - 1], side="left"))
+        tied_end = int(np.searchsorted(descending, descending[k - 1], side="right"))
+        tied_mean = (caught[tied_end] - caught[above]) / (tied_end - above)
+        out[i] = caught[above] + (k - above) * tied_mean
+    return out
 
 
-def hit_rate(y: np.ndarray, score: np.ndarray, coverage: float) -> float:
-    total = float(np.sum(y))
-    if total == 0:
-        return float("nan")
-    return expected_hits(y, score, flagged_count(len(y), coverage)) / total
-
-
-def pai(y: np.ndarray, score: np.ndarray, coverage: float) -> float:
-    k = flagged_count(len(y), coverage)
-    return hit_rate(y, score, coverage) / (k / len(y))
-
-
-def pai_at(y: np.ndarray, score: np.ndarray, coverages: np.ndarray) -> np.ndarray:
-    """`pai` at each of `coverages`, the week sorted once (a PAI curve asks for dozens)."""
+def _at_coverages(
+    y: np.ndarray, score: np.ndarray, coverages: tuple[float, ...], *, pei: bool = True
+) -> dict[str, np.ndarray]:
+    """Hit rate, PAI and (if `pei`) PEI* at each of `coverages`, all NaN in a week without
+    incidents."""
     y = np.asarray(y, dtype=float)
     score = np.asarray(score, dtype=float)
     n, total = len(y), float(y.sum())
+    ks = [flagged_count(n, float(c)) for c in coverages]
     if total == 0:
-        return np.full(len(coverages), np.nan)
-    order = np.argsort(-score, kind="stable")
-    ranked, caught = score[order], np.concatenate([[0.0], np.cumsum(y[order])])
-    out = []
-    for coverage in coverages:
-        k = flagged_count(n, float(coverage))
-        if k >= n:
-            out.append(n / k)
-            continue
-        cut = ranked[k - 1]
-        # ranked is descending: the cells above the cut, then the tied ones
-        above = int(np.searchsorted(-ranked, -cut, side="left"))
-        tied = int(np.searchsorted(-ranked, -cut, side="right")) - above
-        tied_mean = (caught[above + tied] - caught[above]) / tied
-        hits = caught[above] + (k - above) * tied_mean
-        out.append(hits / total / (k / n))
-    return np.asarray(out, dtype=float)
+        nan = np.full(len(ks), np.nan)
+        return {"hit_rate": nan, "pai": nan, "pei": nan}
+    hits = _caught(y, score, ks)
+    flagged_share = np.asarray(ks, dtype=float) / n
+    out = {"hit_rate": hits / total, "pai": hits / total / flagged_share}
+    if pei:
+        most = np.cumsum(np.sort(y)[::-1])  # the most any k cells could have caught: most[k - 1]
+        out["pei"] = hits / most[np.asarray(ks) - 1]
+    return out
+
+
+def expected_hits(y: np.ndarray, score: np.ndarray, k: int) -> float:
+    """Incidents caught by the k highest scores, ties at the cut-off shared in expectation."""
+    return float(_caught(np.asarray(y, dtype=float), np.asarray(score, dtype=float), [k])[0])
+
+
+def hit_rate(y: np.ndarray, score: np.ndarray, coverage: float) -> float:
+    return float(_at_coverages(y, score, (coverage,), pei=False)["hit_rate"][0])
+
+
+def pai(y: np.ndarray, score: np.ndarray, coverage: float) -> float:
+    return float(_at_coverages(y, score, (coverage,), pei=False)["pai"][0])
+
+
+def pai_at(y: np.ndarray, score: np.ndarray, coverages: np.ndarray) -> np.ndarray:
+    """`pai` at each of `coverages`, the week ranked once (a PAI curve asks for dozens)."""
+    return _at_coverages(y, score, tuple(coverages), pei=False)["pai"]
 
 
 def pei_star(y: np.ndarray, score: np.ndarray, coverage: float) -> float:
-    k = flagged_count(len(y), coverage)
-    best = float(np.sort(np.asarray(y, dtype=float))[::-1][:k].sum())
-    if best == 0:
-        return float("nan")
-    return expected_hits(y, score, k) / best
+    return float(_at_coverages(y, score, (coverage,))["pei"][0])
 
 
 def flagged_metrics(y: np.ndarray, flagged: np.ndarray) -> dict[str, float]:
@@ -139,35 +144,40 @@ def calibration_by_decile(y: np.ndarray, mu: np.ndarray) -> list[dict[str, float
     return out
 
 
-def _metric_functions(coverages: tuple[float, ...]) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
-    """Each per-week metric by name: `incidents`, `deviance`, `spearman` and per coverage
-    `hit_rate_<pct>`, `pai_<pct>`, `pei_<pct>`."""
-    functions: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-        "incidents": lambda y, mu: float(np.sum(y)),
-        "deviance": poisson_deviance,
-        "spearman": lambda y, mu: spearman(np.asarray(y, float), np.asarray(mu, float)),
-    }
-    for c in coverages:
-        tag = f"{round(c * 100):d}"
-        functions[f"hit_rate_{tag}"] = lambda y, mu, c=c: hit_rate(y, mu, c)
-        functions[f"pai_{tag}"] = lambda y, mu, c=c: pai(y, mu, c)
-        functions[f"pei_{tag}"] = lambda y, mu, c=c: pei_star(y, mu, c)
-    return functions
+_FAMILIES = ("hit_rate", "pai", "pei")
+_WHOLE_WEEK: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "incidents": lambda y, mu: float(np.sum(y)),
+    "deviance": poisson_deviance,
+    "spearman": lambda y, mu: spearman(np.asarray(y, float), np.asarray(mu, float)),
+}
+
+
+def _tag(coverage: float) -> str:
+    return f"{round(coverage * 100):d}"
 
 
 def week_metrics(y: np.ndarray, mu: np.ndarray, coverages: tuple[float, ...] = COVERAGES) -> dict[str, float]:
-    """All per-week metrics of one prediction."""
-    return {name: f(y, mu) for name, f in _metric_functions(coverages).items()}
+    """All per-week metrics of one prediction: `incidents`, `deviance`, `spearman` and per
+    coverage `hit_rate_<pct>`, `pai_<pct>`, `pei_<pct>` (the week ranked once for all)."""
+    out = {name: f(y, mu) for name, f in _WHOLE_WEEK.items()}
+    at = _at_coverages(y, mu, coverages)
+    for i, c in enumerate(coverages):
+        out.update({f"{family}_{_tag(c)}": float(at[family][i]) for family in _FAMILIES})
+    return out
 
 
 def week_metric(
     y: np.ndarray, mu: np.ndarray, metric: str, coverages: tuple[float, ...] = COVERAGES
 ) -> float:
     """One of `week_metrics`, computed alone (a tuning asks for one metric thousands of times)."""
-    functions = _metric_functions(coverages)
-    if metric not in functions:
-        raise KeyError(f"unknown metric {metric!r}; expected one of {', '.join(functions)}")
-    return functions[metric](y, mu)
+    if metric in _WHOLE_WEEK:
+        return _WHOLE_WEEK[metric](y, mu)
+    for c in coverages:
+        for family in _FAMILIES:
+            if metric == f"{family}_{_tag(c)}":
+                return float(_at_coverages(y, mu, (c,), pei=family == "pei")[family][0])
+    names = [*_WHOLE_WEEK, *(f"{family}_{_tag(c)}" for c in coverages for family in _FAMILIES)]
+    raise KeyError(f"unknown metric {metric!r}; expected one of {', '.join(names)}")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from models.backtest import (
 )
 from models.baselines import baselines_for, exponentially_weighted, prior_counts
 from models.gate import baseline_serves_reason, best_of, champion_recipe, gate
-from models.metrics import Interval, pai, pai_at
+from models.metrics import Interval, pai
 from models.strata import exposure_strata
 
 
@@ -104,25 +104,6 @@ def test_the_pai_curve_is_each_coverages_mean_over_the_weeks_that_had_incidents(
     assert pai_curve(preds, coverages)[-1] == pytest.approx(1.0)
     empty = preds.assign(y=0.0)
     assert np.isnan(pai_curve(empty, coverages)).all()
-
-
-def test_pai_at_many_coverages_is_pai_at_each_ties_included():
-    rng = np.random.default_rng(5)
-    y = rng.poisson(0.7, 200).astype(float)
-    tied = rng.integers(0, 6, 200).astype(float)  # many cells share a score at every cut-off
-    coverages = np.array([0.001, 0.01, 0.03, 0.05, 0.2, 0.5, 0.999, 1.0])
-
-    def by_hand(score, coverage):  # the cells above the cut, and the tied ones' mean per slot left
-        k = max(1, round(coverage * 200))
-        cut = np.sort(score)[::-1][k - 1]
-        above, at = score > cut, score == cut
-        return (y[above].sum() + (k - above.sum()) * y[at].mean()) / y.sum() / (k / 200)
-
-    for score in (tied, rng.random(200)):
-        expected = [by_hand(score, c) for c in coverages]
-        np.testing.assert_allclose(pai_at(y, score, coverages), expected)
-        np.testing.assert_allclose([pai(y, score, c) for c in coverages], expected)
-    assert np.isnan(pai_at(np.zeros(200), tied, coverages)).all()
 
 
 def test_exposure_shares_add_up_per_column():

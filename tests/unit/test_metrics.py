@@ -16,6 +16,7 @@ from models.metrics import (
     flagged_metrics,
     hit_rate,
     pai,
+    pai_at,
     paired_gain,
     pei_star,
     poisson_deviance,
@@ -47,6 +48,42 @@ def test_ties_at_the_cut_off_count_in_expectation():
     assert hit_rate(y, score, 2 / 6) == 4 / 7
     # cells above the cut-off count fully, the tied ones share the rest
     assert expected_hits(y, np.array([3, 1, 1, 1, 0, 0], dtype=float), 2) == 4 + 1 * (0 + 2 + 1) / 3
+
+
+def _hits_by_hand(y, score, k):
+    """The cells above the k-th highest score, and the tied ones' mean count per slot left."""
+    cut = np.sort(score)[::-1][k - 1]
+    above, at = score > cut, score == cut
+    return y[above].sum() + (k - above.sum()) * y[at].mean()
+
+
+def test_pai_at_many_coverages_is_pai_at_each_ties_included():
+    rng = np.random.default_rng(5)
+    y = rng.poisson(0.7, 200).astype(float)
+    tied = rng.integers(0, 6, 200).astype(float)  # many cells share a score at every cut-off
+    coverages = np.array([0.001, 0.01, 0.03, 0.05, 0.2, 0.5, 0.999, 1.0])
+    for score in (tied, rng.random(200)):
+        flagged = [max(1, round(c * 200)) for c in coverages]
+        expected = [_hits_by_hand(y, score, k) / y.sum() / (k / 200) for k in flagged]
+        np.testing.assert_allclose(pai_at(y, score, coverages), expected)
+        np.testing.assert_allclose([pai(y, score, c) for c in coverages], expected)
+    assert np.isnan(pai_at(np.zeros(200), tied, coverages)).all()
+
+
+def test_every_coverage_metric_of_a_week_follows_the_tie_rule():
+    rng = np.random.default_rng(11)
+    y = rng.poisson(0.6, 300).astype(float)
+    score = rng.integers(0, 8, 300).astype(float)  # ties at every cut-off
+    coverages = (0.01, 0.03, 0.05, 0.2, 1.0)
+    got = week_metrics(y, score, coverages)
+    assert got["incidents"] == y.sum()
+    for c in coverages:
+        k, tag = max(1, round(c * 300)), f"{round(c * 100):d}"
+        hits = _hits_by_hand(y, score, k)
+        assert got[f"hit_rate_{tag}"] == pytest.approx(hits / y.sum())
+        assert got[f"pai_{tag}"] == pytest.approx(hits / y.sum() / (k / 300))
+        assert got[f"pei_{tag}"] == pytest.approx(hits / np.sort(y)[::-1][:k].sum())
+        assert got[f"pei_{tag}"] == pytest.approx(pei_star(y, score, c))
 
 
 def test_a_week_without_incidents_has_no_pai():
