@@ -22,6 +22,11 @@ SKOPS_TRUSTED_TYPES = [
     "models.estimators.MedianImputer",
     "models.estimators.Blend",
 ]
+# What a registered model needs to be loaded and to predict: the flavor's loader, the libraries of
+# its pipeline and of its skops file, and riskradar itself (the classes of the baselines, the
+# imputer and the blend). Stated, not inferred: MLflow infers them by loading the model in a
+# subprocess (3-4 s a version) and lists whatever that process imported (pytest, rich, psutil).
+MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "scipy", "numpy", "pandas", "skops", "riskradar")
 
 
 def tracking_uri(settings: Settings, lake: Lake) -> str:
@@ -44,8 +49,23 @@ def register_model(model: Any, artifact: str, example, name: str) -> str:
         signature=mlflow.models.infer_signature(example, model.predict(example)),
         registered_model_name=name,
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        pip_requirements=model_requirements(),
     )
     return info.registered_model_version
+
+
+def model_requirements() -> list[str]:
+    """MODEL_REQUIREMENTS pinned to the versions this process runs (a package that is not
+    installed as a distribution, such as riskradar run from its source tree, by name only)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pinned = []
+    for package in MODEL_REQUIREMENTS:
+        try:
+            pinned.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pinned.append(package)
+    return pinned
 
 
 def tag_version(client, name: str, version: str, tags: Mapping[str, str]) -> None:

@@ -65,6 +65,26 @@ def _download(client, run_id: str, path: str, tmp) -> Path:
     return Path(client.download_artifacts(run_id, path, str(tmp)))
 
 
+def test_a_registered_model_states_what_it_needs_to_load(trained, tmp_path):
+    """Its requirements are the libraries it loads with and riskradar, at the versions that
+    trained it: not whatever else the training process had imported (pytest, here)."""
+    from importlib.metadata import version
+
+    import mlflow
+
+    _, settings, first = trained
+    uri = tracking_uri(settings, Lake(settings.lake_root))
+    folder = mlflow.artifacts.download_artifacts(
+        f"models:/riskradar-burglary/{first['version']}",
+        dst_path=str(tmp_path),
+        tracking_uri=uri,
+        registry_uri=uri,
+    )
+    stated = (Path(folder) / "requirements.txt").read_text().split()
+    packages = ("mlflow", "scikit-learn", "scipy", "numpy", "pandas", "skops", "riskradar")
+    assert stated == [f"{p}=={version(p)}" for p in packages]
+
+
 def test_the_paired_gain_over_the_best_baseline_is_reported_everywhere_alike(trained, tmp_path):
     """comparison.md, the model card, each candidate's child run (metrics and
     paired_weekly.csv), the version's tag and the gate's reason show one paired gain."""
