@@ -32,7 +32,8 @@ def _caught(y: np.ndarray, score: np.ndarray, ks: list[int]) -> np.ndarray:
     """Incidents caught by the k highest scores, for each k of `ks`, the week ranked once.
 
     The tie rule: the cells scored above the k-th highest score are flagged, and the slots left
-    go at random to the cells tied with it, so each of those catches their mean count."""
+    go at random to the cells tied with it, so each of those catches their mean count. A cell
+    without a score (NaN) ranks below every scored cell."""
     order = np.argsort(-score, kind="stable")
     descending = -score[order]  # ascending, as searchsorted needs
     caught = np.concatenate([[0.0], np.cumsum(y[order])])
@@ -65,7 +66,7 @@ def _at_coverages(
     out = {"hit_rate": hits / total, "pai": hits / total / flagged_share}
     if pei:
         most = np.cumsum(np.sort(y)[::-1])  # the most any k cells could have caught: most[k - 1]
-        out["pei"] = hits / most[np.asarray(ks) - 1]
+        out["pei"] = hits / most[np.asarray(ks, dtype=int) - 1]
     return out
 
 
@@ -152,17 +153,22 @@ _WHOLE_WEEK: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 
 
-def _tag(coverage: float) -> str:
-    return f"{round(coverage * 100):d}"
+def _tags(coverages: tuple[float, ...]) -> list[str]:
+    """Each coverage's name in the metrics' names: its percentage, rounded (0.03 -> "3")."""
+    tags = [f"{round(c * 100):d}" for c in coverages]
+    if len(set(tags)) < len(tags):
+        raise ValueError(f"coverages {coverages} share a name when rounded to whole percents: {tags}")
+    return tags
 
 
 def week_metrics(y: np.ndarray, mu: np.ndarray, coverages: tuple[float, ...] = COVERAGES) -> dict[str, float]:
     """All per-week metrics of one prediction: `incidents`, `deviance`, `spearman` and per
     coverage `hit_rate_<pct>`, `pai_<pct>`, `pei_<pct>` (the week ranked once for all)."""
+    tags = _tags(coverages)
     out = {name: f(y, mu) for name, f in _WHOLE_WEEK.items()}
     at = _at_coverages(y, mu, coverages)
-    for i, c in enumerate(coverages):
-        out.update({f"{family}_{_tag(c)}": float(at[family][i]) for family in _FAMILIES})
+    for i, tag in enumerate(tags):
+        out.update({f"{family}_{tag}": float(at[family][i]) for family in _FAMILIES})
     return out
 
 
@@ -172,11 +178,12 @@ def week_metric(
     """One of `week_metrics`, computed alone (a tuning asks for one metric thousands of times)."""
     if metric in _WHOLE_WEEK:
         return _WHOLE_WEEK[metric](y, mu)
-    for c in coverages:
+    tags = _tags(coverages)
+    for c, tag in zip(coverages, tags, strict=True):
         for family in _FAMILIES:
-            if metric == f"{family}_{_tag(c)}":
+            if metric == f"{family}_{tag}":
                 return float(_at_coverages(y, mu, (c,), pei=family == "pei")[family][0])
-    names = [*_WHOLE_WEEK, *(f"{family}_{_tag(c)}" for c in coverages for family in _FAMILIES)]
+    names = [*_WHOLE_WEEK, *(f"{family}_{tag}" for tag in tags for family in _FAMILIES)]
     raise KeyError(f"unknown metric {metric!r}; expected one of {', '.join(names)}")
 
 

@@ -20,6 +20,7 @@ from models.metrics import (
     paired_gain,
     pei_star,
     poisson_deviance,
+    week_metric,
     week_metrics,
 )
 
@@ -84,6 +85,20 @@ def test_every_coverage_metric_of_a_week_follows_the_tie_rule():
         assert got[f"pai_{tag}"] == pytest.approx(hits / y.sum() / (k / 300))
         assert got[f"pei_{tag}"] == pytest.approx(hits / np.sort(y)[::-1][:k].sum())
         assert got[f"pei_{tag}"] == pytest.approx(pei_star(y, score, c))
+
+
+def test_a_cell_without_a_score_ranks_below_every_scored_cell():
+    y = np.array([0, 2, 1, 0, 3, 0], dtype=float)
+    score = np.array([1, 1, np.nan, 0.5, np.nan, 0.2])
+    # the two cells scored 1 share the first slot; then 0.5 and 0.2; the unscored cells last
+    assert [expected_hits(y, score, k) for k in (1, 2, 4, 6)] == [1.0, 2.0, 2.0, 6.0]
+
+
+def test_coverages_that_share_a_name_are_refused():
+    with pytest.raises(ValueError, match="share a name when rounded to whole percents"):
+        week_metrics(Y, SCORE, (0.01, 0.014))
+    with pytest.raises(ValueError, match="share a name"):
+        week_metric(Y, SCORE, "pai_1", (0.01, 0.014))
 
 
 def test_a_week_without_incidents_has_no_pai():
