@@ -3,6 +3,7 @@ which model version is the reviewed one. Model names come from the catalog (`mod
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +11,8 @@ from riskradar.catalog import model_name as model_name  # re-exported: score ask
 from riskradar.config import Settings
 from riskradar.errors import NoChampion
 from riskradar.lake import Lake
+
+log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 # Types our models hold that skops does not trust by default: the tree predictor of the
@@ -24,8 +27,10 @@ SKOPS_TRUSTED_TYPES = [
 ]
 # What a registered model needs to be loaded and to predict: the flavor's loader, the libraries of
 # its pipeline and of its skops file, and riskradar itself (the classes of the baselines, the
-# imputer and the blend). Stated, not inferred: MLflow infers them by loading the model in a
-# subprocess (3-4 s a version) and lists whatever that process imported (pytest, rich, psutil).
+# imputer and the blend; riskradar's own dependencies come with it). Stated, not inferred: MLflow
+# infers them by loading the model in a subprocess (3-4 s a version) and lists whatever that
+# process imported (pytest, rich, psutil). riskradar is the project's package, not one of a public
+# index: install it from the commit in the training run's tag `riskradar.git_commit`.
 MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "scipy", "numpy", "pandas", "skops", "riskradar")
 
 
@@ -55,8 +60,9 @@ def register_model(model: Any, artifact: str, example, name: str) -> str:
 
 
 def model_requirements() -> list[str]:
-    """MODEL_REQUIREMENTS pinned to the versions this process runs (a package that is not
-    installed as a distribution, such as riskradar run from its source tree, by name only)."""
+    """MODEL_REQUIREMENTS pinned to the versions this process runs. One that is not installed as
+    a distribution (riskradar run from its source tree) is left out, with a warning: a name
+    without a version could install another package of that name."""
     from importlib.metadata import PackageNotFoundError, version
 
     pinned = []
@@ -64,7 +70,11 @@ def model_requirements() -> list[str]:
         try:
             pinned.append(f"{package}=={version(package)}")
         except PackageNotFoundError:
-            pinned.append(package)
+            log.warning(
+                "%s is not installed as a package: the model's requirements.txt leaves it out "
+                "(install the project with `pip install -e .` to have it pinned)",
+                package,
+            )
     return pinned
 
 

@@ -65,9 +65,9 @@ def _download(client, run_id: str, path: str, tmp) -> Path:
     return Path(client.download_artifacts(run_id, path, str(tmp)))
 
 
-def test_a_registered_model_states_what_it_needs_to_load(trained, tmp_path):
-    """Its requirements are the libraries it loads with and riskradar, at the versions that
-    trained it: not whatever else the training process had imported (pytest, here)."""
+def test_a_registered_model_states_its_requirements_and_nothing_else(trained, tmp_path):
+    """requirements.txt is registry.MODEL_REQUIREMENTS, in order, at the versions that trained
+    it: not what MLflow would infer from the training process (which had imported pytest)."""
     from importlib.metadata import version
 
     import mlflow
