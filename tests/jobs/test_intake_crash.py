@@ -121,16 +121,18 @@ def killed(prepared, tmp_path_factory):
     its output file). Their cold Spark JVMs side by side take about the time of two one after
     another (the module: 96 s instead of 118 s)."""
     started = {}
-    for name, step in KILLS.items():
-        folder = tmp_path_factory.mktemp(name)
-        config, settings = _copy(prepared, folder)
-        with open(folder / "output.txt", "w") as output:
-            started[name] = (settings, _runner(config, *step, output=output), folder / "output.txt")
-    yield started
-    for _, proc, _ in started.values():
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    try:
+        for name, step in KILLS.items():
+            folder = tmp_path_factory.mktemp(name)
+            config, settings = _copy(prepared, folder)
+            with open(folder / "output.txt", "w") as output:
+                started[name] = (settings, _runner(config, *step, output=output), folder / "output.txt")
+        yield started
+    finally:  # also when a later run could not be started
+        for _, proc, _ in started.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.mark.parametrize("kill", list(KILLS))
@@ -138,7 +140,10 @@ def test_a_killed_validation_leaves_the_old_state_or_the_new_and_its_rerun_finis
     prepared, killed, spark, kill
 ):
     settings, proc, output = killed[kill]
-    proc.wait(timeout=300)
+    try:
+        proc.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the {kill} run did not end in 300 s; its output:\n{output.read_text()}")
     assert proc.returncode == -signal.SIGKILL, output.read_text()
     seen = view(spark, settings)
     expected = prepared["after"] if kill == "kill-after-commit" else prepared["before"]

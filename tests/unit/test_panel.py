@@ -531,12 +531,15 @@ def test_no_leakage_features_equal_on_data_truncated_at_week_start(spark):
         ).select("week", *features)
 
     every_week = panel(events, 1, 11).cache()  # from the full data, all four weeks in one build
-    for t in (1, 4, 7, 11):
-        start = datetime.combine(W0 + timedelta(weeks=t), datetime.min.time())
-        full = every_week.where(F.col("week") == F.lit(W0 + timedelta(weeks=t)))
-        cut = panel(events.where(F.col("occurred_at") < F.lit(start)), t, t)
-        assertDataFrameEqual(full, cut)
-        assert full.where(F.col("n_all_w1") > 0).count() > 0  # the week really has history
+    try:
+        for t in (1, 4, 7, 11):
+            start = datetime.combine(W0 + timedelta(weeks=t), datetime.min.time())
+            full = every_week.where(F.col("week") == F.lit(W0 + timedelta(weeks=t)))
+            cut = panel(events.where(F.col("occurred_at") < F.lit(start)), t, t)
+            assertDataFrameEqual(full, cut)
+            assert full.where(F.col("n_all_w1") > 0).count() > 0  # the week really has history
+    finally:
+        every_week.unpersist()
 
 
 def test_schema_check_names_missing_and_unexpected_columns(spark, panel):
