@@ -58,6 +58,9 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         mlflow.set_tracking_uri(f"sqlite:///{Path(folder) / 'mlflow.db'}")
+        mlflow.create_experiment(
+            "register-benchmark", artifact_location=(Path(folder) / "artifacts").as_uri()
+        )
         mlflow.set_experiment("register-benchmark")
         for way, register in ways.items():
             seconds, requirements = [], None
