@@ -4,10 +4,11 @@
 
 Fits the boosted-trees candidate on 2,000 random rows of 20 columns and logs it as a registered
 version, in a new SQLite store in a temporary folder, `--repeats` times each way:
-`riskradar.registry.register_model` (requirements stated: registry.MODEL_REQUIREMENTS) and the
-same `mlflow.sklearn.log_model` call without them (MLflow infers them: it loads the model in a
-subprocess and lists what that process imported). Writes benchmarks/results/register_model.json
-with the seconds per version and each way's requirements.txt.
+`riskradar.registry.register_model` as training calls it (requirements stated:
+registry.MODEL_REQUIREMENTS), and the same call with no requirements given (MLflow infers them:
+it loads the model in a subprocess and lists what that process imported). Writes
+benchmarks/results/register_model.json with the seconds per version and each way's
+requirements.txt.
 """
 
 from __future__ import annotations
@@ -36,25 +37,26 @@ def main() -> None:
     import pandas as pd
 
     from models.estimators import make_candidates
-    from riskradar.registry import SKOPS_TRUSTED_TYPES, register_model
+    from riskradar import registry
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.random((2000, 20)), columns=[f"x{i}" for i in range(20)])
     model = make_candidates({"hgb_poisson": {"max_iter": 30, "random_state": 0}})["hgb_poisson"]
     model.fit(frame, rng.poisson(1.0 + frame["x0"]))
 
-    def inferred(name: str) -> str:
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            input_example=frame.head(5),
-            signature=mlflow.models.infer_signature(frame, model.predict(frame)),
-            registered_model_name=name,
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        )
-        return info.registered_model_version
+    def stated(name: str) -> str:
+        return registry.register_model(model, "model", frame.head(50), name)
 
-    ways = {"stated": lambda name: register_model(model, "model", frame.head(50), name), "inferred": inferred}
+    def inferred(name: str) -> str:
+        """The same call, with no requirements given (pip_requirements=None): MLflow infers them."""
+        own = registry.model_requirements
+        registry.model_requirements = lambda: None
+        try:
+            return stated(name)
+        finally:
+            registry.model_requirements = own
+
+    ways = {"stated": stated, "inferred": inferred}
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         mlflow.set_tracking_uri(f"sqlite:///{Path(folder) / 'mlflow.db'}")
