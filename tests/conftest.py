@@ -42,6 +42,14 @@ def spark(tmp_path_factory):
     )
     yield session
     session.stop()
+    # Close the Py4J connections now, while the test run's output is open: left to the garbage
+    # collector at exit, their closing lines go to a stream pytest has closed (Airflow's root
+    # handler holds it) and print "--- Logging error ---" after the summary.
+    from pyspark import SparkContext
+
+    if SparkContext._gateway is not None:
+        SparkContext._gateway.shutdown()
+        SparkContext._gateway = SparkContext._jvm = None
 
 
 @pytest.fixture(autouse=True)
