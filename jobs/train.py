@@ -64,7 +64,14 @@ from models.study import (
     study_table,
 )
 from models.tuning import known_rows, validation_span
-from reports.model_card import Training, comparison_table, gate_decision, model_card, summary_table
+from reports.model_card import (
+    PAI_COLUMNS,
+    Training,
+    comparison_table,
+    gate_decision,
+    model_card,
+    summary_table,
+)
 from reports.plots import write_result_artifacts
 from riskradar.audit import audited_run, git_commit
 from riskradar.catalog import FEATURES, experiment_name, label_column, model_name, read_panel
@@ -332,7 +339,8 @@ def train_target(
     """Backtest, refit the best candidate, log it all to MLflow, register and gate (and with
     `study`, the ablation and learning curve); the outcome (experiment, run id, model, version,
     alias, reason, champion version, backtest weeks, the results by name, the child runs by
-    name, the paired comparison and the study rows)."""
+    name, the paired comparison on the promotion metric and on the other PAI coverages
+    (`paired_also`) and the study rows)."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -353,6 +361,13 @@ def train_target(
     best, best_baseline = best_of(results, "candidate", metric), best_of(results, "baseline", metric)
     block = training.paired_block_weeks or training.refit_every_weeks
     paired = compare_paired(results, best_baseline, metric, block=block, seed=training.seed)
+    # The same comparison at the table's other coverages: what an analyst flagging more or fewer
+    # cells would gain. Reported beside the promotion metric's; the gate does not use them.
+    paired_also = tuple(
+        compare_paired(results, best_baseline, m, block=block, seed=training.seed)
+        for m in PAI_COLUMNS
+        if m != metric
+    )
     with _phase("final fit"):
         final = final_model(best.name, frames, training, baselines)
     experiment = _experiment(lake, target)
@@ -362,8 +377,10 @@ def train_target(
         with _phase("log runs"):
             choices = {n: [c.record() for c in run.choices] for n, run in runs.items()}
             choices.update({blend_name(n): c for n, c in choices.items()})
-            child_runs = _log_backtest(lake, frames, training, empty, results, strata, tags, paired, choices)
-        _log_comparison(results, best, best_baseline, paired)
+            child_runs = _log_backtest(
+                lake, frames, training, empty, results, strata, tags, (paired, *paired_also), choices
+            )
+        _log_comparison(results, best, best_baseline, paired, paired_also)
         with _phase("registration"):
             version = register_model(final.model, "model", frames.train[final.inputs].head(50), name)
         with _phase("gate"):
@@ -384,7 +401,9 @@ def train_target(
                 )
                 reason = baseline_serves_reason(reason, best_baseline, champion_version)
             mlflow.log_text(reason, "gate_decision.txt")
-        training_done = Training(target, frames, results, best, best_baseline, strata, panel.columns, paired)
+        training_done = Training(
+            target, frames, results, best, best_baseline, strata, panel.columns, paired, paired_also
+        )
         card = model_card(settings, training_done)
         card += gate_decision(name, best, version, alias, reason, champion_version)
         mlflow.log_text(card, "model_card.md")
@@ -401,6 +420,7 @@ def train_target(
         "results": {r.name: r for r in results},
         "child_runs": child_runs,
         "paired": paired,
+        "paired_also": paired_also,
         "study": rows,
     }
 
@@ -509,13 +529,13 @@ def _log_backtest(
     results: list[BacktestResult],
     strata: pd.DataFrame,
     tags: dict[str, str],
-    paired: PairedComparison,
+    paired: tuple[PairedComparison, ...],
     choices: dict[str, list[dict[str, Any]]],
 ) -> dict[str, str]:
     """Into the active (parent) run: the training's parameters and input; a child run per
     backtested model (the parent's `tags` and its kind) with its metrics and artifacts, and for
-    a candidate its paired comparison with the best baseline and its tuning `choices` (one row
-    per tuning). The child run ids by model name."""
+    a candidate its paired comparisons with the best baseline (the promotion metric's first)
+    and its tuning `choices` (one row per tuning). The child run ids by model name."""
     import mlflow
 
     train, evaluate, origins = frames.train, frames.evaluate, frames.origins
@@ -530,8 +550,8 @@ def _log_backtest(
             "horizon_weeks": frames.horizon,
             "backtest_weeks": training.backtest_weeks,
             "refit_every_weeks": training.refit_every_weeks,
-            "paired_block_weeks": paired.block,
-            "paired_n_boot": paired.n_boot,
+            "paired_block_weeks": paired[0].block,
+            "paired_n_boot": paired[0].n_boot,
             "zero_row_fraction": training.zero_row_fraction,
             "max_history_weeks": training.max_history_weeks or "all",
             "tuning": training.tuning.model_dump_json() if training.tuning else "none",
@@ -561,43 +581,53 @@ def _log_comparison(
     best: BacktestResult,
     best_baseline: BacktestResult,
     paired: PairedComparison,
+    paired_also: tuple[PairedComparison, ...],
 ) -> None:
     """Into the active run: the best candidate's and baseline's means, the best candidate's
-    paired gain over that baseline and the comparison table."""
+    paired gains over that baseline (promotion metric and `paired_also`) and the comparison
+    table."""
     import mlflow
 
-    metric, gain = paired.metric, paired.gains[best.name]
+    metric = paired.metric
+    gains = {
+        f"best_paired_gain_{c.metric}_{end}": getattr(c.gains[best.name], end)
+        for c in (paired, *paired_also)
+        for end in ("mean", "low", "high")
+    }
     mlflow.log_metrics(
         {
             f"best_{metric}_mean": best.mean(metric),
             f"best_baseline_{metric}_mean": best_baseline.mean(metric),
-            f"best_paired_gain_{metric}_mean": gain.mean,
-            f"best_paired_gain_{metric}_low": gain.low,
-            f"best_paired_gain_{metric}_high": gain.high,
+            **gains,
         }
     )
-    mlflow.log_text(comparison_table(results, paired), "comparison.md")
+    mlflow.log_text(comparison_table(results, paired, paired_also), "comparison.md")
 
 
 def _log_result(
-    result: BacktestResult, strata: pd.DataFrame, params: dict[str, Any] | None, paired: PairedComparison
+    result: BacktestResult,
+    strata: pd.DataFrame,
+    params: dict[str, Any] | None,
+    paired: tuple[PairedComparison, ...],
 ) -> None:
     """Into the active run: a model's hyperparameters, its summary and weekly metrics, a
-    candidate's paired gain over the best baseline and the artifacts of `reports.plots`."""
+    candidate's paired gains over the best baseline (weeks won and the weekly table of the
+    first, the promotion metric) and the artifacts of `reports.plots`."""
     import mlflow
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
     if params:
         mlflow.log_params(params)
-    gain = paired.gains.get(result.name)
+    gain = paired[0].gains.get(result.name)
     if gain is not None:
-        key = f"paired_gain_{paired.metric}"
         mlflow.log_metrics(
             {
-                f"{key}_mean": gain.mean,
-                f"{key}_low": gain.low,
-                f"{key}_high": gain.high,
+                **{
+                    f"paired_gain_{c.metric}_{end}": getattr(c.gains[result.name], end)
+                    for c in paired
+                    for end in ("mean", "low", "high")
+                },
                 "weeks_won": gain.won,
             }
         )
@@ -615,7 +645,7 @@ def _log_result(
     ]
     MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=weekly)
     with tempfile.TemporaryDirectory() as tmp:
-        write_result_artifacts(result, strata, Path(tmp), paired.weekly.get(result.name))
+        write_result_artifacts(result, strata, Path(tmp), paired[0].weekly.get(result.name))
         mlflow.log_artifacts(tmp)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,8 @@ from riskradar.config import Settings
 class Training:
     """What the card describes: the target, the backtest's frames (label, the features the
     candidates saw, origins), the backtested models, the best candidate and baseline, the
-    exposure strata, the panel's columns and the paired comparison with the best baseline."""
+    exposure strata, the panel's columns and the paired comparison with the best baseline on the
+    promotion metric (`paired`) and on the table's other PAI coverages (`paired_also`)."""
 
     target: str
     frames: Frames
@@ -36,6 +38,11 @@ class Training:
     strata: pd.DataFrame
     columns: list[str]
     paired: PairedComparison | None = None
+    paired_also: tuple[PairedComparison, ...] = ()
+
+
+# The coverages the comparison table shows PAI at (the promotion metric is usually one of them).
+PAI_COLUMNS = ("pai_1", "pai_3", "pai_5")
 
 
 def metric_label(metric: str) -> str:
@@ -50,55 +57,67 @@ def paired_header(paired: PairedComparison) -> str:
     return f"paired gain vs {paired.baseline}, {metric_label(paired.metric)} [95% CI] (weeks won)"
 
 
-def paired_cell(gain: PairedInterval) -> str:
-    """E.g. "+0.42 [+0.18, +0.66] (19/26)"."""
-    if gain.weeks == 0:
+def paired_cell(gain: PairedInterval | None) -> str:
+    """E.g. "+0.42 [+0.18, +0.66] (19/26)"; "n/a" without a gain or weeks to draw it from."""
+    if gain is None or gain.weeks == 0:
         return "n/a"
     return f"{gain.mean:+.2f} [{gain.low:+.2f}, {gain.high:+.2f}] ({gain.won}/{gain.weeks})"
 
 
-def comparison_table(results: list[BacktestResult], paired: PairedComparison | None = None) -> str:
+def comparison_table(
+    results: list[BacktestResult],
+    paired: PairedComparison | None = None,
+    also: Sequence[PairedComparison] = (),
+) -> str:
     """Markdown: one row per model, best PAI@3% first, means with their 95% intervals and, with
     `paired`, each candidate's paired gain over the best baseline (whose own row is the
-    reference, 0)."""
+    reference, 0), then its paired gains on the metrics of `also`."""
+    comparisons = [paired, *also] if paired is not None else []
     head = "| model | kind | PAI@1% | PAI@3% | PAI@5% | PEI*@3% | deviance |"
-    if paired is not None:
-        head += f" {paired_header(paired)} |"
+    head += "".join(f" {paired_header(c)} |" for c in comparisons)
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in sorted(results, key=lambda r: -np.nan_to_num(r.mean("pai_3"), nan=-1)):
         cells = [
-            f"{r.summary[m].mean:.2f} [{r.summary[m].low:.2f}, {r.summary[m].high:.2f}]"
-            for m in ("pai_1", "pai_3", "pai_5")
+            f"{r.summary[m].mean:.2f} [{r.summary[m].low:.2f}, {r.summary[m].high:.2f}]" for m in PAI_COLUMNS
         ]
         pei, dev = r.mean("pei_3"), r.mean("deviance")
         row = f"| {r.name} | {r.kind} | {' | '.join(cells)} | {pei:.3f} | {dev:.4f} |"
-        if paired is not None:
-            gain = paired.gains.get(r.name)
-            reference = "0 (reference)" if r.name == paired.baseline else ""
+        for c in comparisons:
+            gain = c.gains.get(r.name)
+            reference = "0 (reference)" if r.name == c.baseline else ""
             row += f" {paired_cell(gain) if gain is not None else reference} |"
         lines.append(row)
     return "\n".join(lines) + "\n"
 
 
-def paired_section(paired: PairedComparison | None) -> str:
-    """The card's section on the paired comparison: the method in two sentences, the numbers."""
+def paired_section(paired: PairedComparison | None, also: Sequence[PairedComparison] = ()) -> str:
+    """The card's section on the paired comparison: the method in two sentences, the numbers
+    (on the promotion metric, then on the metrics of `also`)."""
     if paired is None or not paired.gains:
         return ""
     label = metric_label(paired.metric)
     weeks = max(g.weeks for g in paired.gains.values())
-    rows = "\n".join(f"| {name} | {paired_cell(g)} |" for name, g in paired.gains.items())
+    comparisons = [paired, *also]
+    rows = "\n".join(
+        f"| {name} | " + " | ".join(paired_cell(c.gains.get(name)) for c in comparisons) + " |"
+        for name in paired.gains
+    )
+    others = ", ".join(metric_label(c.metric) for c in also)
+    at_others = (
+        f" The same gain at {others} is shown beside it; the gate decides on {label} only." if also else ""
+    )
     return f"""
 ## Paired comparison with the best baseline
 The gain is the mean, over the backtest weeks where both are defined, of a candidate's {label} minus
 that of {paired.baseline} (the baseline the gate compares with). Its 95% interval is the percentile
 interval of {paired.n_boot} circular block-bootstrap resamples of those weeks in runs of {paired.block}
-consecutive weeks (seed {paired.seed}), because the weeks one fit predicts share its errors.
+consecutive weeks (seed {paired.seed}), because the weeks one fit predicts share its errors.{at_others}
 
 With {weeks} weeks in {math.ceil(weeks / paired.block)} blocks the interval is approximate: read it with
 the weeks won. The gate reports it with its decision and does not enforce it.
 
-| candidate | {paired_header(paired)} |
-|---|---|
+| candidate | {" | ".join(paired_header(c) for c in comparisons)} |
+|---|{"---|" * len(comparisons)}
 {rows}
 """
 
@@ -199,9 +218,9 @@ Partners: {partners}. Label `{frames.label}`. {len(frames.features)} features fr
 {absent_text}
 
 ## Metrics (mean over backtest weeks, 95% bootstrap interval)
-{comparison_table(t.results, t.paired)}
+{comparison_table(t.results, t.paired, t.paired_also)}
 Best candidate: **{t.best.name}**; best baseline: **{t.best_baseline.name}**.
-{paired_section(t.paired)}
+{paired_section(t.paired, t.paired_also)}
 ## Limitations
 - Police counts reflect where incidents are recorded, not where they all happen; officer-initiated
   categories follow patrol patterns (config `features.discovered_weight` controls their weight).
@@ -243,5 +262,9 @@ def summary_table(target: str, result: dict[str, Any]) -> str:
     rows = [
         f"train {target}: {result['model']} v{result['version']} -> {result['alias']} ({result['reason']})"
     ]
-    rows.append(comparison_table(list(result["results"].values()), result.get("paired")))
+    rows.append(
+        comparison_table(
+            list(result["results"].values()), result.get("paired"), result.get("paired_also", ())
+        )
+    )
     return "\n".join(rows)

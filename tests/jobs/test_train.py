@@ -87,20 +87,27 @@ def test_a_registered_model_states_its_requirements_and_nothing_else(trained, tm
 
 def test_the_paired_gain_over_the_best_baseline_is_reported_everywhere_alike(trained, tmp_path):
     """comparison.md, the model card, each candidate's child run (metrics and
-    paired_weekly.csv), the version's tag and the gate's reason show one paired gain."""
+    paired_weekly.csv), the version's tag and the gate's reason show one paired gain; the paired
+    gains at PAI@1 and PAI@5 stand beside it in the tables and the runs' metrics."""
     from mlflow import MlflowClient
 
     _, settings, first = trained
-    results, paired = first["results"], first["paired"]
+    results, paired, also = first["results"], first["paired"], first["paired_also"]
     client = MlflowClient(tracking_uri(settings, Lake(settings.lake_root)))
     best_baseline = max((r for r in results.values() if r.kind == "baseline"), key=lambda r: r.mean("pai_3"))
     # paired_block_weeks is null: blocks of refit_every_weeks (2)
     assert (paired.baseline, paired.metric, paired.block) == (best_baseline.name, "pai_3", 2)
     assert set(paired.gains) == {"hgb_poisson", "poisson_glm"}
+    assert [(c.metric, c.baseline, c.block, set(c.gains)) for c in also] == [
+        (m, best_baseline.name, 2, set(paired.gains)) for m in ("pai_1", "pai_5")
+    ]
     comparison = _download(client, first["run_id"], "comparison.md", tmp_path).read_text().splitlines()
-    assert comparison[0].endswith(f"| paired gain vs {best_baseline.name}, PAI@3 [95% CI] (weeks won) |")
+    assert comparison[0].endswith(
+        "".join(f"| paired gain vs {best_baseline.name}, PAI@{k} [95% CI] (weeks won) " for k in (3, 1, 5))
+        + "|"
+    )
     (reference,) = [line for line in comparison if line.startswith(f"| {best_baseline.name} | baseline |")]
-    assert reference.endswith(" | 0 (reference) |")
+    assert reference.endswith(" | 0 (reference) | 0 (reference) | 0 (reference) |")
     card = _download(client, first["run_id"], "model_card.md", tmp_path).read_text()
     assert "## Paired comparison with the best baseline" in card
     weeks = list(range(first["weeks"][0], first["weeks"][1] + 1))
@@ -125,18 +132,35 @@ def test_the_paired_gain_over_the_best_baseline_is_reported_everywhere_alike(tra
         assert gain.weeks == weekly["difference"].notna().sum() == 4
         assert gain.won == (weekly["difference"] > 0).sum()
         assert gain.low <= gain.mean <= gain.high
+        # at PAI@1 and PAI@5, the same weeks' gains as the candidate's and baseline's own weeks give
+        at = {
+            m: paired_gain(
+                results[name].weekly[m].to_numpy(),
+                best_baseline.weekly[m].to_numpy(),
+                block=2,
+                seed=settings.training.seed,
+            )
+            for m in ("pai_1", "pai_5")
+        }
+        assert [c.gains[name] for c in also] == [at["pai_1"], at["pai_5"]]
         metrics = run.data.metrics
         assert {k: metrics[k] for k in metrics if "paired" in k or k == "weeks_won"} == pytest.approx(
             {
                 "paired_gain_pai_3_mean": gain.mean,
                 "paired_gain_pai_3_low": gain.low,
                 "paired_gain_pai_3_high": gain.high,
+                **{
+                    f"paired_gain_{m}_{end}": getattr(g, end)
+                    for m, g in at.items()
+                    for end in ("mean", "low", "high")
+                },
                 "weeks_won": gain.won,
             }
         )
+        cells = " | ".join(paired_cell(g) for g in (gain, at["pai_1"], at["pai_5"]))
         (row,) = [line for line in comparison if line.startswith(f"| {name} | candidate |")]
-        assert row.endswith(f" {paired_cell(gain)} |")
-        assert f"| {name} | {paired_cell(gain)} |" in card
+        assert row.endswith(f" {cells} |")
+        assert f"| {name} | {cells} |" in card
     baseline_runs = [n for n, r in results.items() if r.kind == "baseline"]
     assert not any("weeks_won" in client.get_run(first["child_runs"][n]).data.metrics for n in baseline_runs)
     # the registered version is the best candidate's: its tag, the reason and the parent run agree
@@ -151,6 +175,10 @@ def test_the_paired_gain_over_the_best_baseline_is_reported_everywhere_alike(tra
     parent = client.get_run(first["run_id"]).data.metrics
     assert parent["best_paired_gain_pai_3_mean"] == pytest.approx(gain.mean)
     assert parent["best_paired_gain_pai_3_low"] == pytest.approx(gain.low)
+    for comparison_at in also:
+        at_best = comparison_at.gains[best]
+        assert parent[f"best_paired_gain_{comparison_at.metric}_mean"] == pytest.approx(at_best.mean)
+        assert parent[f"best_paired_gain_{comparison_at.metric}_high"] == pytest.approx(at_best.high)
     assert f"registered as v{first['version']} with the alias `champion`: {first['reason']}." in card
 
 

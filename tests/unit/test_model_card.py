@@ -6,7 +6,7 @@ import pandas as pd
 from synthetic_panel import synthetic_settings
 
 from models.backtest import BacktestResult, compare_paired
-from models.metrics import bootstrap_mean
+from models.metrics import bootstrap_mean, paired_gain
 from reports.model_card import absent_parts, comparison_table, paired_cell, paired_section
 
 
@@ -22,11 +22,11 @@ def test_the_card_names_the_parts_the_city_lacks(tmp_path):
     assert absent_parts(settings, [])[1] == missing
 
 
-def _result(name: str, kind: str, pai_3: list[float]) -> BacktestResult:
+def _result(name: str, kind: str, pai_3: list[float], pai_1: list[float] | None = None) -> BacktestResult:
     weekly = pd.DataFrame(
         {
             "week_idx": range(10, 10 + len(pai_3)),
-            "pai_1": pai_3,
+            "pai_1": pai_3 if pai_1 is None else pai_1,
             "pai_3": pai_3,
             "pai_5": pai_3,
             "pei_3": 0.5,
@@ -80,3 +80,36 @@ def test_the_comparison_table_and_the_card_show_each_candidates_paired_gain():
     assert paired_section(None) == ""
     # without a paired comparison, the table is as before
     assert comparison_table([hgb]).splitlines()[0].endswith("| deviance |")
+
+
+def test_the_paired_gains_at_other_coverages_stand_beside_the_promotion_metrics():
+    base = _result("prior_52w", "baseline", [4.0, 5.0, 6.0, 5.0], pai_1=[6.0, 8.0, 9.0, 7.0])
+    hgb = _result("hgb", "candidate", [5.0, 5.0, 7.0, 4.5], pai_1=[9.0, 8.0, 11.0, 8.0])
+    by_metric = {
+        m: compare_paired([base, hgb], base, m, block=2, n_boot=500, seed=3) for m in ("pai_3", "pai_1")
+    }
+    pai_3, pai_1 = by_metric["pai_3"], by_metric["pai_1"]
+    # pai_1 differences 3, 0, 2, 1 -> mean 1.5, won 3 of 4; pai_3: 1, 0, 1, -0.5 -> 0.375, 2 of 4
+    assert pai_1.gains["hgb"] == paired_gain(
+        hgb.weekly["pai_1"].to_numpy(), base.weekly["pai_1"].to_numpy(), block=2, n_boot=500, seed=3
+    )
+    assert (pai_1.gains["hgb"].mean, pai_1.gains["hgb"].won) == (1.5, 3)
+    assert (pai_3.gains["hgb"].mean, pai_3.gains["hgb"].won) == (0.375, 2)
+
+    lines = comparison_table([base, hgb], pai_3, [pai_1]).splitlines()
+    assert lines[0].endswith(
+        "| deviance | paired gain vs prior_52w, PAI@3 [95% CI] (weeks won) "
+        "| paired gain vs prior_52w, PAI@1 [95% CI] (weeks won) |"
+    )
+    assert lines[1] == "|---|---|---|---|---|---|---|---|---|"
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[7:] for line in lines[2:]}
+    assert rows == {
+        "hgb": [paired_cell(pai_3.gains["hgb"]), f"{paired_cell(pai_1.gains['hgb'])} |"],
+        "prior_52w": ["0 (reference)", "0 (reference) |"],
+    }
+    section = paired_section(pai_3, [pai_1])
+    assert f"| hgb | {paired_cell(pai_3.gains['hgb'])} | {paired_cell(pai_1.gains['hgb'])} |" in section
+    assert "The same gain at PAI@1 is shown beside it; the gate decides on PAI@3 only." in section
+    assert "|---|---|---|\n| hgb |" in section
+    # without others, the section says nothing of them
+    assert "shown beside it" not in paired_section(pai_3)
