@@ -1,7 +1,7 @@
 """Benchmark: train every target on the bundled data, with the ablation and learning curve (issue 17).
 
     .venv/bin/python benchmarks/train_chicago.py --lake DIR [--target T ...] [--no-study] [--master local[2]]
-        [--out results/train_chicago.json]
+        [--out benchmarks/results/train_chicago.json]
 
 Needs a lake where build-features has run with conf/riskradar.yaml (e.g. the lake of
 `benchmarks/features_chicago.py` or of `riskradar demo`). Runs `riskradar train --target T
@@ -49,10 +49,12 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train_chicago.json")
     args = parser.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # before minutes of training, not after
     os.environ["RISKRADAR_LAKE"] = args.lake
 
     from jobs import train
     from models.study import records, study_table
+    from reports.model_card import metric_label
     from riskradar.audit import read_audit
     from riskradar.config import load_settings
     from riskradar.lake import Lake
@@ -94,7 +96,7 @@ def main() -> None:
         }
         print(f"\n## {target}: train {wall - study_s:.0f} s, study {study_s:.0f} s, alias {result['alias']}")
         print(f"{result['reason']}\n")
-        labels = [c.metric.replace("pai_", "PAI@") + "%" for c in comparisons]
+        labels = [metric_label(c.metric) + ("%" if c.metric.startswith("pai_") else "") for c in comparisons]
         print(
             "| model | kind | PAI@1% | PAI@3% | PAI@5% | PEI*@3% | deviance |"
             + "".join(f" paired gain {label} |" for label in labels)

@@ -51,7 +51,7 @@ from models.backtest import (
 from models.baselines import HistoryRate, baselines_for
 from models.estimators import Blend, fit_weighted, make_candidates
 from models.gate import BASELINE_CHAMPION_REASON, baseline_serves_reason, best_of, champion_recipe, gate
-from models.metrics import PairedInterval
+from models.metrics import PairedInterval, ranking_metrics
 from models.strata import exposure_strata, strata_indicator
 from models.study import (
     FULL,
@@ -107,6 +107,7 @@ def main(
         raise ConfigError(f"{settings.config_file}: 'features' and 'training' sections are needed to train")
     targets = selected_targets(settings, args)
     check_grid(settings)
+    check_promotion_metric(settings)
     panel = read_panel(spark, lake)
     results = {}
     for target in targets:
@@ -131,6 +132,19 @@ def check_grid(settings: Settings) -> None:
                     f"{settings.config_file}: key 'training.tuning.grid' = {point}: {', '.join(unknown)} "
                     f"is not a hyperparameter of candidate {name}"
                 )
+
+
+def check_promotion_metric(settings: Settings) -> None:
+    """The gate and the tuning keep the higher value of the promotion metric: it must be one of
+    the metrics where higher is better, or the gate would promote the worse model."""
+    training = settings.training
+    assert training is not None
+    allowed = ranking_metrics()
+    if training.promotion_metric not in allowed:
+        raise ConfigError(
+            f"{settings.config_file}: key 'training.promotion_metric' = {training.promotion_metric!r}: "
+            f"expected one of {', '.join(allowed)} (a metric where higher is better)"
+        )
 
 
 def _config_hash(settings: Settings) -> str:

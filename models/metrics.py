@@ -172,6 +172,12 @@ def week_metrics(y: np.ndarray, mu: np.ndarray, coverages: tuple[float, ...] = C
     return out
 
 
+def ranking_metrics(coverages: tuple[float, ...] = COVERAGES) -> list[str]:
+    """The metrics of `week_metrics` where a higher value is a better forecast (what the gate
+    and the tuning can choose by): not `incidents` or `deviance`."""
+    return ["spearman", *(f"{family}_{tag}" for tag in _tags(coverages) for family in _FAMILIES)]
+
+
 def week_metric(
     y: np.ndarray, mu: np.ndarray, metric: str, coverages: tuple[float, ...] = COVERAGES
 ) -> float:

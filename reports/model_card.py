@@ -28,7 +28,8 @@ class Training:
     """What the card describes: the target, the backtest's frames (label, the features the
     candidates saw, origins), the backtested models, the best candidate and baseline, the
     exposure strata, the panel's columns and the paired comparison with the best baseline on the
-    promotion metric (`paired`) and on the table's other PAI coverages (`paired_also`)."""
+    promotion metric (`paired`) and on the PAI coverages of the table other than the promotion
+    metric (`paired_also`)."""
 
     target: str
     frames: Frames
@@ -71,7 +72,7 @@ def comparison_table(
 ) -> str:
     """Markdown: one row per model, best PAI@3% first, means with their 95% intervals and, with
     `paired`, each candidate's paired gain over the best baseline (whose own row is the
-    reference, 0), then its paired gains on the metrics of `also`."""
+    reference, 0), then its paired gains on the metrics of `also` (shown only with `paired`)."""
     comparisons = [paired, *also] if paired is not None else []
     head = "| model | kind | PAI@1% | PAI@3% | PAI@5% | PEI*@3% | deviance |"
     head += "".join(f" {paired_header(c)} |" for c in comparisons)

@@ -177,8 +177,13 @@ def test_the_paired_gain_over_the_best_baseline_is_reported_everywhere_alike(tra
     assert parent["best_paired_gain_pai_3_low"] == pytest.approx(gain.low)
     for comparison_at in also:
         at_best = comparison_at.gains[best]
-        assert parent[f"best_paired_gain_{comparison_at.metric}_mean"] == pytest.approx(at_best.mean)
-        assert parent[f"best_paired_gain_{comparison_at.metric}_high"] == pytest.approx(at_best.high)
+        for end in ("mean", "low", "high"):
+            assert parent[f"best_paired_gain_{comparison_at.metric}_{end}"] == pytest.approx(
+                getattr(at_best, end)
+            )
+    assert sorted(k for k in parent if "paired" in k) == sorted(
+        f"best_paired_gain_{m}_{end}" for m in ("pai_1", "pai_3", "pai_5") for end in ("mean", "low", "high")
+    )
     assert f"registered as v{first['version']} with the alias `champion`: {first['reason']}." in card
 
 
@@ -414,6 +419,22 @@ def test_a_tuning_grid_the_candidates_do_not_take_is_refused_before_any_work(spa
         ConfigError, match=r"'training.tuning.grid' = .*: depth is not a hyperparameter of candidate"
     ):
         train.main(["--all"], settings=settings, spark=spark)
+
+
+@pytest.mark.parametrize("metric", ["deviance", "pai_2", "PAI_3"])
+def test_a_promotion_metric_the_gate_cannot_keep_the_higher_of_is_refused_before_any_work(
+    spark, tmp_path, metric
+):
+    settings = synthetic_settings(
+        tmp_path, **{"training.candidates": GOOD, "training.promotion_metric": metric}
+    )
+    with pytest.raises(ConfigError) as err:
+        train.main(["--all"], settings=settings, spark=spark)
+    assert f"key 'training.promotion_metric' = {metric!r}: expected one of spearman, hit_rate_1, " in str(
+        err.value
+    )
+    assert "pai_3, pei_3" in str(err.value) and "(a metric where higher is better)" in str(err.value)
+    assert not list(Lake(settings.lake_root).root.glob("mlflow/*")), "nothing was trained"
 
 
 def test_backtest_frame_over_the_bound_is_refused(trained, spark):
