@@ -41,7 +41,11 @@ def _summarise(weekly: pd.DataFrame) -> dict[str, Interval]:
     return {m: bootstrap_mean(weekly[m].to_numpy()) for m in weekly.columns if m not in ("week_idx",)}
 
 
-def _score(name: str, kind: str, predictions: pd.DataFrame, coverages: tuple[float, ...]) -> BacktestResult:
+def score_predictions(
+    name: str, kind: str, predictions: pd.DataFrame, coverages: tuple[float, ...] = COVERAGES
+) -> BacktestResult:
+    """The result of forecasts `predictions` (cell_id, week_idx, y, mu): every week's metrics
+    and their means with bootstrap intervals."""
     rows = []
     for week, group in predictions.groupby("week_idx", sort=True):
         rows.append(
@@ -65,7 +69,7 @@ def run_baseline(
     preds = evaluate[["cell_id", "week_idx"]].copy()
     preds["y"] = evaluate[label].to_numpy(dtype=float)
     preds["mu"] = baseline(evaluate)
-    return _score(name, "baseline", preds, coverages)
+    return score_predictions(name, "baseline", preds, coverages)
 
 
 @dataclass(frozen=True)
@@ -182,10 +186,12 @@ def run_candidate(
                 mix["mu"] = choice.weight * part["mu"].to_numpy() + (1.0 - choice.weight) * base
             blended.append(mix)
     assert model is not None
-    result = _score(name, "candidate", pd.concat(parts, ignore_index=True), coverages)
+    result = score_predictions(name, "candidate", pd.concat(parts, ignore_index=True), coverages)
     blend = None
     if blended:
-        blend = _score(blend_name(name), "candidate", pd.concat(blended, ignore_index=True), coverages)
+        blend = score_predictions(
+            blend_name(name), "candidate", pd.concat(blended, ignore_index=True), coverages
+        )
     return CandidateRun(result, blend, choices, model)
 
 
