@@ -29,8 +29,10 @@ import platform
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 COPIED = ("_meta", "_state", "bronze", "silver", "quarantine")  # what build-features reads, and state
 FORECASTS = ("published grid", "shifted grid, put back", "both grids averaged")
+PAI = ("pai_1", "pai_3", "pai_5")
 
 
 def shifted_lake(spark, source: Path, target: Path, shift: float) -> None:
@@ -88,6 +91,113 @@ def put_back(published: pd.DataFrame, shifted: pd.DataFrame, shift: float, size:
     return total / covered
 
 
+@dataclass
+class Setup:
+    """What every target's comparison shares: the session, both lakes' settings and panels, the
+    training config, the candidate and how it is fitted, and the shift."""
+
+    spark: Any
+    settings: dict[str, Any]  # "published", "shifted" -> Settings
+    panels: dict[str, Any]  # the same -> gold.features
+    training: Any
+    horizon: int
+    name: str
+    estimator: Any
+    fitting: Any
+    shift: float
+    size: float
+
+    @property
+    def block(self) -> int:
+        return self.training.paired_block_weeks or self.training.refit_every_weeks
+
+
+def settings_of(lake: Path):
+    """conf/riskradar.yaml with its lake at `lake`."""
+    from riskradar.config import load_settings
+
+    os.environ["RISKRADAR_LAKE"] = str(lake)
+    return load_settings(ROOT / "conf" / "riskradar.yaml")
+
+
+def compare(setup: Setup, target: str) -> dict[str, Any]:
+    """The target's record: the forecasts of the published grid, of the shifted grid put back
+    and of both averaged against the published grid's best baseline, and the shifted grid on
+    its own cells."""
+    from sklearn.base import clone
+
+    from jobs import train
+    from models.backtest import compare_paired, run_baseline, run_candidate, score_predictions
+    from riskradar.catalog import label_column
+
+    t0, training = time.perf_counter(), setup.training
+    label = label_column(target, setup.horizon)
+    sides = {}
+    for side, settings in setup.settings.items():
+        panel = setup.panels[side]
+        baselines = train.target_baselines(settings, target, panel.columns)
+        frames, _ = train.read_frames(
+            setup.spark, settings, panel, target, label, setup.horizon, baselines=baselines
+        )
+        sides[side] = (
+            frames,
+            baselines,
+            run_candidate(setup.name, clone(setup.estimator), frames, setup.fitting).result,
+        )
+    frames, baselines, _ = sides["published"]
+    baseline_results = [run_baseline(b, f, frames.evaluate, label) for b, f in baselines.items()]
+    best = max(baseline_results, key=lambda r: r.mean(training.promotion_metric))
+
+    def gain(result, baseline, metric: str) -> str:
+        paired = compare_paired([result], baseline, metric, block=setup.block, seed=training.seed)
+        return paired.gains[result.name].text()
+
+    # The shifted grid on its own cells and their own incidents: does the placement matter?
+    frames, baselines, own = sides["shifted"]
+    own_baseline = run_baseline(best.name, baselines[best.name], frames.evaluate, label)
+    published, shifted = (sides[side][2].predictions for side in ("published", "shifted"))
+    back = put_back(published, shifted, setup.shift, setup.size)
+    mu = published["mu"].to_numpy()
+    mus = dict(zip(FORECASTS, (mu, back, 0.5 * mu + 0.5 * back), strict=True))
+    rows = []
+    for what, forecast in mus.items():
+        r = score_predictions(f"{setup.name}, {what}", "candidate", published.assign(mu=forecast))
+        gains = {m: gain(r, best, m) for m in PAI}
+        rows.append({"forecast": r.name, **{m: round(r.mean(m), 3) for m in PAI}, "paired_gains": gains})
+    return {
+        "best_baseline": {"name": best.name, **{m: round(best.mean(m), 3) for m in PAI}},
+        "cells": {
+            "published": int(published["cell_id"].nunique()),
+            "shifted": int(shifted["cell_id"].nunique()),
+        },
+        "seconds": round(time.perf_counter() - t0, 1),
+        "rows": rows,
+        "shifted_on_its_own_cells": {
+            "candidate_pai_3": round(own.mean("pai_3"), 3),
+            "best_baseline_pai_3": round(own_baseline.mean("pai_3"), 3),
+            "paired_gain_pai_3": gain(own, own_baseline, "pai_3"),
+        },
+    }
+
+
+def show(target: str, record: dict[str, Any], name: str) -> None:
+    best, own = record["best_baseline"], record["shifted_on_its_own_cells"]
+    print(f"\n## {target}: best baseline {best['name']} PAI@3 % {best['pai_3']:.3f}\n")
+    print(
+        f"On the shifted grid's own cells and incidents: {name} PAI@3 % {own['candidate_pai_3']:.3f}, "
+        f"{best['name']} {own['best_baseline_pai_3']:.3f}, paired gain {own['paired_gain_pai_3']}\n"
+    )
+    print("| forecast | PAI@1 % | PAI@3 % | PAI@5 % | paired gain PAI@1 % | PAI@3 % | PAI@5 % |")
+    print("|---|---:|---:|---:|---|---|---|")
+    for row in record["rows"]:
+        g = row["paired_gains"]
+        print(
+            f"| {row['forecast']} | {row['pai_1']:.2f} | {row['pai_3']:.2f} | {row['pai_5']:.2f} | "
+            f"{g['pai_1']} | {g['pai_3']} | {g['pai_5']} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lake", required=True, type=Path, help="a lake with gold.features")
@@ -100,45 +210,42 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("RISKRADAR_PSEUDONYM_KEY", "benchmark-key-not-a-secret-0123456789")
 
-    from sklearn.base import clone
-
-    from jobs import build_features, train
-    from models.backtest import Fitting, compare_paired, run_baseline, run_candidate, score_predictions
+    from jobs import build_features
+    from models.backtest import Fitting
     from models.estimators import make_candidates
-    from riskradar.catalog import label_column, read_panel
-    from riskradar.config import load_settings
+    from riskradar.catalog import read_panel
     from riskradar.lake import Lake
     from riskradar.spark import get_session
 
-    def settings_of(lake: Path):
-        os.environ["RISKRADAR_LAKE"] = str(lake)
-        return load_settings(ROOT / "conf" / "riskradar.yaml")
-
-    published_settings = settings_of(args.lake)
-    training, size = published_settings.training, published_settings.grid.cell_size_m
-    assert training is not None and published_settings.features is not None
+    published = settings_of(args.lake)
+    training, size = published.training, published.grid.cell_size_m
+    assert training is not None and published.features is not None
     shift = args.shift_m if args.shift_m is not None else size / 2
     if not 0 < shift < size:
         raise SystemExit(f"--shift-m {shift:g}: expected more than 0 and less than the cell size {size:g} m")
-    spark = get_session("bench", master=args.master, conf=published_settings.spark.conf)
+    spark = get_session("bench", master=args.master, conf=published.spark.conf)
     shifted_root = args.work / "lake"
-    shifted_settings = settings_of(shifted_root)
+    shifted = settings_of(shifted_root)
     if not Lake(shifted_root).gold("features").exists():
         t0 = time.perf_counter()
         shutil.rmtree(shifted_root, ignore_errors=True)
         shifted_lake(spark, args.lake, shifted_root, shift)
-        build_features.main(["--full"], settings=shifted_settings, spark=spark)
+        build_features.main(["--full"], settings=shifted, spark=spark)
         print(f"shifted lake and its panel: {time.perf_counter() - t0:.0f} s", flush=True)
-
-    horizon = published_settings.features.horizons_weeks[0]
     (name, params), *_ = training.candidates.items()
-    estimator = make_candidates({name: params})[name]
-    fitting = Fitting(training.refit_every_weeks, training.max_history_weeks, seed=training.seed)
-    block = training.paired_block_weeks or training.refit_every_weeks
-    panels = {
-        side: read_panel(spark, Lake(s.lake_root))
-        for side, s in (("published", published_settings), ("shifted", shifted_settings))
-    }
+    sides = {"published": published, "shifted": shifted}
+    setup = Setup(
+        spark,
+        sides,
+        {side: read_panel(spark, Lake(s.lake_root)) for side, s in sides.items()},
+        training,
+        published.features.horizons_weeks[0],
+        name,
+        make_candidates({name: params})[name],
+        Fitting(training.refit_every_weeks, training.max_history_weeks, seed=training.seed),
+        shift,
+        size,
+    )
     out = {
         "benchmark": "shifted_grid",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -149,76 +256,9 @@ def main() -> None:
         "candidate": name,
         "targets": {},
     }
-    for target in args.target or list(published_settings.targets):
-        t0 = time.perf_counter()
-        label = label_column(target, horizon)
-        sides = {}
-        for side, settings in (("published", published_settings), ("shifted", shifted_settings)):
-            panel = panels[side]
-            baselines = train.target_baselines(settings, target, panel.columns)
-            frames, _ = train.read_frames(spark, settings, panel, target, label, horizon, baselines=baselines)
-            sides[side] = (frames, baselines, run_candidate(name, clone(estimator), frames, fitting).result)
-        frames, baselines, _ = sides["published"]
-        baseline_results = [run_baseline(b, f, frames.evaluate, label) for b, f in baselines.items()]
-        best = max(baseline_results, key=lambda r: r.mean(training.promotion_metric))
-        # The shifted grid on its own cells and their own incidents: does the placement matter?
-        frames, baselines, own = sides["shifted"]
-        own_baseline = run_baseline(best.name, baselines[best.name], frames.evaluate, label)
-        own_gain = compare_paired([own], own_baseline, "pai_3", block=block, seed=training.seed).gains[
-            own.name
-        ]
-        predictions = {side: result.predictions for side, (_, _, result) in sides.items()}
-        published = predictions["published"]
-        back = put_back(published, predictions["shifted"], shift, size)
-        mus = {
-            FORECASTS[0]: published["mu"].to_numpy(),
-            FORECASTS[1]: back,
-            FORECASTS[2]: 0.5 * published["mu"].to_numpy() + 0.5 * back,
-        }
-        results = [
-            score_predictions(f"{name}, {what}", "candidate", published.assign(mu=mu))
-            for what, mu in mus.items()
-        ]
-        rows = []
-        for r in results:
-            gains = {
-                m: compare_paired([r], best, m, block=block, seed=training.seed).gains[r.name].text()
-                for m in ("pai_1", "pai_3", "pai_5")
-            }
-            rows.append(
-                {"forecast": r.name, **{m: round(r.mean(m), 3) for m in gains}, "paired_gains": gains}
-            )
-        out["targets"][target] = {
-            "best_baseline": {
-                "name": best.name,
-                **{m: round(best.mean(m), 3) for m in ("pai_1", "pai_3", "pai_5")},
-            },
-            "cells": {
-                "published": int(published["cell_id"].nunique()),
-                "shifted": int(predictions["shifted"]["cell_id"].nunique()),
-            },
-            "seconds": round(time.perf_counter() - t0, 1),
-            "rows": rows,
-            "shifted_on_its_own_cells": {
-                "candidate_pai_3": round(own.mean("pai_3"), 3),
-                "best_baseline_pai_3": round(own_baseline.mean("pai_3"), 3),
-                "paired_gain_pai_3": own_gain.text(),
-            },
-        }
-        print(f"\n## {target}: best baseline {best.name} PAI@3 % {best.mean('pai_3'):.3f}\n")
-        print(
-            f"On the shifted grid's own cells and incidents: {name} PAI@3 % {own.mean('pai_3'):.3f}, "
-            f"{best.name} {own_baseline.mean('pai_3'):.3f}, paired gain {own_gain.text()}\n"
-        )
-        print("| forecast | PAI@1 % | PAI@3 % | PAI@5 % | paired gain PAI@1 % | PAI@3 % | PAI@5 % |")
-        print("|---|---:|---:|---:|---|---|---|")
-        for row in rows:
-            g = row["paired_gains"]
-            print(
-                f"| {row['forecast']} | {row['pai_1']:.2f} | {row['pai_3']:.2f} | {row['pai_5']:.2f} | "
-                f"{g['pai_1']} | {g['pai_3']} | {g['pai_5']} |",
-                flush=True,
-            )
+    for target in args.target or list(published.targets):
+        out["targets"][target] = record = compare(setup, target)
+        show(target, record, name)
         args.out.write_text(json.dumps(out, indent=2) + "\n")
     spark.stop()
 

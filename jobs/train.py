@@ -373,15 +373,7 @@ def train_target(
     results, champion_value, runs = backtest_all(target, frames, training, baselines, recipe)
     metric = training.promotion_metric
     best, best_baseline = best_of(results, "candidate", metric), best_of(results, "baseline", metric)
-    block = training.paired_block_weeks or training.refit_every_weeks
-    paired = compare_paired(results, best_baseline, metric, block=block, seed=training.seed)
-    # The same comparison at the table's other coverages: what an analyst flagging more or fewer
-    # cells would gain. Reported beside the promotion metric's; the gate does not use them.
-    paired_also = tuple(
-        compare_paired(results, best_baseline, m, block=block, seed=training.seed)
-        for m in PAI_COLUMNS
-        if m != metric
-    )
+    paired, paired_also = paired_comparisons(results, best_baseline, training)
     with _phase("final fit"):
         final = final_model(best.name, frames, training, baselines)
     experiment = _experiment(lake, target)
@@ -389,10 +381,8 @@ def train_target(
     with mlflow.start_run(run_name=f"train-{target}", tags=tags) as parent:
         strata = exposure_strata(frames.evaluate, strata_indicator(settings))
         with _phase("log runs"):
-            choices = {n: [c.record() for c in run.choices] for n, run in runs.items()}
-            choices.update({blend_name(n): c for n, c in choices.items()})
             child_runs = _log_backtest(
-                lake, frames, training, empty, results, strata, tags, (paired, *paired_also), choices
+                lake, frames, training, empty, results, strata, tags, (paired, *paired_also), _choices(runs)
             )
         _log_comparison(results, best, best_baseline, paired, paired_also)
         with _phase("registration"):
@@ -437,6 +427,26 @@ def train_target(
         "paired_also": paired_also,
         "study": rows,
     }
+
+
+def paired_comparisons(
+    results: list[BacktestResult], best_baseline: BacktestResult, training: TrainingConfig
+) -> tuple[PairedComparison, tuple[PairedComparison, ...]]:
+    """Every candidate against the best baseline, week by week: on the promotion metric (what
+    the gate reports), and on the table's other PAI coverages (what an analyst flagging more or
+    fewer cells would gain, reported beside it; the gate does not use them)."""
+    metric, block = training.promotion_metric, training.paired_block_weeks or training.refit_every_weeks
+
+    def on(m: str) -> PairedComparison:
+        return compare_paired(results, best_baseline, m, block=block, seed=training.seed)
+
+    return on(metric), tuple(on(m) for m in PAI_COLUMNS if m != metric)
+
+
+def _choices(runs: dict[str, CandidateRun]) -> dict[str, list[dict[str, Any]]]:
+    """Each candidate's tuning choices (one record per tuning), under its name and its blend's."""
+    choices = {n: [c.record() for c in run.choices] for n, run in runs.items()}
+    return {**choices, **{blend_name(n): c for n, c in choices.items()}}
 
 
 @contextmanager
