@@ -340,6 +340,16 @@ def on_cluster(spark, runs):
     return tables, str(client.get_model_version_by_alias(f"riskradar-{TARGET}", "champion").version)
 
 
+def test_the_cluster_jobs_started_with_the_class_archive(jvm, on_cluster):
+    """The quick JVM options the cluster's jobs waited for hold the class data sharing archive:
+    when it cannot be made they are C1 only and a warning says why, which nothing else notices."""
+    options = jvm[1].result().options.split()
+    (archive,) = [
+        o.removeprefix("-XX:SharedArchiveFile=") for o in options if o.startswith("-XX:SharedArchiveFile=")
+    ]
+    assert Path(archive).stat().st_size > 0
+
+
 def test_every_job_ran_as_an_application_of_the_cluster(cluster, on_cluster):
     apps = cluster.state()["completedapps"]
     assert [a["state"] for a in apps] == ["FINISHED"] * len(CLUSTER_JOBS)

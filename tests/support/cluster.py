@@ -38,8 +38,12 @@ WORKER = "org.apache.spark.deploy.worker.Worker"
 # Cold, short-lived JVMs on two shared cores spent about half of their time in the C2 compiler.
 # The JIT tier cannot change a result: since Java 17 all floating point is strict (JEP 306).
 C1_ONLY = "-XX:TieredStopAtLevel=1"
+# support/ is the tests' package, not installed: the application puts the tests' folder on its
+# path (without it the archive was never made, and every quick JVM ran C1 only).
 WARM_UP_APP = '''"""Written by support.cluster.quick_jvm: loads what a job loads, then exits."""
 import sys
+
+sys.path.insert(0, {tests!r})
 
 from support.cluster import warm_up
 
@@ -129,7 +133,7 @@ def _dump_class_archive(archive: Path, conf_dir: Path, timeout: float, niceness:
     """Run the warm-up application once with -XX:ArchiveClassesAtExit; the archive appears
     whole or not at all. Returns what went wrong, or None."""
     app, partial = archive.with_suffix(".warm_up.py"), archive.with_suffix(".partial")
-    app.write_text(WARM_UP_APP)
+    app.write_text(WARM_UP_APP.format(tests=str(Path(__file__).resolve().parents[1])))
     dump = f"{C1_ONLY} -XX:ArchiveClassesAtExit={partial} -Xlog:cds=off -Xlog:cds+dynamic=off"
     command = ["nice", "-n", str(niceness)] if niceness else []
     command += ["spark-submit", "--master", "local[2]", "--name", "riskradar-warm-up"]
