@@ -71,12 +71,14 @@ def put_back(published: pd.DataFrame, shifted: pd.DataFrame, shift: float, size:
     shift / size of its width) and a (the rest); the same for rows."""
     share = shift / size
     weights = {-1: share, 0: 1.0 - share}
-    ix, iy = (published["cell_id"].str.split("_", expand=True).astype(int)[i].to_numpy() for i in (0, 1))
+    from features.grid import cell_indices
+
+    ix, iy = cell_indices(published["cell_id"])
     keys = pd.DataFrame({"ix": ix, "iy": iy, "week_idx": published["week_idx"].to_numpy()})
-    s = shifted["cell_id"].str.split("_", expand=True).astype(int)
+    ix, iy = cell_indices(shifted["cell_id"])
     source = pd.DataFrame(
-        {"ix": s[0].to_numpy(), "iy": s[1].to_numpy(), "week_idx": shifted["week_idx"].to_numpy()}
-    ).assign(mu=shifted["mu"].to_numpy())
+        {"ix": ix, "iy": iy, "week_idx": shifted["week_idx"].to_numpy(), "mu": shifted["mu"].to_numpy()}
+    )
     total, covered = np.zeros(len(keys)), np.zeros(len(keys))
     for dx, wx in weights.items():
         for dy, wy in weights.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -31,6 +32,12 @@ class Grid:
 def cell_id(ix: Column, iy: Column) -> Column:
     """A readable id: `<ix>_<iy>` (the cell size is the grid's, named in the config)."""
     return F.concat_ws("_", ix.cast("string"), iy.cast("string"))
+
+
+def cell_indices(cell_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The column and row (`ix`, `iy`) of each id that `cell_id` made."""
+    parts = cell_ids.str.split("_", expand=True).astype(int)
+    return parts[0].to_numpy(), parts[1].to_numpy()
 
 
 def assign_cells(df: DataFrame, grid: Grid, *, x: str = "x", y: str = "y") -> DataFrame:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.grid import cell_indices
 from riskradar import crs
 
 
@@ -162,8 +163,8 @@ th{background:#f3f6fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
 
 
 def _cell_xy(cell_ids: pd.Series, size: float) -> tuple[np.ndarray, np.ndarray]:
-    parts = cell_ids.str.split("_", expand=True).astype(int)
-    return parts[0].to_numpy() * size, parts[1].to_numpy() * size
+    ix, iy = cell_indices(cell_ids)
+    return ix * size, iy * size
 
 
 def _rings(geometry: dict) -> list[list[list[float]]]:
