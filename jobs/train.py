@@ -613,19 +613,23 @@ def _log_comparison(
     import mlflow
 
     metric = paired.metric
-    gains = {
-        f"best_paired_gain_{c.metric}_{end}": getattr(c.gains[best.name], end)
-        for c in (paired, *paired_also)
-        for end in ("mean", "low", "high")
-    }
     mlflow.log_metrics(
         {
             f"best_{metric}_mean": best.mean(metric),
             f"best_baseline_{metric}_mean": best_baseline.mean(metric),
-            **gains,
+            **_gain_metrics((paired, *paired_also), best.name, prefix="best_"),
         }
     )
     mlflow.log_text(comparison_table(results, paired, paired_also), "comparison.md")
+
+
+def _gain_metrics(comparisons: tuple[PairedComparison, ...], name: str, prefix: str = "") -> dict[str, float]:
+    """`<prefix>paired_gain_<metric>_mean/_low/_high` of candidate `name` in each comparison."""
+    return {
+        f"{prefix}paired_gain_{c.metric}_{end}": getattr(c.gains[name], end)
+        for c in comparisons
+        for end in ("mean", "low", "high")
+    }
 
 
 def _log_result(
@@ -645,16 +649,7 @@ def _log_result(
         mlflow.log_params(params)
     gain = paired[0].gains.get(result.name)
     if gain is not None:
-        mlflow.log_metrics(
-            {
-                **{
-                    f"paired_gain_{c.metric}_{end}": getattr(c.gains[result.name], end)
-                    for c in paired
-                    for end in ("mean", "low", "high")
-                },
-                "weeks_won": gain.won,
-            }
-        )
+        mlflow.log_metrics({**_gain_metrics(paired, result.name), "weeks_won": gain.won})
     for name, interval in result.summary.items():
         mlflow.log_metrics(
             {f"{name}_mean": interval.mean, f"{name}_low": interval.low, f"{name}_high": interval.high}
