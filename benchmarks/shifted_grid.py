@@ -42,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 
 COPIED = ("_meta", "_state", "bronze", "silver", "quarantine")  # what build-features reads, and state
 FORECASTS = ("published grid", "shifted grid, put back", "both grids averaged")
-PAI = ("pai_1", "pai_3", "pai_5")
 
 
 def shifted_lake(spark, source: Path, target: Path, shift: float) -> None:
@@ -109,10 +108,6 @@ class Setup:
     shift: float
     size: float
 
-    @property
-    def block(self) -> int:
-        return self.training.paired_block_weeks or self.training.refit_every_weeks
-
 
 def settings_of(lake: Path):
     """conf/riskradar.yaml with its lake at `lake`."""
@@ -129,7 +124,9 @@ def compare(setup: Setup, target: str) -> dict[str, Any]:
     from sklearn.base import clone
 
     from jobs import train
-    from models.backtest import compare_paired, run_baseline, run_candidate, score_predictions
+    from models.backtest import run_baseline, run_candidate, score_predictions
+    from models.gate import best_of
+    from reports.model_card import PAI_COLUMNS
     from riskradar.catalog import label_column
 
     t0, training = time.perf_counter(), setup.training
@@ -148,11 +145,13 @@ def compare(setup: Setup, target: str) -> dict[str, Any]:
         )
     frames, baselines, _ = sides["published"]
     baseline_results = [run_baseline(b, f, frames.evaluate, label) for b, f in baselines.items()]
-    best = max(baseline_results, key=lambda r: r.mean(training.promotion_metric))
+    best = best_of(baseline_results, "baseline", training.promotion_metric)
 
-    def gain(result, baseline, metric: str) -> str:
-        paired = compare_paired([result], baseline, metric, block=setup.block, seed=training.seed)
-        return paired.gains[result.name].text()
+    def gains(result, baseline) -> dict[str, str]:
+        """`result`'s paired gain over `baseline` at each PAI coverage, as training compares."""
+        paired, also = train.paired_comparisons([result], baseline, training)
+        by_metric = {c.metric: c.gains[result.name].text() for c in (paired, *also)}
+        return {m: by_metric[m] for m in PAI_COLUMNS}
 
     # The shifted grid on its own cells and their own incidents: does the placement matter?
     frames, baselines, own = sides["shifted"]
@@ -164,10 +163,10 @@ def compare(setup: Setup, target: str) -> dict[str, Any]:
     rows = []
     for what, forecast in mus.items():
         r = score_predictions(f"{setup.name}, {what}", "candidate", published.assign(mu=forecast))
-        gains = {m: gain(r, best, m) for m in PAI}
-        rows.append({"forecast": r.name, **{m: round(r.mean(m), 3) for m in PAI}, "paired_gains": gains})
+        means = {m: round(r.mean(m), 3) for m in PAI_COLUMNS}
+        rows.append({"forecast": r.name, **means, "paired_gains": gains(r, best)})
     return {
-        "best_baseline": {"name": best.name, **{m: round(best.mean(m), 3) for m in PAI}},
+        "best_baseline": {"name": best.name, **{m: round(best.mean(m), 3) for m in PAI_COLUMNS}},
         "cells": {
             "published": int(published["cell_id"].nunique()),
             "shifted": int(shifted["cell_id"].nunique()),
@@ -177,7 +176,7 @@ def compare(setup: Setup, target: str) -> dict[str, Any]:
         "shifted_on_its_own_cells": {
             "candidate_pai_3": round(own.mean("pai_3"), 3),
             "best_baseline_pai_3": round(own_baseline.mean("pai_3"), 3),
-            "paired_gain_pai_3": gain(own, own_baseline, "pai_3"),
+            "paired_gain_pai_3": gains(own, own_baseline)["pai_3"],
         },
     }
 
