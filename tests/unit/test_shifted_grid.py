@@ -40,3 +40,18 @@ def test_weeks_are_kept_apart_and_a_cell_with_no_shifted_neighbour_is_an_error()
     assert put_back(published, shifted, 75.0, 150.0) == pytest.approx([1.0, 4.0])
     with pytest.raises(ValueError, match="1 published cell-weeks overlap no shifted cell"):
         put_back(_cells([(9, 9)]), shifted, 75.0, 150.0)
+
+
+@pytest.mark.parametrize("shift", ["0", "150", "-10"])
+def test_a_shift_of_no_cell_or_a_whole_one_is_refused_before_any_work(shift, tmp_path, monkeypatch):
+    from benchmarks import shifted_grid
+
+    argv = ["shifted_grid.py", "--lake", str(tmp_path / "lake"), "--work", str(tmp_path / "work")]
+    monkeypatch.setattr("sys.argv", [*argv, "--shift-m", shift, "--out", str(tmp_path / "out.json")])
+    monkeypatch.setenv("RISKRADAR_LAKE", str(tmp_path / "lake"))
+    with pytest.raises(
+        SystemExit,
+        match=f"--shift-m {float(shift):g}: expected more than 0 and less than the cell size 150 m",
+    ):
+        shifted_grid.main()
+    assert not (tmp_path / "work").exists()
