@@ -33,6 +33,7 @@ class RunRecord:
     error: str | None = None
     error_type: str | None = None
     git_commit: str | None = None
+    git_dirty: bool | None = None  # the code differed from git_commit (see git_dirty)
     host: str = field(default_factory=socket.gethostname)
     user: str = field(default_factory=getpass.getuser)
     inputs: list[dict[str, Any]] = field(default_factory=list)
@@ -46,25 +47,47 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def git_commit() -> str | None:
+def _git(*args: str, cwd: Path | None = None) -> str | None:
+    """The output of `git <args>` in `cwd` (default: this package's folder), or None where git or
+    a checkout is missing."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+            ["git", *args],
             capture_output=True,
             text=True,
             timeout=5,
-            cwd=Path(__file__).resolve().parent,
+            cwd=cwd or Path(__file__).resolve().parent,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    """The commit the running code was checked out at, or None outside a checkout."""
+    return (_git("rev-parse", "HEAD", cwd=cwd) or "").strip() or None
+
+
+def git_dirty(cwd: Path | None = None) -> bool | None:
+    """Whether the running code differs from that commit: a tracked file changed, or a file that
+    .gitignore does not cover added. Then the commit alone does not reproduce what ran. None
+    outside a checkout."""
+    if git_commit(cwd) is None:
+        return None
+    out = _git("status", "--porcelain", cwd=cwd)
+    return None if out is None else bool(out.strip())
 
 
 @contextmanager
 def audited_run(lake: Lake, job: str, arguments: dict[str, Any]) -> Iterator[RunRecord]:
     """Record a job run; the record is written on success and on failure (then re-raised)."""
     record = RunRecord(
-        job=job, run_id=new_run_id(), arguments=arguments, started_at=_now(), git_commit=git_commit()
+        job=job,
+        run_id=new_run_id(),
+        arguments=arguments,
+        started_at=_now(),
+        git_commit=git_commit(),
+        git_dirty=git_dirty(),
     )
     try:
         with run_context(job, record.run_id, record.timings):
@@ -93,6 +116,7 @@ def record_failure(lake: Lake, job: str, arguments: dict[str, Any], error: BaseE
         error=str(error) or type(error).__name__,
         error_type=type(error).__name__,
         git_commit=git_commit(),
+        git_dirty=git_dirty(),
     )
     _write(lake, record)
     return record

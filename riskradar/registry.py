@@ -30,7 +30,8 @@ SKOPS_TRUSTED_TYPES = [
 # imputer and the blend; riskradar's own dependencies come with it). Stated, not inferred: MLflow
 # infers them by loading the model in a subprocess (3-4 s a version) and lists whatever that
 # process imported (pytest, rich, psutil). riskradar is the project's package, not one of a public
-# index: install it from the commit in the training run's tag `riskradar.git_commit`.
+# index: install it from the commit in the training run's tag `riskradar.git_commit` (and
+# `riskradar.git_dirty` false: the code of that commit is the code that trained it).
 MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "scipy", "numpy", "pandas", "skops", "riskradar")
 
 

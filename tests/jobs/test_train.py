@@ -25,7 +25,7 @@ from synthetic_panel import GOOD, WORSE, synthetic_settings, write_synthetic_pan
 from jobs import train
 from models.metrics import paired_gain
 from reports.model_card import paired_cell
-from riskradar.audit import read_audit
+from riskradar.audit import git_commit, git_dirty, read_audit
 from riskradar.errors import ConfigError, NothingToDo
 from riskradar.lake import Lake
 from riskradar.registry import tracking_uri
@@ -381,6 +381,11 @@ def test_tracking_server_api_shows_the_training(trained):
         assert parent["data"]["tags"] and any(
             t["key"] == "riskradar.git_commit" for t in parent["data"]["tags"]
         )
+        tags = {t["key"]: t["value"] for t in parent["data"]["tags"]}
+        assert (tags["riskradar.git_commit"], tags["riskradar.git_dirty"]) == (
+            git_commit() or "unknown",
+            {True: "true", False: "false", None: "unknown"}[git_dirty()],
+        )
         assert parent["inputs"]["dataset_inputs"][0]["dataset"]["name"] == "gold.features"
 
 
@@ -435,6 +440,7 @@ def test_a_feature_without_any_value_is_left_out_and_named(spark, tmp_path, caps
     fits = re.findall(r"INFO  train\[\w+\] fit (\d)/4 for burglary, \d+ s elapsed", capsys.readouterr().out)
     assert fits == ["1", "2", "3", "4"]  # in order, each once
     (record,) = read_audit(Lake(settings.lake_root))
+    assert (record["git_commit"], record["git_dirty"]) == (git_commit(), git_dirty())
     assert set(record["timings"]) == {
         "read panel",
         "backtest baselines",
