@@ -48,6 +48,10 @@ def register_model(model: Any, artifact: str, example, name: str) -> str:
     `example` (a pandas frame of its input columns), as a new version of `name`; the version."""
     import mlflow
 
+    # The signature states doubles, what `riskradar score` passes (models.scoring: astype(float)),
+    # not the float32 that training holds features in: a pyfunc consumer then predicts from the
+    # panel's columns as they are (MLflow refuses float64 for a float32 input, widens float32).
+    example = example.astype("float64")
     info = mlflow.sklearn.log_model(
         model,
         name=artifact,

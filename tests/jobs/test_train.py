@@ -530,6 +530,11 @@ def test_tuned_training_blends_logs_its_choices_and_studies_the_history(spark, t
     assert "hardship_index" in inputs
     mu = model.predict(panel[inputs].astype(float))
     assert len(mu) == len(panel) and (mu >= 0).all()
+    # as a pyfunc, from the panel's doubles as they are (its signature states doubles)
+    from mlflow import pyfunc
+
+    as_pyfunc = pyfunc.load_model(f"models:/riskradar-burglary/{result['version']}")
+    np.testing.assert_array_equal(as_pyfunc.predict(panel[inputs].astype(float)), mu)
     # the study: the training's own row, then the fits capped at 3 weeks of history
     rows = result["study"]
     assert [r["variant"] for r in rows] == ["all features", "history 3 weeks"]
