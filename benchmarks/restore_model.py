@@ -122,7 +122,10 @@ def restore(env_python: Path, uri: str, row: dict, inputs: Path, work: Path) -> 
         text=True,
     )
     if done.returncode != 0:
-        raise SystemExit(f"{row['model_uri']} did not load in the new environment:\n{done.stderr[-3000:]}")
+        said = [line[:400] for line in done.stderr.strip().splitlines()[-12:]]
+        raise SystemExit(
+            f"{row['model_uri']} did not load or predict in the new environment:\n" + "\n".join(said)
+        )
     return pd.read_parquet(output), json.loads(done.stdout.strip().splitlines()[-1])
 
 
