@@ -73,7 +73,7 @@ from reports.model_card import (
     summary_table,
 )
 from reports.plots import write_result_artifacts
-from riskradar.audit import audited_run, git_commit, git_dirty
+from riskradar.audit import audited_run, code_state
 from riskradar.catalog import FEATURES, experiment_name, label_column, model_name, read_panel
 from riskradar.config import Settings, TrainingConfig
 from riskradar.errors import ConfigError, NothingToDo
@@ -536,11 +536,12 @@ def _experiment(lake: Lake, target: str) -> str:
 
 
 def _run_tags(settings: Settings, lake: Lake, target: str, label: str) -> dict[str, str]:
+    commit, dirty = code_state()  # as the job's audit record has them
     return {
         "riskradar.target": target,
-        "riskradar.git_commit": git_commit() or "unknown",
+        "riskradar.git_commit": commit or "unknown",
         # true: trained from uncommitted changes, which the commit alone does not reproduce
-        "riskradar.git_dirty": {True: "true", False: "false", None: "unknown"}[git_dirty()],
+        "riskradar.git_dirty": {True: "true", False: "false", None: "unknown"}[dirty],
         "riskradar.config_hash": _config_hash(settings),
         "riskradar.label": label,
         "riskradar.features_table": str(lake.gold(FEATURES)),

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -47,35 +48,53 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _git(*args: str, cwd: Path | None = None) -> str | None:
-    """The output of `git <args>` in `cwd` (default: this package's folder), or None where git or
-    a checkout is missing."""
+# The folder this package's source tree sits in: a checkout's top level when it runs from one.
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _git(*args: str, root: Path) -> str | None:
+    """The output of `git <args>` in `root`, or None where git fails or is missing."""
     try:
         out = subprocess.run(
-            ["git", *args],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=cwd or Path(__file__).resolve().parent,
+            ["git", "--no-optional-locks", *args], capture_output=True, text=True, timeout=5, cwd=root
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout if out.returncode == 0 else None
 
 
-def git_commit(cwd: Path | None = None) -> str | None:
-    """The commit the running code was checked out at, or None outside a checkout."""
-    return (_git("rev-parse", "HEAD", cwd=cwd) or "").strip() or None
+def _checkout(root: Path | None) -> Path | None:
+    """`root` (default PROJECT) if it is the top level of a git checkout. Not a repository found
+    further up: a copy installed into a checkout's ignored .venv is not that checkout's code."""
+    root = (root or PROJECT).resolve()
+    top = _git("rev-parse", "--show-toplevel", root=root)
+    return root if top is not None and Path(top.strip()).resolve() == root else None
 
 
-def git_dirty(cwd: Path | None = None) -> bool | None:
-    """Whether the running code differs from that commit: a tracked file changed, or a file that
-    .gitignore does not cover added. Then the commit alone does not reproduce what ran. None
-    outside a checkout."""
-    if git_commit(cwd) is None:
+def git_commit(root: Path | None = None) -> str | None:
+    """The commit the code at `root` (default: this package's tree) is checked out at, or None
+    where that is no checkout's top level."""
+    checkout = _checkout(root)
+    return None if checkout is None else (_git("rev-parse", "HEAD", root=checkout) or "").strip() or None
+
+
+def git_dirty(root: Path | None = None) -> bool | None:
+    """Whether the code at `root` differs from its commit: a tracked file changed, or a file that
+    .gitignore does not cover added (whatever the user's git config shows). Then the commit
+    alone does not reproduce what ran. None where that is no checkout's top level."""
+    checkout = _checkout(root)
+    if checkout is None or git_commit(checkout) is None:
         return None
-    out = _git("status", "--porcelain", cwd=cwd)
+    out = _git("status", "--porcelain", "--untracked-files=normal", "--ignore-submodules=none", root=checkout)
     return None if out is None else bool(out.strip())
+
+
+@lru_cache(maxsize=1)
+def code_state() -> tuple[str | None, bool | None]:
+    """(git_commit(), git_dirty()) of this process's code, read once, at its first job: close to
+    when its modules were imported. An edit or a checkout while a job runs does not change the
+    code that runs, and the audit record and the run's tags say the same."""
+    return git_commit(), git_dirty()
 
 
 @contextmanager
@@ -86,8 +105,8 @@ def audited_run(lake: Lake, job: str, arguments: dict[str, Any]) -> Iterator[Run
         run_id=new_run_id(),
         arguments=arguments,
         started_at=_now(),
-        git_commit=git_commit(),
-        git_dirty=git_dirty(),
+        git_commit=code_state()[0],
+        git_dirty=code_state()[1],
     )
     try:
         with run_context(job, record.run_id, record.timings):
@@ -115,8 +134,8 @@ def record_failure(lake: Lake, job: str, arguments: dict[str, Any], error: BaseE
         status="failed",
         error=str(error) or type(error).__name__,
         error_type=type(error).__name__,
-        git_commit=git_commit(),
-        git_dirty=git_dirty(),
+        git_commit=code_state()[0],
+        git_dirty=code_state()[1],
     )
     _write(lake, record)
     return record

@@ -25,7 +25,7 @@ from synthetic_panel import GOOD, WORSE, synthetic_settings, write_synthetic_pan
 from jobs import train
 from models.metrics import paired_gain
 from reports.model_card import paired_cell
-from riskradar.audit import git_commit, git_dirty, read_audit
+from riskradar.audit import code_state, read_audit
 from riskradar.errors import ConfigError, NothingToDo
 from riskradar.lake import Lake
 from riskradar.registry import tracking_uri
@@ -382,9 +382,10 @@ def test_tracking_server_api_shows_the_training(trained):
             t["key"] == "riskradar.git_commit" for t in parent["data"]["tags"]
         )
         tags = {t["key"]: t["value"] for t in parent["data"]["tags"]}
+        commit, dirty = code_state()  # what the job's audit record holds
         assert (tags["riskradar.git_commit"], tags["riskradar.git_dirty"]) == (
-            git_commit() or "unknown",
-            {True: "true", False: "false", None: "unknown"}[git_dirty()],
+            commit or "unknown",
+            {True: "true", False: "false", None: "unknown"}[dirty],
         )
         assert parent["inputs"]["dataset_inputs"][0]["dataset"]["name"] == "gold.features"
 
@@ -411,6 +412,21 @@ def test_training_without_a_panel_says_what_to_run(spark, tmp_path):
     settings = synthetic_settings(tmp_path, **{"training.candidates": GOOD})
     with pytest.raises(NothingToDo, match=r"no feature panel under .*run `riskradar build-features` first"):
         train.main(["--all"], settings=settings, spark=spark)
+
+
+@pytest.mark.parametrize(
+    ("state", "tagged"),
+    [
+        (("c0ffee", True), ("c0ffee", "true")),
+        (("c0ffee", False), ("c0ffee", "false")),
+        ((None, None), ("unknown", "unknown")),
+    ],
+)
+def test_a_training_run_is_tagged_with_its_code_as_the_audit_read_it(tmp_path, monkeypatch, state, tagged):
+    settings = synthetic_settings(tmp_path)
+    monkeypatch.setattr(train, "code_state", lambda: state)
+    tags = train._run_tags(settings, Lake(settings.lake_root), "burglary", "label_burglary_h1")
+    assert (tags["riskradar.git_commit"], tags["riskradar.git_dirty"]) == tagged
 
 
 def test_a_feature_without_any_value_is_left_out_and_named(spark, tmp_path, capsys):
@@ -440,7 +456,7 @@ def test_a_feature_without_any_value_is_left_out_and_named(spark, tmp_path, caps
     fits = re.findall(r"INFO  train\[\w+\] fit (\d)/4 for burglary, \d+ s elapsed", capsys.readouterr().out)
     assert fits == ["1", "2", "3", "4"]  # in order, each once
     (record,) = read_audit(Lake(settings.lake_root))
-    assert (record["git_commit"], record["git_dirty"]) == (git_commit(), git_dirty())
+    assert (record["git_commit"], record["git_dirty"]) == code_state()
     assert set(record["timings"]) == {
         "read panel",
         "backtest baselines",

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from riskradar.audit import git_commit, git_dirty
+from riskradar import audit
+from riskradar.audit import audited_run, git_commit, git_dirty, read_audit
+from riskradar.lake import Lake
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -49,3 +51,26 @@ def test_outside_a_checkout_neither_is_known(tmp_path):
     outside = tmp_path / "not-a-repo"
     outside.mkdir()
     assert (git_commit(outside), git_dirty(outside)) == (None, None)
+
+
+def test_a_user_config_that_hides_untracked_files_does_not_hide_an_added_module(repo):
+    _git(repo, "config", "status.showUntrackedFiles", "no")
+    (repo / "features.py").write_text("WINDOWS = [4]\n")
+    assert git_dirty(repo) is True
+
+
+def test_code_inside_a_checkout_but_not_its_top_level_is_not_that_checkout(repo):
+    """A copy of the code installed into the checkout's ignored .venv (a non-editable install)
+    would otherwise be recorded as the checkout's commit."""
+    installed = repo / "lake" / "site-packages"
+    installed.mkdir(parents=True)
+    assert (git_commit(installed), git_dirty(installed)) == (None, None)
+
+
+def test_the_audit_record_holds_the_code_state_it_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(audit, "code_state", lambda: ("c0ffee", True))
+    lake = Lake(tmp_path / "lake")
+    with audited_run(lake, "train", {"target": "burglary"}):
+        pass
+    (record,) = read_audit(lake)
+    assert (record["git_commit"], record["git_dirty"]) == ("c0ffee", True)
