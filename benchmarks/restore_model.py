@@ -46,7 +46,7 @@ out = pd.DataFrame({
     "pyfunc": mlflow.pyfunc.load_model(model_uri).predict(X),
 })
 out.to_parquet(target)
-print(json.dumps({"riskradar": riskradar.__file__, "python": sys.executable}))
+print(json.dumps({"riskradar": riskradar.__file__, "python": sys.version.split()[0]}))
 """
 
 
@@ -77,7 +77,7 @@ def champion(client, target: str) -> dict:
         "target": target,
         "model_uri": model_uri,
         "version": int(version.version),
-        "kind": version.tags.get("kind", "candidate"),
+        "kind": version.tags.get("kind", "learned"),  # a baseline's version is tagged kind=baseline
         "commit": commit,
         "requirements": requirements,
     }
@@ -88,7 +88,12 @@ def build_environment(work: Path, commit: str, requirements: str, python: str) -
     started = time.perf_counter()
     source, env = work / f"src-{commit[:12]}", work / f"env-{commit[:12]}"
     archive = work / f"{commit[:12]}.tar"
-    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), commit], check=True)
+    try:
+        subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), commit], check=True)
+    except subprocess.CalledProcessError:
+        raise SystemExit(
+            f"commit {commit} is not in {ROOT}: fetch it to rebuild the code it trained"
+        ) from None
     with tarfile.open(archive) as tar:
         tar.extractall(source, filter="data")
     (work / "requirements.txt").write_text(requirements, encoding="utf-8")
@@ -138,12 +143,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     os.environ["RISKRADAR_LAKE"] = str(args.lake.resolve())
-    work = args.work or Path(tempfile.mkdtemp(prefix="restore-"))
+    work = (args.work or Path(tempfile.mkdtemp(prefix="restore-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
 
     import mlflow
     from mlflow import MlflowClient
 
+    from riskradar.audit import code_state
     from riskradar.config import load_settings
     from riskradar.lake import Lake
     from riskradar.registry import tracking_uri
@@ -171,7 +177,8 @@ def main() -> None:
         row.update(
             rows=len(X),
             environment_s=round(seconds, 1),
-            riskradar_loaded_from=where["riskradar"],
+            riskradar_loaded_from=str(Path(where["riskradar"]).relative_to(work)),
+            restored_python=where["python"],
             max_abs_difference={k: float(np.max(np.abs(there[k].to_numpy() - here))) for k in there},
             equal={k: bool(np.array_equal(there[k].to_numpy(), here)) for k in there},
         )
@@ -181,6 +188,8 @@ def main() -> None:
         "benchmark": "restore_model",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        # the environment the restored predictions are compared with
+        "here": dict(zip(("git_commit", "git_dirty"), code_state(), strict=True)),
         "targets": rows,
     }
     args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
