@@ -19,6 +19,7 @@ from features.panel import role_indicators, week_of
 from models.backtest import BacktestResult, Frames, PairedComparison
 from models.metrics import PairedInterval
 from models.strata import ONE_STRATUM, strata_indicator
+from riskradar.audit import code_state
 from riskradar.catalog import model_name
 from riskradar.config import Settings
 
@@ -254,7 +255,22 @@ def gate_decision(
 {best.name} was registered as v{version} with the alias `{alias}`: {reason}.
 
 {serving} A data scientist can move the alias `champion` in the MLflow UI after review.
+
+{code_line()}
 """
+
+
+def code_line() -> str:
+    """The card's line on the code that trained the version (riskradar.audit.code_state)."""
+    commit, dirty = code_state()
+    if commit is None:
+        return "Code: not run from a git checkout, so no commit names the code that trained this version."
+    if dirty:
+        return (
+            f"Code: commit `{commit[:12]}` **with uncommitted changes**: that commit does not hold the "
+            "code that trained this version (tag `riskradar.git_dirty`); do not promote it."
+        )
+    return f"Code: commit `{commit[:12]}`, with no uncommitted changes (tag `riskradar.git_commit`)."
 
 
 def summary_table(target: str, result: dict[str, Any]) -> str:

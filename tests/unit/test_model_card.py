@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from synthetic_panel import synthetic_settings
 
 from models.backtest import BacktestResult, compare_paired
 from models.metrics import bootstrap_mean, paired_gain
-from reports.model_card import absent_parts, comparison_table, paired_cell, paired_section
+from reports import model_card
+from reports.model_card import absent_parts, comparison_table, gate_decision, paired_cell, paired_section
 
 
 def test_the_card_names_the_parts_the_city_lacks(tmp_path):
@@ -113,3 +115,20 @@ def test_the_paired_gains_at_other_coverages_stand_beside_the_promotion_metrics(
     assert "|---|---|---|\n| hgb |" in section
     # without others, the section says nothing of them
     assert "shown beside it" not in paired_section(pai_3)
+
+
+@pytest.mark.parametrize(
+    ("state", "said"),
+    [
+        (("0123456789abcdef", False), "Code: commit `0123456789ab`, with no uncommitted changes"),
+        (("0123456789abcdef", True), "Code: commit `0123456789ab` **with uncommitted changes**"),
+        ((None, None), "Code: not run from a git checkout"),
+    ],
+)
+def test_the_gate_section_names_the_code_that_trained_the_version(monkeypatch, state, said):
+    monkeypatch.setattr(model_card, "code_state", lambda: state)
+    best = _result("hgb_poisson", "candidate", [5.0, 6.0])
+    section = gate_decision("riskradar-burglary", best, "3", "champion", "it beats the baseline", "3")
+    (line,) = [line for line in section.splitlines() if line.startswith("Code: ")]
+    assert line.startswith(said)
+    assert ("do not promote it" in line) is (state[1] is True)
