@@ -71,42 +71,46 @@ def _checkout(root: Path | None) -> Path | None:
     return root if top is not None and Path(top.strip()).resolve() == root else None
 
 
-def git_commit(root: Path | None = None) -> str | None:
-    """The commit the code at `root` (default: this package's tree) is checked out at, or None
-    where that is no checkout's top level."""
+def _code_state(root: Path | None) -> tuple[str | None, bool | None]:
+    """The commit the code at `root` (default: this package's tree) is checked out at, and
+    whether it differs from it: a tracked file changed, or a file that .gitignore does not cover
+    added (whatever the user's git config shows). Then the commit alone does not reproduce what
+    ran. (None, None) where `root` is no checkout's top level or has no commit."""
     checkout = _checkout(root)
-    return None if checkout is None else (_git("rev-parse", "HEAD", root=checkout) or "").strip() or None
+    commit = None if checkout is None else (_git("rev-parse", "HEAD", root=checkout) or "").strip() or None
+    if commit is None:
+        return None, None
+    out = _git("status", "--porcelain", "--untracked-files=normal", "--ignore-submodules=none", root=checkout)
+    return commit, None if out is None else bool(out.strip())
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    return _code_state(root)[0]
 
 
 def git_dirty(root: Path | None = None) -> bool | None:
-    """Whether the code at `root` differs from its commit: a tracked file changed, or a file that
-    .gitignore does not cover added (whatever the user's git config shows). Then the commit
-    alone does not reproduce what ran. None where that is no checkout's top level."""
-    checkout = _checkout(root)
-    if checkout is None or git_commit(checkout) is None:
-        return None
-    out = _git("status", "--porcelain", "--untracked-files=normal", "--ignore-submodules=none", root=checkout)
-    return None if out is None else bool(out.strip())
+    return _code_state(root)[1]
 
 
 @lru_cache(maxsize=1)
 def code_state() -> tuple[str | None, bool | None]:
-    """(git_commit(), git_dirty()) of this process's code, read once, at its first job: close to
+    """_code_state of this package's tree, read once per process, at its first job: close to
     when its modules were imported. An edit or a checkout while a job runs does not change the
     code that runs, and the audit record and the run's tags say the same."""
-    return git_commit(), git_dirty()
+    return _code_state(None)
 
 
 @contextmanager
 def audited_run(lake: Lake, job: str, arguments: dict[str, Any]) -> Iterator[RunRecord]:
     """Record a job run; the record is written on success and on failure (then re-raised)."""
+    commit, dirty = code_state()
     record = RunRecord(
         job=job,
         run_id=new_run_id(),
         arguments=arguments,
         started_at=_now(),
-        git_commit=code_state()[0],
-        git_dirty=code_state()[1],
+        git_commit=commit,
+        git_dirty=dirty,
     )
     try:
         with run_context(job, record.run_id, record.timings):
@@ -124,7 +128,7 @@ def audited_run(lake: Lake, job: str, arguments: dict[str, Any]) -> Iterator[Run
 
 def record_failure(lake: Lake, job: str, arguments: dict[str, Any], error: BaseException) -> RunRecord:
     """A failed run reported from outside a job (e.g. by the orchestrator's failure callback)."""
-    now = _now()
+    now, (commit, dirty) = _now(), code_state()
     record = RunRecord(
         job=job,
         run_id=new_run_id(),
@@ -134,8 +138,8 @@ def record_failure(lake: Lake, job: str, arguments: dict[str, Any], error: BaseE
         status="failed",
         error=str(error) or type(error).__name__,
         error_type=type(error).__name__,
-        git_commit=code_state()[0],
-        git_dirty=code_state()[1],
+        git_commit=commit,
+        git_dirty=dirty,
     )
     _write(lake, record)
     return record
