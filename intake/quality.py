@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from pyspark.sql import DataFrame
 
 from riskradar.errors import ConfigError
@@ -44,8 +45,9 @@ def load_suite_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def run_suite(df: DataFrame, suite_path: Path, *, run_name: str) -> dict[str, Any]:
-    """Validate `df` with the suite at `suite_path`; return the GX result as a JSON dict."""
+def run_suite(df: DataFrame | pd.DataFrame, suite_path: Path, *, run_name: str) -> dict[str, Any]:
+    """Validate `df` (a Spark or a pandas frame) with the suite at `suite_path`; return the GX
+    result as a JSON dict."""
     import great_expectations as gx
 
     ctx = _context()
@@ -69,7 +71,10 @@ def run_suite(df: DataFrame, suite_path: Path, *, run_name: str) -> dict[str, An
             f"{'; '.join(invalid)} (an unknown expectation type or arguments; its log above says which)"
         )
     suite = ctx.suites.add(suite)
-    source = ctx.data_sources.add_or_update_spark(f"src-{run_name}")
+    if isinstance(df, pd.DataFrame):
+        source = ctx.data_sources.add_or_update_pandas(f"src-{run_name}")
+    else:
+        source = ctx.data_sources.add_or_update_spark(f"src-{run_name}")
     asset = source.add_dataframe_asset(f"asset-{run_name}")
     batch = asset.add_batch_definition_whole_dataframe(f"batch-{run_name}")
     definition = gx.ValidationDefinition(data=batch, suite=suite, name=f"vd-{run_name}")

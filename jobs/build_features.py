@@ -32,7 +32,9 @@ from features.panel import (
 )
 from riskradar.audit import audited_run
 from riskradar.catalog import (
+    AREAS,
     FEATURES,
+    feed_freshness,
     latest,
     panel_builds,
     published_batches,
@@ -44,7 +46,7 @@ from riskradar.config import Settings
 from riskradar.errors import ConfigError, NothingToDo
 from riskradar.lake import Lake, read_json_dir, write_json
 from riskradar.log import step
-from riskradar.publish import Check, publish, rows_equal, stage
+from riskradar.publish import Check, StagedPartitions, publish, rows_equal, stage
 from riskradar.runtime import context, job_parser, parse
 
 log = logging.getLogger(__name__)
@@ -165,8 +167,9 @@ def build(
         )
         check_schema(panel, spec)
         weeks = [week_of(w).isoformat() for w in range(first_week, last_week + 1)]
+        outlines = _stage_outlines(settings, lake, inputs["boundaries"], run_id)
         with step("build and publish the panel", log):
-            written = _publish_panel(spark, lake, panel, spec, weeks, n_cells, run_id)
+            written = _publish_panel(spark, lake, panel, spec, weeks, n_cells, run_id, outlines)
     finally:
         cells.unpersist()
     write_json(
@@ -179,6 +182,8 @@ def build(
             "last_week": weeks[-1],
             "rows": written,
             "cells": n_cells,
+            # what the panel knew of each feed: the packages shared from its weeks say so
+            "freshness": feed_freshness(spark, settings, lake),
         },
     )
     return {
@@ -236,6 +241,29 @@ def _check_targets(events: DataFrame, settings: Settings) -> None:
             )
 
 
+def _stage_outlines(
+    settings: Settings, lake: Lake, boundaries: DataFrame | None, run_id: str
+) -> tuple[StagedPartitions, int] | None:
+    """gold.areas of the boundaries feed, staged: each area's code, name and outline (GeoJSON,
+    WGS84), the areas the panel's cells belong to. Shared packages at area level take their
+    outlines from it (they read gold only). None without an area-boundaries feed."""
+    role = settings.roles.area_boundaries
+    if role is None or boundaries is None:
+        return None
+    rows = latest(boundaries, "area_code").select(
+        "area_code", "area_name", "geometry_geojson", F.lit(role.feed).alias("feed")
+    )
+    staged = stage(
+        rows,
+        lake.gold(AREAS),
+        partition_cols=["feed"],
+        owned=[{"feed": role.feed}],
+        owner="build_features",
+        run_id=run_id,
+    )
+    return staged, rows.count()
+
+
 def _publish_panel(
     spark: SparkSession,
     lake: Lake,
@@ -244,10 +272,12 @@ def _publish_panel(
     weeks: list[str],
     n_cells: int,
     run_id: str,
+    outlines: tuple[StagedPartitions, int] | None = None,
 ) -> int:
     """Stage the panel's weeks, check on what was staged that it holds every cell in every week
-    (rows = cells x weeks) with the declared columns, and only then publish them: a panel that
-    fails a check is never visible (PublishRefused names the report). Returns the rows."""
+    (rows = cells x weeks) with the declared columns, and only then publish them (with the
+    staged area outlines, whose rows are checked too): a panel that fails a check is never
+    visible (PublishRefused names the report). Returns the rows."""
     staged = stage(
         panel,
         lake.gold(FEATURES),
@@ -260,7 +290,12 @@ def _publish_panel(
         rows_equal(f"panel rows = {n_cells} cells x {len(weeks)} weeks", staged.count, n_cells * len(weeks)),
         Check("panel schema", lambda: schema_difference(staged.read(spark), spec, ordered=False)),
     ]
-    publish([staged], checks=checks, report=lake.reports("features") / f"{run_id}-publish.json")
+    tables = [staged]
+    if outlines is not None:
+        areas, n_areas = outlines
+        tables.append(areas)
+        checks.append(rows_equal(f"gold.areas rows = {n_areas} areas", areas.count, n_areas))
+    publish(tables, checks=checks, report=lake.reports("features") / f"{run_id}-publish.json")
     return staged.count()
 
 

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from reports.exports import ReportContext, render_report, to_areas_csv, to_csv, to_geojson, write_text
 from riskradar.audit import audited_run
 from riskradar.catalog import (
+    feed_freshness,
     newest_scored_week,
     read_scores,
     read_scores_by_area,
@@ -89,7 +89,7 @@ def export_week(
         top_n=settings.scoring.report_top_n,
         drivers=settings.scoring.drivers,
         boundaries=_boundaries(spark, settings, lake),
-        freshness=partner_freshness(spark, settings, lake),
+        freshness=feed_freshness(spark, settings, lake),
         model_card=_model_card(settings, lake, scores["model_run_id"].iloc[0]),
         generated_at=f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         area_feed=boundaries.feed if boundaries else None,
@@ -107,30 +107,6 @@ def export_week(
         files["areas_csv"] = folder / f"{stem}_areas.csv"
         write_text(files["areas_csv"], to_areas_csv(areas))
     return files
-
-
-def partner_freshness(spark: SparkSession, settings: Settings, lake: Lake) -> dict[str, str]:
-    """Each enabled feed -> the local date of its newest data (events and series), or the date
-    its newest delivery was ingested (area tables, which have no time of their own)."""
-    out: dict[str, str] = {}
-    events = read_silver(spark, settings, lake, "events")
-    if events is not None:
-        local = F.to_date(F.from_utc_timestamp(F.max("occurred_at"), settings.timezone))
-        for row in events.groupBy("partner").agg(local.alias("d")).collect():
-            out[row["partner"]] = f"{row['d']} (newest event)"
-    for name, contract in settings.contracts.items():
-        if contract.series is not None:
-            series = read_silver(spark, settings, lake, silver_table(contract), feeds=[name])
-            if series is not None:
-                out[name] = f"{series.agg(F.max('date')).first()[0]} (newest day)"
-    for table in ("areas", "boundaries"):
-        rows = read_silver(spark, settings, lake, table)
-        if rows is not None:
-            for row in rows.groupBy("partner").agg(F.max("ingested_at").alias("d")).collect():
-                out[row["partner"]] = f"{str(row['d'])[:10]} (delivered)"
-    for name in settings.contracts:
-        out.setdefault(name, "no data published yet")
-    return out
 
 
 def _boundaries(spark: SparkSession, settings: Settings, lake: Lake) -> list[tuple[Any, str, str]]:

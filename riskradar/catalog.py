@@ -198,6 +198,30 @@ def published_batches(lake: Lake, settings: Settings) -> list[str]:
     )
 
 
+def feed_freshness(spark: SparkSession, settings: Settings, lake: Lake) -> dict[str, str]:
+    """Each enabled feed -> the local date of its newest data (events and series), or the date
+    its newest delivery was ingested (area tables, which have no time of their own)."""
+    out: dict[str, str] = {}
+    events = read_silver(spark, settings, lake, "events")
+    if events is not None:
+        local = F.to_date(F.from_utc_timestamp(F.max("occurred_at"), settings.timezone))
+        for row in events.groupBy("partner").agg(local.alias("d")).collect():
+            out[row["partner"]] = f"{row['d']} (newest event)"
+    for name, contract in settings.contracts.items():
+        if contract.series is not None:
+            series = read_silver(spark, settings, lake, silver_table(contract), feeds=[name])
+            if series is not None:
+                out[name] = f"{series.agg(F.max('date')).first()[0]} (newest day)"
+    for table in ("areas", "boundaries"):
+        rows = read_silver(spark, settings, lake, table)
+        if rows is not None:
+            for row in rows.groupBy("partner").agg(F.max("ingested_at").alias("d")).collect():
+                out[row["partner"]] = f"{str(row['d'])[:10]} (delivered)"
+    for name in settings.contracts:
+        out.setdefault(name, "no data published yet")
+    return out
+
+
 def _table_base(lake: Lake, contract: Contract, table: str) -> Path:
     if table == "silver":
         return lake.silver(silver_table(contract))
@@ -218,6 +242,9 @@ def read_feed_table(
 # gold.features: the cell x week panel, partitioned by `week`; gold.scores and
 # gold.scores_by_area: one (target, week) partition per scored week.
 FEATURES = "features"
+# gold.areas: the areas of the boundaries feed the panel's cells belong to (code, name, outline
+# as GeoJSON in WGS84), partitioned by `feed`; written with the panel.
+AREAS = "areas"
 SCORES = "scores"
 SCORES_BY_AREA = "scores_by_area"
 SCORE_PARTITIONS = ["target", "week"]
@@ -463,3 +490,23 @@ def read_scores_by_area(spark: SparkSession, lake: Lake, target: str, week: date
     if not has_parquet(folder):
         return None
     return spark.read.parquet(str(folder)).toPandas().assign(target=target, week=week)
+
+
+def read_area_outlines(lake: Lake, feed: str) -> pd.DataFrame | None:
+    """gold.areas of one boundaries feed as pandas (area_code, area_name, geometry_geojson), or None."""
+    import pandas as pd
+
+    folder = lake.gold(AREAS) / f"feed={feed}"
+    if not has_parquet(folder):
+        return None
+    return pd.read_parquet(folder, columns=["area_code", "area_name", "geometry_geojson"])
+
+
+def build_record(lake: Lake, run_id: str) -> dict | None:
+    """The record build-features wrote for its run `run_id` (a scores row's features_version)."""
+    path = panel_builds(lake) / f"{run_id}.json"
+    if not path.exists():
+        return None
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -24,6 +24,11 @@ COMMANDS = {
     "score": ("jobs.score", "the champion's expected counts for every study cell of a week -> gold/scores"),
     "export": ("jobs.export", "a scored week as CSV, GeoJSON and an offline HTML map report"),
     "scores": ("jobs.show_scores", "print the ranked cells of a scored week"),
+    "share": ("jobs.share", "each partner's package of a scored week, as its agreement allows -> outbox"),
+    "disclosures": (
+        "jobs.disclosures",
+        "the register of disclosures: who received what, when, on which basis",
+    ),
     "evaluate-scores": ("jobs.evaluate_scores", "compare published scores with what happened, log to MLflow"),
     "airflow": ("riskradar.standalone", "Airflow standalone on 127.0.0.1 with the project's DAGs and config"),
     "synth": ("benchmarks.synth", "write a synthetic city's partner files (seeded, chunked) for scale tests"),

@@ -41,6 +41,15 @@ SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 Name = Annotated[str, Field(pattern=SAFE_NAME.pattern)]
 
 
+def _regex(value: str) -> str:
+    """A field validator's check that `value` is a regular expression."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from exc
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -225,14 +234,7 @@ class AreaMapping(_Model):
         "(BU03440101) and codes with leading zeros (FIPS 17031) keep their form",
     )
 
-    @field_validator("code_pattern")
-    @classmethod
-    def _valid_regex(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from exc
-        return value
+    _valid_regex = field_validator("code_pattern")(classmethod(lambda cls, value: _regex(value)))
 
 
 class Contract(_Model):
@@ -592,12 +594,39 @@ class TrainingConfig(_Model):
     )
 
 
+class CoarserLevel(_Model):
+    """A level of whole areas of the boundaries feed, named by rewriting an area's code (CBS: the
+    buurt BU03440101 lies in the wijk WK034401). Such a level has codes, not names."""
+
+    code: str = Field(description="a regex an area code matches, e.g. ^BU([0-9]{6})[0-9]{2}$")
+    to: str = Field(description="the coarser area's code, with the regex's groups, e.g. WK\\1")
+    code_pattern: str = Field(description="what a code of this level looks like, e.g. ^WK[0-9]{6}$")
+
+    _valid_regex = field_validator("code", "code_pattern")(classmethod(lambda cls, value: _regex(value)))
+
+
 class BoundariesRole(_Model):
     """The feed whose polygons are the city's areas (e.g. community areas, wijken or buurten):
     each study cell belongs to the area holding it, and scores are rolled up by area."""
 
     kind: ClassVar[str] = "area_boundaries"  # of the feed that can play it
     feed: Name
+    level: Name = Field("area", description="what the feed's areas are called (buurt, community_area)")
+    coarser: dict[Name, CoarserLevel] = Field(
+        {}, description="levels made of whole areas, by name (wijk: {code, to, code_pattern})"
+    )
+
+    @model_validator(mode="after")
+    def _distinct_levels(self) -> BoundariesRole:
+        if self.level in self.coarser:
+            raise ValueError(
+                f"the level {self.level!r} is the feed's own; a coarser level needs another name"
+            )
+        return self
+
+    @property
+    def levels(self) -> list[str]:
+        return [self.level, *self.coarser]
 
 
 class IndicatorsRole(_Model):
@@ -658,6 +687,25 @@ class ScoringConfig(_Model):
     report_top_n: int = Field(20, ge=1)
 
 
+class ShareDatabase(_Model):
+    """A PostgreSQL + PostGIS database the shared packages are also served from: one schema and
+    one login role per recipient. The connection (with its password) comes from the environment."""
+
+    dsn_env: str = Field(
+        "RISKRADAR_SHARE_DSN",
+        description="the environment variable holding the connection string (libpq: "
+        "postgresql://user:password@host:port/db) of an owner of the database",
+    )
+    role_prefix: Name = Field("riskradar_", description="a recipient's role and schema: <prefix><recipient>")
+
+
+class SharingConfig(_Model):
+    """The exchange of results with partners (riskradar share): agreements and where packages go."""
+
+    agreements_dir: str = Field("sharing", description="one agreement per recipient: <recipient>.yaml")
+    database: ShareDatabase | None = Field(None, description="null: the outbox's files only")
+
+
 class SparkConfig(_Model):
     master: str = "local[*]"
     conf: dict[str, str] = {}
@@ -684,6 +732,7 @@ class Settings(_Model):
     features: FeatureConfig | None = None
     training: TrainingConfig | None = None
     scoring: ScoringConfig = ScoringConfig()
+    sharing: SharingConfig = SharingConfig()
     pseudonymisation: PseudonymConfig = PseudonymConfig()
     spark: SparkConfig = SparkConfig()
     mlflow: MlflowConfig = MlflowConfig()
@@ -878,6 +927,7 @@ _LOCAL_ONLY = {
     "landing root, symlinks refused, and read by its exact local path; object stores have none of these",
     "partners.contracts_dir": "contracts are read from the local file system",
     "expectations_dir": "suites are read from the local file system",
+    "sharing.agreements_dir": "agreements are read from the local file system",
 }
 
 
@@ -1078,6 +1128,13 @@ def load_settings(path: str | Path | None = None) -> Settings:
         }
     )
     expectations_dir = _local_path(base, settings.expectations_dir, source=str(path), key="expectations_dir")
+    sharing = settings.sharing.model_copy(
+        update={
+            "agreements_dir": _local_path(
+                base, settings.sharing.agreements_dir, source=str(path), key="sharing.agreements_dir"
+            )
+        }
+    )
     contracts: dict[str, Contract] = {}
     for name in settings.partners.enabled:
         cpath = Path(partners.contracts_dir) / f"{name}.yaml"
@@ -1097,6 +1154,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
             "lake": lake,
             "partners": partners,
             "expectations_dir": expectations_dir,
+            "sharing": sharing,
             "contracts": contracts,
         }
     )

@@ -60,3 +60,16 @@ class LakeLocked(RiskradarError):
 
 class PublishRefused(RiskradarError):
     """A check of staged output failed: nothing of it was published (the report says which)."""
+
+
+class AgreementNotInForce(RiskradarError):
+    """A recipient's data-sharing agreement is missing, expired, revoked or not yet valid:
+    nothing is delivered to it."""
+
+
+class EmbargoNotPassed(RiskradarError):
+    """A week asked for is still under the recipient's embargo: it is not delivered early."""
+
+
+class ShareDatabaseError(RiskradarError):
+    """The sharing database refused or could not be reached: nothing of the delivery was served."""

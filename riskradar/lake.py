@@ -63,6 +63,15 @@ class Lake:
     def audit(self) -> Path:
         return self.root / "audit"
 
+    def outbox(self, recipient: str) -> Path:
+        """Where a recipient's delivered packages are served from: <week>/ each."""
+        return self.root / "outbox" / check_name(recipient, "recipient")
+
+    @property
+    def disclosures(self) -> Path:
+        """The register of disclosures: one JSON record per delivery or withdrawal."""
+        return self.root / "register" / "disclosures"
+
     def batch_markers(self, feed: str) -> Path:
         """One JSON per ingested batch: files, hashes, rows. Its presence commits the batch."""
         return self.bronze(feed) / "_batches"

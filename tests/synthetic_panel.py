@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from builders import write_config
 
 from features.panel import week_of
-from riskradar.config import load_settings
+from riskradar.config import Settings, load_settings
 from riskradar.lake import Lake
 
 WEEKS, CELLS = 14, 300
@@ -66,3 +71,45 @@ GOOD = {"hgb_poisson": {"max_iter": 40, "random_state": 0}, "poisson_glm": {"alp
 # A deliberately worse model: leaves may not be smaller than the data, so no tree can split and
 # every cell gets the same prediction (a random ranking, PAI about 1).
 WORSE = {"hgb_poisson": {"max_iter": 5, "min_samples_leaf": 1_000_000, "random_state": 0}}
+
+
+# The synthetic cells lie in areas 1..5: with an area-boundaries feed, scores roll up by area.
+WITH_AREAS = {
+    "partners.enabled": ["police_crimes", "census_indicators", "census_areas"],
+    "roles.area_boundaries": {"feed": "census_areas", "level": "community_area"},
+}
+
+
+def write_synthetic_areas(lake: Lake) -> None:
+    """gold.areas of the synthetic cells' areas 1..5 (as build-features publishes it): area k
+    holds the cells c with c % 5 == k - 1; its outline is a box around them (WGS84)."""
+    import json
+
+    import pyproj
+
+    to_wgs84 = pyproj.Transformer.from_crs("EPSG:26916", "EPSG:4326", always_xy=True)
+    rows = []
+    for k in range(1, 6):
+        x0, x1, y0, y1 = (k - 1) * 150.0, CELLS * 150.0, 0.0, 150.0
+        ring = [to_wgs84.transform(x, y) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0))]
+        geometry = {"type": "Polygon", "coordinates": [[list(p) for p in ring]]}
+        rows.append({"area_code": str(k), "area_name": f"Area {k}", "geometry_geojson": json.dumps(geometry)})
+    folder = lake.gold("areas") / "feed=census_areas"
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_parquet(folder / "part-0.parquet", index=False)
+
+
+@dataclass(frozen=True)
+class Scored:
+    settings: Settings
+    lake: Lake
+    trained: dict[str, Any]
+    result: dict[str, Any]
+    pristine: Path  # a copy of the lake as it was scored
+
+
+def scored_copy(scored: Scored, tmp: Path, **overrides: Any) -> tuple[Settings, Lake]:
+    """A copy of the scored lake as it was built, with the same config (and `overrides`)."""
+    shutil.copytree(scored.pristine, tmp / "lake")
+    settings = synthetic_settings(tmp, **{"training.candidates": GOOD, **WITH_AREAS, **overrides})
+    return settings, Lake(settings.lake_root)

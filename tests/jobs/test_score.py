@@ -30,23 +30,12 @@ from riskradar.registry import tracking_uri
 
 NEWEST = week_of(FIRST + WEEKS - 1)
 EARLIER = week_of(FIRST + WEEKS - 3)
-# The synthetic cells lie in areas 1..5: with an area-boundaries feed, scores roll up by area.
-WITH_AREAS = {
-    "partners.enabled": ["police_crimes", "census_indicators", "census_areas"],
-    "roles.area_boundaries": {"feed": "census_areas"},
-}
 
 
 @pytest.fixture(scope="module")
-def scored(spark, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("score")
-    settings = synthetic_settings(tmp, **{"training.candidates": GOOD, **WITH_AREAS})
-    lake = Lake(settings.lake_root)
-    write_synthetic_panel(spark, lake)
-    trained = train.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
-    assert trained["alias"] == "champion", trained["reason"]
-    result = score.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
-    return settings, lake, trained, result
+def scored(scored_synthetic):
+    s = scored_synthetic
+    return s.settings, s.lake, s.trained, s.result
 
 
 def _partition(lake: Lake, week) -> pd.DataFrame:
