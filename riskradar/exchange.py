@@ -92,7 +92,13 @@ class StagedPackage:
         pending = _pending(self.lake) / f"{delivery}.json"
         write_json(pending, {**self.record, "status": "pending"})
         if self.serve is not None:
-            self.serve()
+            try:
+                self.serve()
+            except BaseException:
+                # the database refused: nothing was served, nothing is on record
+                pending.unlink(missing_ok=True)
+                self.discard()
+                raise
         target = self.lake.outbox(self.recipient) / self.week
         trash = _outbox_root(self.lake) / "_trash" / self.recipient / delivery
         if target.exists():

@@ -50,3 +50,38 @@ def copy_sample(tmp_path: Path, feed_folder: str, names: list[str]) -> Path:
     for name in names:
         shutil.copy(SAMPLE / feed_folder / name, root / feed_folder / name)
     return root
+
+
+# Two data-sharing agreements for the synthetic scored lake (areas 1..5 of community_area):
+# the police get the cells of burglary, the city its areas with k = 10.
+POLICE = {
+    "recipient": {"organisation": "Police (test)", "contact_role": "analyst"},
+    "version": 1,
+    "purpose": "patrol planning",
+    "legal_basis": "test basis",
+    "valid_from": "2013-01-01",
+    "valid_until": "2030-12-31",
+    "targets": ["burglary"],
+    "granularity": "cell",
+    "min_count_shown": 5,
+    "columns": ["cell_id", "geometry", "rank", "hotspot", "expected_count", "drivers"],
+    "formats": ["gpkg", "csv", "html"],
+}
+CITY = {
+    **POLICE,
+    "recipient": {"organisation": "City (test)", "contact_role": "coordinator"},
+    "granularity": "area",
+    "area_level": "community_area",
+    "min_count_shown": 10,
+    "columns": ["area_code", "area_name", "geometry", "rank", "expected_count", "share_of_hotspots"],
+}
+
+
+def write_agreements(folder: Path, **agreements: dict) -> Path:
+    """An agreements folder holding `agreements` (recipient -> its YAML body)."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, body in agreements.items():
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+    return folder

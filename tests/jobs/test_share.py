@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from builders import CITY, POLICE, write_agreements
 from synthetic_panel import CELLS, FIRST, WEEKS, scored_copy
 
 import reports.sharing
@@ -24,34 +24,6 @@ from riskradar.exchange import read_register
 
 NEWEST = week_of(FIRST + WEEKS - 1)
 AS_OF = (NEWEST + timedelta(days=1)).isoformat()
-POLICE = {
-    "recipient": {"organisation": "Police (test)", "contact_role": "analyst"},
-    "version": 1,
-    "purpose": "patrol planning",
-    "legal_basis": "test basis",
-    "valid_from": "2013-01-01",
-    "valid_until": "2030-12-31",
-    "targets": ["burglary"],
-    "granularity": "cell",
-    "min_count_shown": 5,
-    "columns": ["cell_id", "geometry", "rank", "hotspot", "expected_count", "drivers"],
-    "formats": ["gpkg", "csv", "html"],
-}
-CITY = {
-    **POLICE,
-    "recipient": {"organisation": "City (test)", "contact_role": "coordinator"},
-    "granularity": "area",
-    "area_level": "community_area",
-    "min_count_shown": 10,
-    "columns": ["area_code", "area_name", "geometry", "rank", "expected_count", "share_of_hotspots"],
-}
-
-
-def write_agreements(folder: Path, **agreements: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, body in agreements.items():
-        (folder / f"{name}.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
-    return folder
 
 
 @pytest.fixture
