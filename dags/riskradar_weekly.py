@@ -3,7 +3,9 @@
 
 Build the cell x week panel, then per target: train (rolling-origin backtest, MLflow, the
 promotion gate), score the week with the champion, export CSV, GeoJSON and the HTML map report;
-finally evaluate last week's published scores against what happened.
+then per recipient of a data-sharing agreement: share its package of the week (outbox, sharing
+database, register of disclosures); and evaluate last week's published scores against what
+happened.
 
 Runs every Monday 06:00 (America/Chicago) and whenever the intake publishes new silver events
 (asset `silver_events`). The week it scores is the Monday of the run's logical date, so a
@@ -11,7 +13,9 @@ backfill of an old week recomputes exactly that week's scores and reports; a run
 logical date (asset-triggered) scores the newest week of the panel. Failures are retried with
 backoff and written to the lake's audit log. A target whose models never passed the promotion
 gate has no champion: its scoring and export are skipped with the reason in the task log and
-the audit log (the training run in MLflow says why), and the other targets go on.
+the audit log (the training run in MLflow says why), and the other targets go on. A recipient
+gets the newest week up to the run's week that its agreement allows (embargo); one whose
+agreement is not in force gets nothing and what it was served is withdrawn (a warning, audited).
 
 Params: `config`, the pipeline config (default: conf/riskradar.yaml, or RISKRADAR_CONFIG);
 `driver_memory` of the submitted jobs (default 4g).
@@ -92,6 +96,24 @@ def riskradar_weekly():
         export = spark_job("export_reports", "export", ["--target", target, "--week", WEEK, "--skip-missing"])
         train >> score >> export
 
+    @task
+    def recipients(params=None) -> list[str]:
+        """Every recipient with an agreement, and every one the outbox still serves without one
+        (its share task withdraws that), read when the run starts."""
+        from riskradar.config import load_settings
+        from riskradar.exchange import outbox_recipients
+        from riskradar.lake import Lake
+        from riskradar.sharing import load_agreements
+
+        settings = load_settings(params["config"])
+        return sorted(set(load_agreements(settings)) | set(outbox_recipients(Lake(settings.lake_root))))
+
+    @task_group(group_id="recipient")
+    def per_recipient(recipient: str):
+        spark_job(
+            "share_package", "share", ["--recipient", recipient, "--until-week", WEEK, "--skip-undeliverable"]
+        )
+
     evaluate = spark_job(
         "evaluate_last_week",
         "evaluate_scores",
@@ -100,7 +122,9 @@ def riskradar_weekly():
     week = week_to_score()
     build_features >> week
     groups = per_target.expand(target=targets())
-    [week, tracking_store()] >> groups >> evaluate
+    sharing_with = recipients()
+    [week, tracking_store()] >> groups >> [evaluate, sharing_with]
+    per_recipient.expand(recipient=sharing_with)
 
 
 riskradar_weekly()

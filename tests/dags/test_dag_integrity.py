@@ -64,6 +64,7 @@ def test_every_application_a_task_submits_exists(bag):
         "score",
         "export",
         "evaluate_scores",
+        "share",
     }
 
 
@@ -74,7 +75,10 @@ def test_weekly_dag_wiring(bag):
     assert "target.train_and_gate" in dag.get_task("tracking_store").downstream_task_ids
     assert dag.get_task("target.train_and_gate").downstream_task_ids == {"target.score_week"}
     assert dag.get_task("target.score_week").downstream_task_ids == {"target.export_reports"}
-    assert dag.get_task("target.export_reports").downstream_task_ids == {"evaluate_last_week"}
+    assert dag.get_task("target.export_reports").downstream_task_ids == {"evaluate_last_week", "recipients"}
+    # one share task per recipient, once every target is exported
+    assert dag.get_task("recipients").downstream_task_ids == {"recipient.share_package"}
+    assert dag.get_task("recipient.share_package").upstream_task_ids == {"recipients"}
     intake = bag.dags["riskradar_intake"]
     assert intake.get_task("feed.ingest_new_files").downstream_task_ids == {
         "feed.validate_and_publish",

@@ -24,6 +24,7 @@ tasks do not retry here: a failure fails the run at once instead of after the DA
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from builders import SAMPLE, TEST_KEY, write_config
+from builders import POLICE, SAMPLE, TEST_KEY, write_agreements, write_config
 from support.cluster import LocalCluster, QuickJvm, quick_jvm, submit
 
 from riskradar.catalog import read_quarantine, read_silver
@@ -92,12 +93,31 @@ def _landing(tmp: Path) -> Path:
     return landing
 
 
+def _agreements(tmp: Path) -> Path:
+    """Two recipients of the weekly run's package: every cell, and the hotspots only."""
+    every_cell = {
+        **POLICE,
+        "valid_from": "2000-01-01",
+        "valid_until": "2099-12-31",
+        "targets": [TARGET],
+        "columns": ["cell_id", "geometry", "rank", "hotspot", "expected_count"],
+    }
+    hotspots = {
+        **every_cell,
+        "rows": "hotspots",
+        "columns": ["cell_id", "geometry", "rank"],
+        "formats": ["csv"],
+    }
+    return write_agreements(tmp / "sharing", police=every_cell, patrol=hotspots)
+
+
 def _config(tmp: Path, landing: Path, tracking_uri: str) -> Path:
     return write_config(
         tmp,
         landing=landing,
         enabled=[FEED],
         **{
+            "sharing.agreements_dir": str(_agreements(tmp)),
             "targets": {
                 TARGET: {
                     "categories": [
@@ -307,6 +327,45 @@ def test_weekly_run_builds_the_panel_trains_registers_and_publishes_scores(runs)
     assert files == [f"{TARGET}_{WEEK}.{ext}" for ext in ("csv", "geojson", "html")]
 
 
+def test_share_runs_after_export_for_every_recipient_and_each_delivery_is_on_record(runs):
+    from riskradar.exchange import read_register
+
+    states = {
+        (ti.task_id, ti.map_index): ti.state
+        for ti in runs.weekly.get_task_instances()
+        if ti.task_id in ("recipient.share_package", "target.export_reports")
+    }
+    assert states == {
+        ("target.export_reports", 0): "success",
+        ("recipient.share_package", 0): "success",
+        ("recipient.share_package", 1): "success",
+    }
+    ends = {
+        ti.task_id: ti.end_date
+        for ti in runs.weekly.get_task_instances()
+        if ti.task_id == "target.export_reports"
+    }
+    starts = [
+        ti.start_date for ti in runs.weekly.get_task_instances() if ti.task_id == "recipient.share_package"
+    ]
+    assert all(start >= ends["target.export_reports"] for start in starts)
+    lake = Lake(runs.settings.lake_root)
+    records = read_register(lake)
+    assert sorted((r["recipient"], r["week"], r["kind"]) for r in records) == [
+        ("patrol", WEEK, "delivery"),
+        ("police", WEEK, "delivery"),
+    ]
+    for record in records:
+        folder = lake.outbox(record["recipient"]) / WEEK
+        assert {f["name"]: f["sha256"] for f in record["files"]} == {
+            f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.iterdir()
+        }
+    hot = pd.read_csv(lake.outbox("patrol") / WEEK / f"patrol_{WEEK}.csv")
+    scores = runs.first["scores"]
+    assert list(hot.columns) == ["target", "week", "cell_id", "geometry", "rank"]
+    assert sorted(hot["cell_id"]) == sorted(scores.loc[scores["hotspot"], "cell_id"])
+
+
 def test_rerunning_both_dags_changes_no_output(spark, runs):
     """The intake again (every file is already ingested) and the weekly run again: silver is
     unchanged, panel and scores are rebuilt and equal. The tasks that write none of these are
@@ -314,7 +373,7 @@ def test_rerunning_both_dags_changes_no_output(spark, runs):
     a retrained identical model does not replace the champion (test_train), exports are
     written again over the same lake and a second evaluation updates its run (test_score)."""
     intake_dag, weekly_dag = runs.dags
-    writes_none = r"target\.train_and_gate|target\.export_reports|evaluate_last_week"
+    writes_none = r"target\.train_and_gate|target\.export_reports|evaluate_last_week|recipient\.share_package"
     with _submitting_with(_quickest(runs.jvm)):
         again_intake = intake_dag.test(logical_date=INTAKE_DATE, run_conf=runs.conf)
         again_weekly = weekly_dag.test(

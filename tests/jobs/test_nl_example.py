@@ -8,15 +8,21 @@ import csv
 import io
 import re
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
+import yaml
 from builders import ROOT
 from pyspark.sql import functions as F
 
-from jobs import build_features, export, ingest, score, train, validate
+from jobs import build_features, export, ingest, score, share, train, validate
+from models.scoring import shown_count
+from reports.sharing import read_gpkg, read_package_csv, shown_count_regex
 from riskradar.catalog import read_quarantine, read_silver
 from riskradar.config import load_settings
+from riskradar.exchange import read_register
 from riskradar.lake import Lake
 
 CONFIG = ROOT / "conf" / "examples" / "nl" / "riskradar.yaml"
@@ -32,13 +38,23 @@ def _police_rows() -> list[dict[str, str]]:
     return rows
 
 
+def _agreements_for(target: str, folder: Path) -> Path:
+    """The example's agreements (politie per cel, gemeente per buurt, veiligheidsregio per wijk),
+    each cut to the one target this test trains."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted((CONFIG.parent / "sharing").glob("*.yaml")):
+        body = yaml.safe_load(path.read_text(encoding="utf-8"))
+        (folder / path.name).write_text(yaml.safe_dump({**body, "targets": [target]}), encoding="utf-8")
+    return folder
+
+
 @pytest.fixture(scope="module")
 def nl(spark, tmp_path_factory):
     """The example run as an operator runs it: every step with `--config` the example's file, the
-    lake elsewhere (RISKRADAR_LAKE)."""
-    lake_root = tmp_path_factory.mktemp("nl") / "lake"
+    lake elsewhere (RISKRADAR_LAKE); then each partner of the chain gets its package."""
+    tmp = tmp_path_factory.mktemp("nl")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RISKRADAR_LAKE", str(lake_root))
+        mp.setenv("RISKRADAR_LAKE", str(tmp / "lake"))
         settings = load_settings(CONFIG)
         args = ["--config", str(CONFIG)]
         run = {
@@ -49,6 +65,12 @@ def nl(spark, tmp_path_factory):
             "score": score.main(["--target", TARGET, *args], settings=settings, spark=spark),
             "export": export.main(["--target", TARGET, *args], settings=settings, spark=spark),
         }
+        sharing = settings.sharing.model_copy(
+            update={"agreements_dir": str(_agreements_for(TARGET, tmp / "sharing"))}
+        )
+        settings = settings.model_copy(update={"sharing": sharing})
+        # a day the example agreements are in force, long after the week's embargo
+        run["share"] = share.main(["--all", "--as-of", "2027-01-04", *args], settings=settings, spark=spark)
     return settings, Lake(settings.lake_root), run
 
 
@@ -139,6 +161,41 @@ def test_the_week_is_scored_rolled_up_by_buurt_and_exported(nl):
     assert sum(int(a["hotspot_cells"]) for a in areas) == run["score"][TARGET]["hotspots"]
     html = (folder / f"{TARGET}_{week}.html").read_text()
     assert "Absent parts" in html and "weather" in html  # the card says which role was absent
+
+
+def test_each_partner_of_the_chain_gets_its_package_at_its_granularity(nl):
+    """politie: every 125 m cell; gemeente: buurten only, k = 10; veiligheidsregio: wijken (made
+    of whole buurten), after its week of embargo. Each package holds exactly its agreed columns,
+    and the register one delivery per partner."""
+    settings, lake, run = nl
+    week = str(run["score"][TARGET]["week"])
+    assert {r: v["delivered"] for r, v in run["share"].items()} == dict.fromkeys(
+        ["gemeente", "politie", "veiligheidsregio"], True
+    )
+    agreed = {
+        p.stem: yaml.safe_load(p.read_text()) for p in Path(settings.sharing.agreements_dir).glob("*.yaml")
+    }
+    packages = {r: read_package_csv((lake.outbox(r) / week / f"{r}_{week}.csv").read_text()) for r in agreed}
+    for recipient, table in packages.items():
+        columns = [c for c in agreed[recipient]["columns"] if c != "drivers"]
+        assert [c for c in table.columns if not c.startswith("driver_")] == ["target", "week", *columns]
+    assert len(packages["politie"]) == run["features"]["cells"]
+    buurten = packages["gemeente"]
+    assert buurten["area_code"].str.fullmatch(r"BU0344\d{4}").all() and "cell_id" not in buurten
+    assert buurten["expected_count"].str.match(shown_count_regex(10)).all()
+    # a wijk's figures are its buurten's: gold.scores_by_area grouped by the wijk in the code
+    rolled = pd.read_parquet(lake.gold("scores_by_area") / f"target={TARGET}" / f"week={week}")
+    rolled = rolled[rolled["area_code"].notna()].assign(wijk=lambda d: "WK" + d["area_code"].str[2:8])
+    expected = rolled.groupby("wijk").agg(expected=("expected_count", "sum"), hot=("hotspot_cells", "sum"))
+    wijken = packages["veiligheidsregio"].set_index("area_code").sort_index()
+    assert wijken.index.tolist() == expected.index.tolist()
+    assert wijken["hotspot_cells"].astype(int).tolist() == expected["hot"].tolist()
+    assert wijken["expected_count"].tolist() == [shown_count(v, 5) for v in expected["expected"]]
+    outlines = read_gpkg(lake.outbox("veiligheidsregio") / week / f"veiligheidsregio_{week}.gpkg")[TARGET]
+    assert len(outlines) == len(wijken) and outlines["geometry"].str.startswith("MULTIPOLYGON").all()
+    assert sorted((r["recipient"], r["week"]) for r in read_register(lake)) == [
+        (r, week) for r in sorted(agreed)
+    ]
 
 
 def test_no_registration_number_or_address_leaves_the_police_file(nl, spark):
