@@ -65,9 +65,12 @@ def main(
             continue
         run("export", "--target", target)
         scored.append(target)
+    # each partner's package, as its example agreement (conf/sharing/) allows
+    run("share", "--all", "--skip-undeliverable")
     log.info(
         f"demo: done. Validation reports: {lake.reports('validation')}; features: {lake.gold('features')}; "
         f"scores ({', '.join(scored) or 'none'}): {lake.gold('scores')}; reports: {lake.reports('scores')}; "
+        f"partners' packages: {lake.root / 'outbox'} (`riskradar disclosures` lists them); "
         f"audit log: {lake.audit}; experiments: `make mlflow-ui`, then http://127.0.0.1:5000"
     )
 

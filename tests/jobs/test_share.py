@@ -187,3 +187,50 @@ def test_a_column_the_agreement_does_not_name_is_refused(exchange, spark, monkey
         ConfigError, match=r"police.yaml: key '\(top level\)'.*'event_id'.*cannot be delivered"
     ):
         run(settings, spark, "--recipient", "police")
+
+
+class Crash(BaseException):
+    """A run killed in the middle of its delivery."""
+
+
+def test_a_delivery_cut_short_is_on_record_exactly_when_it_was_made(exchange, spark, monkeypatch):
+    """Killed after the package was served but before its record entered the register: the next
+    run puts the record in (and delivers nothing twice). Killed before it was served: the next run
+    drops the pending record and delivers."""
+    settings, lake, _ = exchange
+
+    def crash(*args, **kwargs):
+        raise Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr("riskradar.exchange._finalise", crash)
+        with pytest.raises(Crash):
+            run(settings, spark, "--recipient", "police")
+    served = json.loads((lake.outbox("police") / str(NEWEST) / "manifest.json").read_text())
+    assert read_register(lake) == [] and len(list((lake.disclosures / "_pending").glob("*.json"))) == 1
+    again = run(settings, spark, "--recipient", "police")
+    assert again["police"]["delivered"] is False  # the same package was delivered
+    (record,) = read_register(lake)
+    assert record["delivery_id"] == served["delivery_id"] and "recorded on recovery" in record["note"]
+
+    rename = Path.rename
+
+    def crash_when_serving(self, target):
+        if self.parent == lake.root / "outbox" / "_staging" / "city":  # the staged package goes live
+            raise Crash
+        return rename(self, target)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "rename", crash_when_serving)
+        with pytest.raises(Crash):
+            run(settings, spark, "--recipient", "city")
+    assert not (lake.outbox("city") / str(NEWEST)).exists()
+    assert len(list((lake.disclosures / "_pending").glob("*.json"))) == 1
+    run(settings, spark, "--recipient", "city")
+    records = read_register(lake, recipient="city")
+    assert len(records) == 1 and "note" not in records[0]
+    assert (
+        records[0]["delivery_id"]
+        == json.loads((lake.outbox("city") / str(NEWEST) / "manifest.json").read_text())["delivery_id"]
+    )
+    assert not list((lake.disclosures / "_pending").glob("*.json"))
