@@ -14,55 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: the project's packages come from its checkout
+
+from benchmarks.airflow_api import Api, free_port, log_in, start_airflow, stop  # noqa: E402
+
 log = logging.getLogger("airflow_weekly_run")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Api:
-    def __init__(self, base: str):
-        self.base, self.token = base, None
-
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
-        request = urllib.request.Request(
-            f"{self.base}{path}",
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Content-Type": "application/json"}
-            | ({"Authorization": f"Bearer {self.token}"} if self.token else {}),
-        )
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            return json.loads(resp.read() or b"{}")
-
-    def wait(self, what: str, check, timeout: float, every: float = 5.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                value = check()
-                if value:
-                    return value
-            except (urllib.error.URLError, OSError, KeyError):
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for {what}")
-            time.sleep(every)
 
 
 DAG = "riskradar_weekly"
@@ -75,38 +39,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--logical-date", default="2015-01-05", help="the run's logical date (a Monday)")
     parser.add_argument("--timeout-min", type=float, default=120)
     return parser.parse_args()
-
-
-def start_airflow(args: argparse.Namespace, home: Path, port: int, out) -> subprocess.Popen:
-    """`riskradar airflow` on 127.0.0.1:`port` in its own process group, its output to `out`."""
-    env = dict(os.environ)
-    if args.lake:
-        env["RISKRADAR_LAKE"] = args.lake
-    command = [sys.executable, "-m", "riskradar.cli", "airflow", "--config", args.config]
-    return subprocess.Popen(
-        [*command, "--home", str(home), "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def stop(server: subprocess.Popen) -> None:
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-
-
-def log_in(api: Api, home: Path) -> None:
-    """Wait for the API server and the generated admin password; keep the access token."""
-    api.wait("the API server", lambda: api.call("GET", "/api/v2/monitor/health"), 300)
-    passwords = home / "simple_auth_manager_passwords.json.generated"
-    password = api.wait("the admin password", lambda: json.loads(passwords.read_text())["admin"], 120, 2)
-    api.token = api.call("POST", "/auth/token", {"username": "admin", "password": password})["access_token"]
 
 
 def trigger(api: Api, args: argparse.Namespace) -> tuple[str, list[str]]:
@@ -168,7 +100,7 @@ def main() -> None:
     port = free_port()
     airflow_log = open(home / "airflow.log", "w")  # noqa: SIM115 (kept open while Airflow runs)
     started = time.monotonic()
-    server = start_airflow(args, home, port, airflow_log)
+    server = start_airflow(args.config, args.lake, home, port, airflow_log)
     api = Api(f"http://127.0.0.1:{port}")
     result: dict = {"logical_date": args.logical_date, "airflow_home": str(home)}
     try:
