@@ -31,7 +31,11 @@ from pyspark.sql import functions as F
 from riskradar.errors import KeyMismatch, MissingPseudonymKey
 
 _BLOCK = 64  # SHA-256 block size in bytes
-MIN_KEY_BYTES = 16
+# A key must carry entropy: at least this many bytes that are not whitespace, and this many
+# different bytes (64 hex characters, what `secrets.token_hex(32)` gives, have 16).
+MIN_KEY_BYTES = 32
+MIN_DISTINCT_BYTES = 10
+MAKE_A_KEY = 'python -c "import secrets; print(secrets.token_hex(32))"'
 DEFAULT_KEY_ENV = "RISKRADAR_PSEUDONYM_KEY"
 ALGORITHM = "HMAC-SHA256"
 # The fixed message of the fingerprint. It holds no ':', and every pseudonym's message is
@@ -42,19 +46,23 @@ KEY_RECORD = Path("_meta") / "pseudonym_key.json"
 
 
 def load_key(env_var: str) -> bytes:
-    """The key from the environment; refuse to run without a usable one."""
+    """The key from the environment; refuse to run without a usable one (never naming its value)."""
     value = os.environ.get(env_var, "")
     if not value:
         raise MissingPseudonymKey(
             f"environment variable {env_var} is not set: personal identifiers cannot be "
-            f"pseudonymised without a secret key. Set it to a random string of at least "
-            f"{MIN_KEY_BYTES} characters (e.g. `export {env_var}=$(openssl rand -hex 32)`), "
+            f"pseudonymised without a secret key. Set it to a random key of at least "
+            f"{MIN_KEY_BYTES} characters (make one with `{MAKE_A_KEY}`), "
             f"or run `riskradar demo`, which creates a local key for the bundled sample."
         )
     key = value.encode("utf-8")
-    if len(key) < MIN_KEY_BYTES:
+    solid = bytes(b for b in key if not chr(b).isspace())
+    if len(solid) < MIN_KEY_BYTES or len(set(solid)) < MIN_DISTINCT_BYTES:
         raise MissingPseudonymKey(
-            f"environment variable {env_var} holds {len(key)} bytes; at least {MIN_KEY_BYTES} are needed"
+            f"environment variable {env_var} holds {len(solid)} bytes that are not whitespace, "
+            f"{len(set(solid))} of them different; a key needs at least {MIN_KEY_BYTES} and "
+            f"{MIN_DISTINCT_BYTES} (a guessable key makes every pseudonym guessable): make one with "
+            f"`{MAKE_A_KEY}`"
         )
     return key
 

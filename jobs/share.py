@@ -149,7 +149,12 @@ def main(
         ShareDatabase.from_settings(settings),
     )
     results, failures = {}, []
-    for recipient in _recipients(lake, agreements, ask, args):
+    recipients = _recipients(lake, agreements, ask, args)
+    if not recipients:
+        log.info(
+            "share: no agreements in %s and nobody served: nothing to share", settings.sharing.agreements_dir
+        )
+    for recipient in recipients:
         try:
             results[recipient] = share_recipient(
                 spark, settings, lake, recipient, agreements.get(recipient), ask

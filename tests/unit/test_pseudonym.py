@@ -181,8 +181,29 @@ def test_missing_or_short_key_refuses(monkeypatch):
     with pytest.raises(MissingPseudonymKey, match="RISKRADAR_PSEUDONYM_KEY is not set"):
         load_key("RISKRADAR_PSEUDONYM_KEY")
     monkeypatch.setenv("RISKRADAR_PSEUDONYM_KEY", "short")
-    with pytest.raises(MissingPseudonymKey, match="holds 5 bytes; at least 16"):
+    with pytest.raises(MissingPseudonymKey, match="holds 5 bytes that are not whitespace, 5 of them"):
         load_key("RISKRADAR_PSEUDONYM_KEY")
+
+
+@pytest.mark.parametrize(
+    ("key", "solid", "distinct"),
+    [
+        (" " * 40, 0, 0),  # blank: 16 spaces once passed the length check
+        ("\t\n " * 12 + "abc", 3, 3),
+        ("a" * 64, 64, 1),
+        ("0123456789012345678901234567890123", 34, 10),  # enough: accepted
+    ],
+)
+def test_a_key_without_entropy_is_refused_and_says_how_to_make_one(monkeypatch, key, solid, distinct):
+    monkeypatch.setenv("RISKRADAR_PSEUDONYM_KEY", key)
+    if distinct >= 10 and solid >= 32:
+        assert load_key("RISKRADAR_PSEUDONYM_KEY") == key.encode()
+        return
+    with pytest.raises(MissingPseudonymKey) as refused:
+        load_key("RISKRADAR_PSEUDONYM_KEY")
+    message = str(refused.value)
+    assert f"holds {solid} bytes that are not whitespace, {distinct} of them different" in message
+    assert 'python -c "import secrets; print(secrets.token_hex(32))"' in message
 
 
 def test_demo_key_is_created_once_and_reused(monkeypatch, tmp_path):
