@@ -17,11 +17,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/riskradar demo
 
+# Two workers, one per core; a test module stays on one worker, so its fixtures are built once.
+PYTEST := $(VENV)/bin/python -m pytest -n 2 --dist loadfile
+
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(VENV)/bin/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

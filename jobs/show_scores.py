@@ -13,18 +13,19 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from reports.exports import spreadsheet_safe
 from riskradar.catalog import newest_scored_week, scored_weeks, scores_partition
 from riskradar.config import Settings, load_settings
 from riskradar.errors import NothingToDo
 from riskradar.lake import Lake
-from riskradar.runtime import job_parser, monday, parse, selected_targets
+from riskradar.runtime import job_parser, monday, parse, positive_int, selected_targets
 
 
 def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None, spark=None) -> pd.DataFrame:
     parser = job_parser("riskradar scores", __doc__)
     parser.add_argument("--target", action="append", required=True, help="a target from the config")
     parser.add_argument("--week", type=monday, help="the Monday of the scored week (default: newest)")
-    parser.add_argument("--top", type=int, default=20, help="how many cells (default: %(default)s)")
+    parser.add_argument("--top", type=positive_int, default=20, help="how many cells (default: %(default)s)")
     args = parse(parser, argv)
     args.all = False
     settings = settings or load_settings(args.config)
@@ -50,7 +51,7 @@ def format_table(top: pd.DataFrame, *, target: str, week: str, n_cells: int) -> 
         f"{'rank':>4}  {'cell':<11} {'area':<22} {'expected':>8} {'pct':>6}  top driver",
     ]
     for _, r in top.iterrows():
-        area = r["area_name"] if isinstance(r["area_name"], str) else "-"
+        area = spreadsheet_safe(r["area_name"]) if isinstance(r["area_name"], str) else "-"
         row = (
             f"{r['rank']:>4}{'*' if r['hotspot'] else ' '} {r['cell_id']:<11} {area[:22]:<22} "
             f"{r['expected_count']:>8.3f} {r['percentile']:>6.2f}  {r['driver_1_detail']}"

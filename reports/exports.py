@@ -56,13 +56,39 @@ def write_text(path: Path, text: str) -> None:
     tmp.rename(path)
 
 
+# --------------------------------------------------------------------------- spreadsheets
+
+_FORMULA_START = ("=", "+", "@", "\t", "\r", "-")
+_NUMBER_OR_CELL = re.compile(r"^-?[0-9]+([._][0-9]+)?(_-?[0-9]+)?$")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (it starts with =, +, -, @, a tab or a
+    carriage return: the OWASP rule) gets a leading apostrophe, so it opens as text. Numbers,
+    negative ones and cell ids (-12_40) included, stay as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER_OR_CELL.match(value):
+        return "'" + value
+    return value
+
+
+def neutralised(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every text value passed through spreadsheet_safe: a package's tables hold
+    partner text (area names and codes), and every format and the database get the safe form."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = out[column].map(spreadsheet_safe)
+    return out
+
+
 def _plain(scores: pd.DataFrame, order: str | None = "rank") -> pd.DataFrame:
+    """Dates as ISO text, and partner text (area names and codes) safe to open in a spreadsheet."""
     out = scores.copy()
     for col in out.columns:
         if pd.api.types.is_datetime64_any_dtype(out[col]):
             out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         elif out[col].dtype == object:
-            out[col] = out[col].map(lambda v: v.isoformat() if isinstance(v, date) else v)
+            out[col] = out[col].map(lambda v: v.isoformat() if isinstance(v, date) else spreadsheet_safe(v))
     return out.sort_values(order) if order else out
 
 

@@ -11,7 +11,6 @@ Expected counts are shown as published, "<k" below the agreement's k, never as t
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from models.scoring import shown_count
+from reports.exports import neutralised
 from riskradar import crs
 from riskradar.sharing import KEY_COLUMNS, Agreement
 
@@ -85,28 +85,6 @@ def area_table(
 
 
 # --------------------------------------------------------------------------- spreadsheets
-
-_FORMULA_START = ("=", "+", "@", "\t", "\r", "-")
-_NUMBER_OR_CELL = re.compile(r"^-?[0-9]+([._][0-9]+)?(_-?[0-9]+)?$")
-
-
-def spreadsheet_safe(value: Any) -> Any:
-    """A text cell a spreadsheet would run as a formula (it starts with =, +, -, @, a tab or a
-    carriage return: the OWASP rule) gets a leading apostrophe, so it opens as text. Numbers,
-    negative ones and cell ids (-12_40) included, stay as they are."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER_OR_CELL.match(value):
-        return "'" + value
-    return value
-
-
-def neutralised(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with every text value passed through spreadsheet_safe: a package's tables hold
-    partner text (area names and codes), and every format and the database get the safe form."""
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object:
-            out[column] = out[column].map(spreadsheet_safe)
-    return out
 
 
 def to_package_csv(tables: dict[str, pd.DataFrame]) -> str:

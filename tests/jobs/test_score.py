@@ -277,6 +277,22 @@ def test_the_terminal_table_lists_the_top_cells(scored, capsys):
     assert [line.split()[1] for line in lines[2:]] == published["cell_id"].tolist()
 
 
+@pytest.mark.parametrize(
+    ("top", "says"),
+    [
+        ("0", "0 is not allowed: give 1 or more"),
+        ("-1", "-1 is not allowed"),
+        ("x", "'x' is not a whole number"),
+    ],
+)
+def test_the_terminal_table_refuses_a_count_of_no_cells(scored, capsys, top, says):
+    settings, _, _, _ = scored
+    with pytest.raises(SystemExit) as refused:
+        show_scores.main(["--target", "burglary", "--top", top], settings=settings)
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and f"argument --top: {says}" in err and "Traceback" not in err
+
+
 def test_evaluating_a_passed_week_logs_realised_metrics_to_mlflow(scored, spark):
     settings, lake, trained, _ = scored
     score.main(["--target", "burglary", "--week", str(EARLIER)], settings=settings, spark=spark)

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from builders import CITY, POLICE, ROOT, write_agreements, write_config
 
+from reports.exports import spreadsheet_safe
 from reports.sharing import (
     area_table,
     cell_table,
     int_at_least,
     package_suite,
     shown_count_regex,
-    spreadsheet_safe,
     table_columns,
     to_package_csv,
 )
