@@ -81,7 +81,7 @@ def validate_feed(
         summaries = []
         try:
             with (
-                step(f"validate {feed}", log),
+                step(f"validate {feed}", log, every_s=None),  # the batches' Progress speaks
                 Progress(f"validate {feed}: batch", len(todo), logger=log) as p,
             ):
                 for marker in todo:

@@ -141,19 +141,21 @@ def build(
     cells x weeks, the declared schema); what was written and read."""
     f = settings.features
     assert f is not None
-    inputs = load_inputs(spark, settings, lake)
-    events = _crime_events(inputs["events"], f.crime_feeds)
-    history_start, data_end = _data_span(events, settings)
-    _check_targets(events, settings)
+    with step("read the silver tables and the crime feeds' span", log):
+        inputs = load_inputs(spark, settings, lake)
+        events = _crime_events(inputs["events"], f.crime_feeds)
+        history_start, data_end = _data_span(events, settings)
+        _check_targets(events, settings)
     areas, weather = inputs["areas"], inputs["series"]
     spec = PanelSpec.from_settings(settings, role_indicators(settings) if areas is not None else [])
     cells = study_cells(spark, events, inputs["boundaries"], spec.grid).cache()
     try:
-        n_cells = cells.count()
-        last_week = data_end + 1  # the week to score next
-        first_week = _first_changed_week(
-            spark, lake, events, settings, history_start, full=full, from_week=from_week
-        )
+        with step("find the study cells and the weeks to build", log):
+            n_cells = cells.count()
+            last_week = data_end + 1  # the week to score next
+            first_week = _first_changed_week(
+                spark, lake, events, settings, history_start, full=full, from_week=from_week
+            )
         panel = build_panel(
             events,
             cells,
@@ -172,6 +174,8 @@ def build(
             written = _publish_panel(spark, lake, panel, spec, weeks, n_cells, run_id, outlines)
     finally:
         cells.unpersist()
+    with step("record the build", log):
+        freshness = feed_freshness(spark, settings, lake)
     write_json(
         panel_builds(lake) / f"{run_id}.json",
         {
@@ -183,7 +187,7 @@ def build(
             "rows": written,
             "cells": n_cells,
             # what the panel knew of each feed: the packages shared from its weeks say so
-            "freshness": feed_freshness(spark, settings, lake),
+            "freshness": freshness,
         },
     )
     return {

@@ -296,7 +296,7 @@ def backtest_all(
     runs: dict[str, CandidateRun] = {}
     with Progress("fit", fits, logger=log) as progress:
         for name, estimator in recipes.items():
-            with step(f"backtest {name}", log):
+            with step(f"backtest {name}", log, every_s=None):  # the fits' Progress speaks
                 runs[name] = backtest_candidate(
                     name, estimator, frames, fitting, on_fit=lambda: progress.advance(f"for {target}")
                 )
@@ -452,8 +452,8 @@ def _choices(runs: dict[str, CandidateRun]) -> dict[str, list[dict[str, Any]]]:
 @contextmanager
 def _phase(name: str) -> Iterator[None]:
     """A step of the training (its time in the audit record) that says every 50 s that it is
-    still at work: no phase of a long training is silent for a minute."""
-    with step(name, log), Progress(name, 1, logger=log):
+    still at work (riskradar.log.step): no phase of a long training is silent for a minute."""
+    with step(name, log):
         yield
 
 
@@ -493,7 +493,7 @@ def _study(
     }
     count = sum(len(v) for v in parts.values()) + (0 if same else 1)
     n = count * fits_per_backtest(frames.origins, fitting.refit_every, fitting.tuning)
-    with _phase("study"), Progress("study fit", n, logger=log) as progress:
+    with step("study", log, every_s=None), Progress("study fit", n, logger=log) as progress:
         advance = lambda: progress.advance(f"for {target}")  # noqa: E731
         if same:  # the training's own backtest is the all-features row
             main = runs[recipe]

@@ -95,15 +95,33 @@ def elapsed(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
+HEARTBEAT_S = 50.0  # a long step says at least this often that it is still at work
+
+
 @contextmanager
-def step(name: str, logger: logging.Logger | None = None) -> Iterator[None]:
-    """Log the start and end of a named step and keep its duration (s) in the run's timings."""
+def step(
+    name: str, logger: logging.Logger | None = None, *, every_s: float | None = HEARTBEAT_S
+) -> Iterator[None]:
+    """Log the start and end of a named step and keep its duration (s) in the run's timings;
+    while it runs, say every `every_s` seconds that it is still at work (None: a Progress around
+    it says so already)."""
     out = logger or log
     out.info("%s ...", name)
     started = time.monotonic()
+    stop = threading.Event()
+    context = contextvars.copy_context()
+
+    def heartbeat() -> None:
+        while every_s is not None and not stop.wait(every_s):
+            context.run(out.info, "%s: still at work, %s elapsed", name, elapsed(time.monotonic() - started))
+
+    timer = threading.Thread(target=heartbeat, name=f"step {name}", daemon=True)
+    timer.start()
     try:
         yield
     finally:
+        stop.set()
+        timer.join()
         took = time.monotonic() - started
         timings = _timings.get()
         if timings is not None:

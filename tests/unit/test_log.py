@@ -55,6 +55,20 @@ def test_a_step_logs_its_start_and_end_and_keeps_its_duration(capsys):
     assert list(timings) == ["read silver"] and timings["read silver"] >= 0.05
 
 
+def test_a_long_step_says_it_is_still_at_work_in_its_run(capsys):
+    configure(level_of())
+    with run_context("build_features", "r3"), step("build and publish the panel", every_s=0.05):
+        time.sleep(0.18)
+    lines = _lines(capsys)
+    texts = [text for *_, text in lines]
+    assert texts[0] == "build and publish the panel ..." and texts[-1].endswith("done in 0 s")
+    beats = texts[1:-1]
+    assert len(beats) >= 2 and all(
+        t == "build and publish the panel: still at work, 0 s elapsed" for t in beats
+    )
+    assert {(job, run_id) for _, job, run_id, _ in lines} == {("build_features", "r3")}
+
+
 def test_progress_counts_its_parts_and_its_heartbeat_speaks_between_them(capsys):
     configure(level_of())
     with run_context("train", "r2"), Progress("fit", 2, every_s=0.05) as progress:
