@@ -93,3 +93,18 @@ def test_no_function_is_longer_than_80_lines(folder):
                 if length > MAX_FUNCTION_LINES:
                     long.append(f"{_rel(path)}:{node.lineno} {node.name} ({length} lines)")
     assert long == []
+
+
+def test_the_documents_the_repository_points_to_are_in_it():
+    """The README, the docs and pyproject.toml point only to files of the repository (a clone
+    once held pointers to a design and a stack outside it)."""
+    import re
+
+    texts = {
+        p: p.read_text(encoding="utf-8")
+        for p in [ROOT / "README.md", ROOT / "pyproject.toml", *sorted((ROOT / "docs").glob("*.md"))]
+    }
+    outside = [f"{_rel(p)}: {m}" for p, t in texts.items() for m in re.findall(r"\.\./shared/\S+", t)]
+    assert outside == []
+    links = [(p, target) for p, t in texts.items() for target in re.findall(r"\]\(([^)#:]+\.md)\)", t)]
+    assert links and all((p.parent / target).is_file() for p, target in links), links
