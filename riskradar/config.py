@@ -334,8 +334,29 @@ class StudyArea(_Model):
     @classmethod
     def _ordered(cls, v: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
         lon0, lat0, lon1, lat1 = v
-        if not (-180 <= lon0 < lon1 <= 180 and -90 <= lat0 < lat1 <= 90):
-            raise ValueError("expected [min lon, min lat, max lon, max lat] with min < max, in degrees")
+        problems = [
+            f"{name} {value:g} is outside [-{limit}, {limit}]"
+            for name, value, limit in (
+                ("min lon", lon0, 180),
+                ("min lat", lat0, 90),
+                ("max lon", lon1, 180),
+                ("max lat", lat1, 90),
+            )
+            if not -limit <= value <= limit
+        ]
+        if not problems and lat0 >= lat1:
+            problems.append(f"min lat {lat0:g} is not below max lat {lat1:g}")
+        if not problems and lon0 > lon1:
+            problems.append(
+                f"min lon {lon0:g} is east of max lon {lon1:g}: a box across the antimeridian (180 degrees) "
+                "is not supported; a city there needs a box on one side of it"
+            )
+        if not problems and lon0 == lon1:
+            problems.append(f"min lon equals max lon ({lon0:g}): the box is empty")
+        if problems:
+            raise ValueError(
+                "expected [min lon, min lat, max lon, max lat] in degrees: " + "; ".join(problems)
+            )
         return v
 
 
@@ -1141,10 +1162,20 @@ def load_settings(path: str | Path | None = None) -> Settings:
         if not cpath.exists():
             raise ConfigError(f"{path}: key 'partners.enabled' names {name!r} but {cpath} does not exist")
         contracts[name] = load_contract(cpath, settings.categories)
+    produced = {
+        c for contract in contracts.values() if contract.events for c in contract.events.category.map.values()
+    }
     for tname, target in settings.targets.items():
         unknown = sorted(set(target.categories) - set(settings.categories))
         if unknown:
             raise ConfigError(f"{path}: key 'targets.{tname}.categories' has unknown categories {unknown}")
+        unmapped = sorted(set(target.categories) - produced)
+        if unmapped:
+            raise ConfigError(
+                f"{path}: key 'targets.{tname}.categories' names {unmapped}, which no enabled contract "
+                f"maps (events.category.map of {', '.join(sorted(contracts))}): its label would be zero "
+                f"for ever; enable a feed that delivers them, or leave them out"
+            )
     if settings.features:
         _check_features(path, settings.features, settings)
     _check_roles(path, settings.roles, contracts, Path(partners.contracts_dir))

@@ -20,8 +20,16 @@ def write_config(tmp_path: Path, *, landing: Path, enabled: list[str], **overrid
     data["partners"]["contracts_dir"] = str(ROOT / "conf" / "partners")
     data["partners"]["enabled"] = enabled
     data["expectations_dir"] = str(ROOT / "expectations")
-    # A role must name an enabled feed: a test city without that feed has no such role.
+    # A role must name an enabled feed: a test city without that feed has no such role; and a
+    # target's categories must come from an enabled feed: a city without them has no such target.
     data["roles"] = {role: spec for role, spec in data["roles"].items() if spec and spec["feed"] in enabled}
+    produced = set()
+    for feed in enabled:
+        contract = ROOT / "conf" / "partners" / f"{feed}.yaml"
+        if contract.exists():
+            events = yaml.safe_load(contract.read_text()).get("events") or {}
+            produced |= set(events.get("category", {}).get("map", {}).values())
+    data["targets"] = {name: t for name, t in data["targets"].items() if set(t["categories"]) <= produced}
     for dotted, value in overrides.items():
         node = data
         *parents, leaf = dotted.split(".")

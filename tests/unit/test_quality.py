@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from intake.quality import failed_expectations, run_suite, write_report
@@ -52,3 +53,26 @@ def test_an_unknown_expectation_names_the_suite_file(spark, tmp_path):
     # GX itself only logs an expectation it cannot build and runs the suite without it
     with pytest.raises(ConfigError, match=r"suite.json: the suite cannot be loaded: .*#1 .*expect_the_moon"):
         run_suite(frame, suite, run_name="unit")
+
+
+@pytest.mark.parametrize(
+    ("rows", "bad", "passes"),
+    [
+        (100, 8, True),  # 8% of a small delivery: ordinary rows without coordinates
+        (100, 11, False),  # more than 10 rows
+        (12, 6, True),  # half of it at most
+        (12, 7, False),
+        (5000, 250, True),  # a big delivery: the 5% share as before
+        (5000, 251, False),
+    ],
+)
+def test_a_small_delivery_may_hold_a_few_bad_rows_where_a_big_one_holds_a_share(tmp_path, rows, bad, passes):
+    """The share gate with its small-deliveries rule (as expectations/police_crimes.json has it),
+    run by Great Expectations on a routed batch of `rows` rows, `bad` of them quarantined."""
+    frame = pd.DataFrame({"quarantine_rule": ["missing_coordinates"] * bad + [None] * (rows - bad)})
+    gate = {
+        "type": "expect_column_values_to_be_null",
+        "kwargs": {"column": "quarantine_rule", "mostly": 0.95},
+        "small_deliveries": {"below_rows": 1000, "max_unexpected_rows": 10},
+    }
+    assert run_suite(frame, _suite(tmp_path, [gate]), run_name="small")["success"] is passes

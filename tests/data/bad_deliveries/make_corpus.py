@@ -139,9 +139,13 @@ def _police_files() -> dict[str, bytes]:
         "police/future_dates.csv": police(good(N) + [police_row(N, date="01/0{d}/2099 10:00:00 AM")]),
         "police/duplicate_rows.csv": police(good(N) + [police_row(1), police_row(2)]),
         "police/unknown_category.csv": police(good(N) + [police_row(N, ptype="ALIEN ABDUCTION")]),
+        # More bad rows than a small delivery may hold (10, or 5% of a bigger one): a broken export.
         "police/too_many_bad_rows.csv": police(
-            good(N) + [police_row(N + i, date="not a date") for i in range(5)]
+            good(N) + [police_row(N + i, date="not a date") for i in range(20)]
         ),
+        # A small delivery with a few ordinary rows without coordinates (8%): it passes, as the
+        # same rows pass inside a monthly file.
+        "police/small_delivery.csv": police(good(92) + [police_row(92 + i, x="", y="") for i in range(8)]),
         # A missing field and an unquoted comma shift values: the address would land in Date.
         "police/shifted_fields.csv": police(
             good(N)
