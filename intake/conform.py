@@ -262,6 +262,7 @@ def route_events(
     # The event id is computed before the ranking: it is the key of the current silver rows.
     bronze = pseudonymise(bronze, {"__event_id": F.col(_q(m.id_column))}, key, domain=contract.name)
     df, repeated = _rank_flags(bronze, {"id": F.col("__event_id")}, current, replaced, key="id")
+    df = _with_stray_bound(df, contract, current)
     rules = [
         _ingest_rule(),
         *[
@@ -321,6 +322,28 @@ def _event_values(bronze: DataFrame, contract: Contract, settings: Settings) -> 
     )
 
 
+def _with_stray_bound(df: DataFrame, contract: Contract, current: DataFrame | None) -> DataFrame:
+    """`__stray_after`: the time after which an event of this delivery is a stray, that is
+    `stray_after_days` after the later of the feed's newest published event and the bulk of the
+    delivery (the 90th percentile of its times: a stray among few rows is not its bulk); null
+    without the rule. Both are one small
+    aggregate, computed here so that the rule compares each row with a literal."""
+    days = contract.events.timestamp.stray_after_days
+    if days is None:
+        return df.withColumn("__stray_after", F.lit(None).cast("timestamp"))
+    bulk = df.agg(F.percentile_approx(F.col("__occurred").cast("long"), 0.9).alias("p")).first()["p"]
+    newest = (
+        current.agg(F.max("occurred_at").cast("long").alias("t")).first()["t"]
+        if current is not None
+        else None
+    )
+    ends = [v for v in (bulk, newest) if v is not None]
+    if not ends:
+        return df.withColumn("__stray_after", F.lit(None).cast("timestamp"))
+    bound = F.timestamp_seconds(F.lit(max(ends) + days * 86400))
+    return df.withColumn("__stray_after", bound)
+
+
 def _event_time_rules(contract: Contract) -> list[Rule]:
     """An event's time: present, in the contract's format, plausible, unambiguous, not later
     than its delivery."""
@@ -350,6 +373,26 @@ def _event_time_rules(contract: Contract) -> list[Rule]:
                 F.lit(" is later than the delivery was received ("),
                 F.date_format("ingested_at", "yyyy-MM-dd HH:mm:ss 'UTC'"),
                 F.lit(")"),
+            ),
+        ),
+        Rule(
+            "stray_timestamp",
+            F.col("__occurred") > F.col("__stray_after"),
+            F.concat(
+                F.lit(f"{ts.column} "),
+                _shown(ts_raw),
+                F.lit(f" is more than {ts.stray_after_days} days after "),
+                F.date_format(  # the feed's own calendar day
+                    F.date_sub(
+                        F.to_date(F.from_utc_timestamp("__stray_after", ts.timezone)),
+                        ts.stray_after_days or 0,
+                    ),
+                    "yyyy-MM-dd",
+                ),
+                F.lit(
+                    ", the later of the feed's newest published event and the bulk (90%) of this delivery: a "
+                    "stray, e.g. a mistyped year (contract key events.timestamp.stray_after_days)"
+                ),
             ),
         ),
     ]

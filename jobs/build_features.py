@@ -1,11 +1,14 @@
 """Build features: silver tables -> gold/features, the cell x week panel (partitioned by week).
 
-    riskradar build-features [--config conf/riskradar.yaml] [--full | --from-week 2014-06-02]
+    riskradar build-features [--config conf/riskradar.yaml] [--full | --from-week 2014-06-02] [--allow-growth]
 
 By default only the weeks whose inputs changed are rebuilt: those from the earliest week
 holding an event of a batch validated since the last build (later weeks depend on it through
 their windows). `--full` rebuilds every week. The panel runs from the first week with crime
-data to the week after the last complete one (the week to score, whose labels are null).
+data to the week after the last complete one (the week to score, whose labels are null). Events
+after a run of more than `features.max_gap_weeks` empty weeks are a stray (a mistyped year) and do
+not stretch the panel (a warning names them); a build that would add more than
+`features.max_new_weeks` weeks at once is refused unless `--allow-growth`.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from riskradar.catalog import (
     silver_table,
 )
 from riskradar.config import Settings
-from riskradar.errors import ConfigError, NothingToDo
+from riskradar.errors import ConfigError, NothingToDo, PanelGrowthRefused
 from riskradar.lake import Lake, read_json_dir, write_json
 from riskradar.log import step
 from riskradar.publish import Check, StagedPartitions, publish, rows_equal, stage
@@ -62,12 +65,27 @@ def main(
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--full", action="store_true", help="rebuild every week")
     which.add_argument("--from-week", type=date.fromisoformat, help="rebuild weeks from this Monday on")
+    parser.add_argument(
+        "--allow-growth",
+        action="store_true",
+        help="accept a panel that grows by more than features.max_new_weeks at once (the data advanced)",
+    )
     args = parse(parser, argv)
     settings, lake, spark = context(args, settings, spark)
     if settings.features is None:
         raise ConfigError(f"{settings.config_file}: no 'features' section: nothing to build")
     with audited_run(lake, "build_features", {"full": args.full, "from_week": str(args.from_week)}) as record:
-        summary = build(spark, settings, lake, full=args.full, from_week=args.from_week, run_id=record.run_id)
+        summary = build(
+            spark,
+            settings,
+            lake,
+            full=args.full,
+            from_week=args.from_week,
+            run_id=record.run_id,
+            allow_growth=args.allow_growth,
+        )
+        if summary["left_out"]:
+            record.notes.append(summary["left_out"])
         record.inputs += summary.pop("inputs")
         record.outputs.append(
             {"table": "gold.features", "weeks": summary["weeks_written"], "rows": summary["rows"]}
@@ -136,6 +154,7 @@ def build(
     full: bool,
     from_week: date | None,
     run_id: str,
+    allow_growth: bool = False,
 ) -> dict[str, Any]:
     """Build the weeks of the panel that need it and publish them behind their checks (rows =
     cells x weeks, the declared schema); what was written and read."""
@@ -144,8 +163,10 @@ def build(
     with step("read the silver tables and the crime feeds' span", log):
         inputs = load_inputs(spark, settings, lake)
         events = _crime_events(inputs["events"], f.crime_feeds)
-        history_start, data_end = _data_span(events, settings)
+        history_start, data_end, left_out = _data_span(events, settings)
         _check_targets(events, settings)
+    if left_out:
+        log.warning("build-features: %s", left_out)
     areas, weather = inputs["areas"], inputs["series"]
     spec = PanelSpec.from_settings(settings, role_indicators(settings) if areas is not None else [])
     cells = study_cells(spark, events, inputs["boundaries"], spec.grid).cache()
@@ -153,6 +174,7 @@ def build(
         with step("find the study cells and the weeks to build", log):
             n_cells = cells.count()
             last_week = data_end + 1  # the week to score next
+            _check_growth(lake, settings, last_week, allow=allow_growth)
             first_week = _first_changed_week(
                 spark, lake, events, settings, history_start, full=full, from_week=from_week
             )
@@ -191,6 +213,7 @@ def build(
         },
     )
     return {
+        "left_out": left_out,
         "cells": n_cells,
         "weeks_written": len(weeks),
         "rows": written,
@@ -210,28 +233,66 @@ def _crime_events(events: DataFrame | None, crime_feeds: list[str]) -> DataFrame
     return events.select("partner", "category", "occurred_at", "x", "y", "origin", "domestic", "batch_id")
 
 
-def _data_span(events: DataFrame, settings: Settings) -> tuple[int, int]:
-    """(first week, last complete week) of the crime feeds' data, as week indexes."""
+def _data_span(events: DataFrame, settings: Settings) -> tuple[int, int, str | None]:
+    """(first week, last complete week) of the crime feeds' data, as week indexes, and what was
+    left out: events after a run of more than `features.max_gap_weeks` empty weeks are a stray
+    (a mistyped year), not the data's end, until the data catch up with them."""
     crime_feeds = settings.features.crime_feeds
     local = F.from_utc_timestamp(F.col("occurred_at"), settings.timezone)
-    span = (
+    weeks = (
         events.where(F.col("partner").isin(crime_feeds))
         .select(week_index(week_start(F.col("occurred_at"), settings.timezone)).alias("w"), local.alias("t"))
-        .agg(F.min("w").alias("first"), F.max("w").alias("last"), F.max("t").alias("newest"))
-        .first()
+        .groupBy("w")
+        .agg(F.count(F.lit(1)).alias("n"), F.max("t").alias("newest"))
+        .orderBy("w")
+        .collect()
     )
-    history_start = span["first"]
+    bulk, stray = _before_a_gap(weeks, settings.features.max_gap_weeks)
+    history_start, last, newest = bulk[0]["w"], bulk[-1]["w"], bulk[-1]["newest"]
     # A label needs a whole week: if the newest data end before Sunday, the last week is partial
     # and only the weeks before it get labels (the partial week is the week to score).
-    complete = span["newest"].date().weekday() == 6
-    data_end = span["last"] if complete else span["last"] - 1
+    data_end = last if newest.date().weekday() == 6 else last - 1
     if data_end - history_start < 1:
         raise NothingToDo(
             f"the crime feeds {crime_feeds} hold less than two complete weeks of data (from "
-            f"{week_of(history_start)} to {span['newest']:%Y-%m-%d}); the panel needs at least two "
+            f"{week_of(history_start)} to {newest:%Y-%m-%d}); the panel needs at least two "
             f"(one to learn from, one to predict)"
         )
-    return history_start, data_end
+    left_out = None
+    if stray:
+        left_out = (
+            f"{sum(r['n'] for r in stray)} event(s) of the crime feeds from {stray[0]['newest']:%Y-%m-%d} to "
+            f"{stray[-1]['newest']:%Y-%m-%d} lie after {stray[0]['w'] - last - 1} empty weeks (more than "
+            f"features.max_gap_weeks = {settings.features.max_gap_weeks}): the panel ends with the data "
+            f"before them ({newest:%Y-%m-%d}); check them for a mistyped date"
+        )
+    return history_start, data_end, left_out
+
+
+def _before_a_gap(weeks: list, max_gap: int) -> tuple[list, list]:
+    """The weekly rows up to the first run of more than `max_gap` empty weeks, and those after it."""
+    for i in range(1, len(weeks)):
+        if weeks[i]["w"] - weeks[i - 1]["w"] - 1 > max_gap:
+            return weeks[:i], weeks[i:]
+    return weeks, []
+
+
+def _check_growth(lake: Lake, settings: Settings, last_week: int, *, allow: bool) -> None:
+    """Refuse a build that would add more than `features.max_new_weeks` after the newest
+    published week (a stray date that is no gap away, or a pause longer than expected)."""
+    builds = read_json_dir(panel_builds(lake))
+    if allow or not builds:
+        return
+    newest = max(builds, key=lambda b: b["built_at"])["last_week"]
+    grown = last_week - index_of(date.fromisoformat(newest))
+    limit = settings.features.max_new_weeks
+    if grown > limit:
+        raise PanelGrowthRefused(
+            f"the crime feeds' data now reach the week of {week_of(last_week - 1)}, so the panel would grow "
+            f"by {grown} weeks after its newest week {newest}: more than features.max_new_weeks = {limit} at "
+            f"once. Check the newest events for a mistyped date (riskradar.catalog.read_silver), or, if the "
+            f"data really advanced that far, run `riskradar build-features --allow-growth`"
+        )
 
 
 def _check_targets(events: DataFrame, settings: Settings) -> None:

@@ -143,6 +143,13 @@ class TimestampSpec(_Model):
         description="a time before this date (in the feed's zone) is implausible, e.g. 1900 from a "
         "default value in the partner's system; default 1970-01-01",
     )
+    stray_after_days: int | None = Field(
+        62,
+        ge=1,
+        description="a time more than this many days after both the newest event the feed had "
+        "published and the bulk of its own delivery (90% of its events) is a stray (a mistyped "
+        "year), quarantined as stray_timestamp; null: no such rule",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -525,6 +532,18 @@ class FeatureConfig(_Model):
     )
     calendar: CalendarConfig | None = Field(
         None, description="public holidays by country and region; null: no week is a holiday week"
+    )
+    max_gap_weeks: int = Field(
+        4,
+        ge=1,
+        description="the crime feeds' data end before a run of more empty weeks than this: events "
+        "after such a gap (a stray date) do not stretch the panel until the data catch up",
+    )
+    max_new_weeks: int = Field(
+        13,
+        ge=1,
+        description="a build that would add more weeks than this after the newest published week is "
+        "refused (`build-features --allow-growth` accepts it)",
     )
 
     @field_validator("windows_weeks", "spatial_lag_windows_weeks", "horizons_weeks")

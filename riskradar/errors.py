@@ -73,3 +73,7 @@ class EmbargoNotPassed(RiskradarError):
 
 class ShareDatabaseError(RiskradarError):
     """The sharing database refused or could not be reached: nothing of the delivery was served."""
+
+
+class PanelGrowthRefused(RiskradarError):
+    """A build would add more weeks at once than the config allows: a stray date, or a long pause."""

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from jobs import build_features, export, ingest, score, train, validate
 from riskradar.config import load_settings
-from riskradar.errors import ConfigError, NothingToDo, PublishRefused
+from riskradar.errors import ConfigError, NothingToDo, PanelGrowthRefused, PublishRefused
 from riskradar.lake import FeedState, Lake, run_folder
 
 FEEDS = ["police_crimes", "sanitation_311", "weather", "census_indicators", "census_areas"]
@@ -201,14 +201,16 @@ def _silver(spark, tmp_path: Path, rows, **overrides) -> object:
     state = FeedState(feed="police_crimes")
     for batch in sorted({r[7] for r in rows}):
         folder = lake.silver("events") / "partner=police_crimes" / f"batch_id={batch}" / run_folder("test")
-        df.where(F.col("batch_id") == batch).drop("partner", "batch_id").write.parquet(str(folder))
+        df.where(F.col("batch_id") == batch).drop("partner", "batch_id").write.mode("overwrite").parquet(
+            str(folder)
+        )
         state.parts("silver")[batch] = str(folder.relative_to(lake.root))
     state.commit(lake, run_id="test")
     return settings
 
 
-def _row(when: datetime, category: str = "burglary"):
-    return ("police_crimes", category, when, 447000.0, 4637000.0, "reported", False, "b1", when)
+def _row(when: datetime, category: str = "burglary", batch: str = "b1"):
+    return ("police_crimes", category, when, 447000.0, 4637000.0, "reported", False, batch, when)
 
 
 def test_empty_silver_gives_a_clear_message(spark, tmp_path):
@@ -233,6 +235,48 @@ def test_target_without_events_gives_a_clear_message(spark, tmp_path):
     )
     with pytest.raises(NothingToDo, match=r"target 'burglary' has no events in silver.events"):
         build_features.main([], settings=settings, spark=spark)
+
+
+def _weekly(first: datetime, weeks: int, batch: str = "b1") -> list:
+    """A burglary every Wednesday and a robbery every Sunday from `first` (a Monday) on."""
+    days = [first + timedelta(weeks=k, days=d) for k in range(weeks) for d in (2, 6)]
+    return [
+        _row(day.replace(hour=12), "burglary" if day.weekday() == 2 else "robbery", batch) for day in days
+    ]
+
+
+def test_a_stray_date_after_a_gap_does_not_stretch_the_panel(spark, tmp_path):
+    """One event six empty weeks after the data (inside the contract's window, so published) leaves the
+    panel, and so the week to score, where the data end; the build says what it left out."""
+    rows = [*_weekly(datetime(2014, 6, 2), 3), _row(datetime(2014, 8, 5, 12))]
+    settings = _silver(spark, tmp_path, rows)
+    summary = build_features.main([], settings=settings, spark=spark)
+    assert (summary["first_week"], summary["last_week"]) == ("2014-06-02", "2014-06-23")
+    assert summary["left_out"] == (
+        "1 event(s) of the crime feeds from 2014-08-05 to 2014-08-05 lie after 6 empty weeks (more than "
+        "features.max_gap_weeks = 4): the panel ends with the data before them (2014-06-22); check them "
+        "for a mistyped date"
+    )
+    (record,) = [
+        json.loads(p.read_text())
+        for p in Lake(settings.lake_root).audit.glob("date=*/*-build_features-*.json")
+    ]
+    assert record["notes"] == [summary["left_out"]]
+
+
+def test_a_panel_that_would_grow_too_far_at_once_is_refused(spark, tmp_path):
+    settings = _silver(spark, tmp_path, _weekly(datetime(2014, 6, 2), 3))
+    assert build_features.main([], settings=settings, spark=spark)["last_week"] == "2014-06-23"
+    more = [*_weekly(datetime(2014, 6, 2), 3), *_weekly(datetime(2014, 6, 23), 15, batch="b2")]
+    settings = _silver(spark, tmp_path, more)
+    with pytest.raises(
+        PanelGrowthRefused,
+        match=r"reach the week of 2014-09-29, so the panel would grow by 15 weeks after its newest week "
+        r"2014-06-23: more than features.max_new_weeks = 13 at once",
+    ):
+        build_features.main([], settings=settings, spark=spark)
+    grown = build_features.main(["--allow-growth"], settings=settings, spark=spark)
+    assert grown["last_week"] == "2014-10-06"
 
 
 def test_rebuild_from_a_day_that_is_not_monday_is_refused(spark, tmp_path):

@@ -161,6 +161,8 @@ def _police_files() -> dict[str, bytes]:
         # An export without its header line: its first record sits where the names should be.
         "police/no_header.csv": ("\n".join(good(N)) + "\n").encode(),
         "police/year_1900.csv": police(good(N) + [police_row(N, date="01/01/1900 12:00:00 AM")]),
+        # A mistyped year after the data, before the delivery: it would stretch the panel by years.
+        "police/stray_year.csv": police(good(N) + [police_row(N, date="11/30/2026 10:00:00 AM")]),
         # Wall times at Chicago's 2014 DST changes: 02:30 did not exist on 9 March, 01:30 was
         # lived twice on 2 November.
         "police/dst_times.csv": police(
