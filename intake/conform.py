@@ -19,6 +19,7 @@ batch `replaces_batch`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -324,24 +325,34 @@ def _event_values(bronze: DataFrame, contract: Contract, settings: Settings) -> 
 
 def _with_stray_bound(df: DataFrame, contract: Contract, current: DataFrame | None) -> DataFrame:
     """`__stray_after`: the time after which an event of this delivery is a stray, that is
-    `stray_after_days` after the later of the feed's newest published event and the bulk of the
-    delivery (the 90th percentile of its times: a stray among few rows is not its bulk); null
-    without the rule. Both are one small
-    aggregate, computed here so that the rule compares each row with a literal."""
+    `stray_after_days` after the later of the feed's newest published event and the end of the
+    delivery's bulk (its days split where no event falls for more than `stray_after_days`; the
+    bulk is the part with the most rows); null without the rule. Both are small aggregates,
+    computed here so that the rule compares each row with a literal."""
     days = contract.events.timestamp.stray_after_days
     if days is None:
         return df.withColumn("__stray_after", F.lit(None).cast("timestamp"))
-    bulk = df.agg(F.percentile_approx(F.col("__occurred").cast("long"), 0.9).alias("p")).first()["p"]
-    newest = (
-        current.agg(F.max("occurred_at").cast("long").alias("t")).first()["t"]
-        if current is not None
-        else None
-    )
-    ends = [v for v in (bulk, newest) if v is not None]
+    daily = df.where(F.col("__occurred").isNotNull()).groupBy(F.to_date("__occurred").alias("d"))
+    counts = sorted((r["d"], r["n"]) for r in daily.agg(F.count(F.lit(1)).alias("n")).collect())
+    newest = current.agg(F.max("occurred_at").alias("t")).first()["t"] if current is not None else None
+    ends = [bulk_end(counts, days)] if counts else []
+    ends += [newest.date()] if newest is not None else []
     if not ends:
         return df.withColumn("__stray_after", F.lit(None).cast("timestamp"))
-    bound = F.timestamp_seconds(F.lit(max(ends) + days * 86400))
-    return df.withColumn("__stray_after", bound)
+    bound = datetime.combine(max(ends) + timedelta(days=days + 1), time())  # the day after, 00:00 UTC
+    return df.withColumn("__stray_after", F.lit(bound).cast("timestamp"))
+
+
+def bulk_end(day_counts: list[tuple[date, int]], gap_days: int) -> date:
+    """The last day of the bulk of a delivery: its days (with their row counts, in order) split
+    where more than `gap_days` pass without an event; the part with the most rows is the bulk."""
+    parts: list[list[tuple[date, int]]] = [[day_counts[0]]]
+    for day, n in day_counts[1:]:
+        if (day - parts[-1][-1][0]).days > gap_days:
+            parts.append([])
+        parts[-1].append((day, n))
+    bulk = max(reversed(parts), key=lambda part: sum(n for _, n in part))  # a tie: the later part
+    return bulk[-1][0]
 
 
 def _event_time_rules(contract: Contract) -> list[Rule]:
@@ -382,15 +393,11 @@ def _event_time_rules(contract: Contract) -> list[Rule]:
                 F.lit(f"{ts.column} "),
                 _shown(ts_raw),
                 F.lit(f" is more than {ts.stray_after_days} days after "),
-                F.date_format(  # the feed's own calendar day
-                    F.date_sub(
-                        F.to_date(F.from_utc_timestamp("__stray_after", ts.timezone)),
-                        ts.stray_after_days or 0,
-                    ),
-                    "yyyy-MM-dd",
+                F.date_format(
+                    F.date_sub(F.to_date("__stray_after"), (ts.stray_after_days or 0) + 1), "yyyy-MM-dd"
                 ),
                 F.lit(
-                    ", the later of the feed's newest published event and the bulk (90%) of this delivery: a "
+                    ", the later of the feed's newest published event and the end of this delivery's bulk: a "
                     "stray, e.g. a mistyped year (contract key events.timestamp.stray_after_days)"
                 ),
             ),

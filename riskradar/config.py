@@ -147,8 +147,9 @@ class TimestampSpec(_Model):
         62,
         ge=1,
         description="a time more than this many days after both the newest event the feed had "
-        "published and the bulk of its own delivery (90% of its events) is a stray (a mistyped "
-        "year), quarantined as stray_timestamp; null: no such rule",
+        "published and the end of its own delivery's bulk (its days split at gaps of more than this "
+        "many days; the part with the most rows) is a stray (a mistyped year), quarantined as "
+        "stray_timestamp; null: no such rule",
     )
 
     @field_validator("timezone")
