@@ -61,7 +61,11 @@ def read_delivery(
         F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
     )
     out = pseudonymise(
-        out, {n: F.col(_q(n)) for n in contract.pseudonymised_columns}, key, domain=contract.name
+        out,
+        {n: F.col(_q(n)) for n in contract.pseudonymised_columns},
+        key,
+        domain=contract.name,
+        normalise=contract.id_normalisation == "nfkc",
     )
     # Hash of the delivered content (after pseudonymisation) to find exact duplicates and
     # unchanged re-deliveries; a malformed row kept no content, so its position stands in.

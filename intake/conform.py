@@ -261,7 +261,13 @@ def route_events(
     assert m is not None
     bronze = _event_values(bronze, contract, settings)
     # The event id is computed before the ranking: it is the key of the current silver rows.
-    bronze = pseudonymise(bronze, {"__event_id": F.col(_q(m.id_column))}, key, domain=contract.name)
+    bronze = pseudonymise(
+        bronze,
+        {"__event_id": F.col(_q(m.id_column))},
+        key,
+        domain=contract.name,
+        normalise=contract.id_normalisation == "nfkc",
+    )
     df, repeated = _rank_flags(bronze, {"id": F.col("__event_id")}, current, replaced, key="id")
     df = _with_stray_bound(df, contract, current)
     rules = [
@@ -471,6 +477,18 @@ def _event_category_rules(contract: Contract) -> list[Rule]:
     ]
 
 
+# Control characters (NUL, line ends a field should not hold as such) and format characters
+# (the right-to-left override U+202E and the other bidi controls, zero-width characters) of a
+# partner's text: they change what a reader sees, not what it says.
+_INVISIBLE = r"[\p{Cc}\p{Cf}&&[^\n]]"
+
+
+def clean_text(raw: Column) -> Column:
+    """A partner's free text as silver keeps it: control and format characters removed (a line
+    end inside a quoted field stays), surrounding whitespace trimmed."""
+    return F.trim(F.regexp_replace(raw, _INVISIBLE, ""))
+
+
 def _event_canonical(contract: Contract) -> dict[str, Column]:
     """The canonical event columns, from the values of `_event_values`."""
     m = contract.events
@@ -481,7 +499,9 @@ def _event_canonical(contract: Contract) -> dict[str, Column]:
         discovered = discovered | category.isin(m.origin.discovered_categories)
     if m.origin.reported_categories:
         discovered = discovered & ~category.isin(m.origin.reported_categories)
-    sub = F.trim(F.col(_q(m.category.subcategory_column))) if m.category.subcategory_column else F.lit(None)
+    sub = (
+        clean_text(F.col(_q(m.category.subcategory_column))) if m.category.subcategory_column else F.lit(None)
+    )
     domestic = (
         F.lower(F.trim(F.col(_q(m.domestic_column)))).isin("true", "y", "yes", "1")
         if m.domestic_column
@@ -631,7 +651,7 @@ def route_areas(
     ]
     canonical: dict[str, Column] = {
         "area_code": code,
-        "area_name": F.initcap(F.trim(F.col(_q(a.name_column)))),
+        "area_name": F.initcap(clean_text(F.col(_q(a.name_column)))),
     }
     if a.geometry_column:
         geom = F.col(_q(a.geometry_column))

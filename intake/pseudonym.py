@@ -21,10 +21,13 @@ import hmac
 import json
 import os
 import secrets
+import unicodedata
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
+import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -89,15 +92,30 @@ def key_pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
-def pseudonymise(df: DataFrame, columns: dict[str, Column], key: bytes, *, domain: str) -> DataFrame:
+def normalised_text(values: pd.Series) -> pd.Series:
+    """What people see of an id: Unicode NFKC (full-width digits are digits, a no-break space a
+    space) without surrounding whitespace of any kind (spaces, tabs, no-break spaces)."""
+    return values.map(lambda v: None if v is None else unicodedata.normalize("NFKC", v).strip())
+
+
+@lru_cache(maxsize=1)
+def _normalised_udf():
+    return F.pandas_udf(normalised_text, "string")
+
+
+def pseudonymise(
+    df: DataFrame, columns: dict[str, Column], key: bytes, *, domain: str, normalise: bool = True
+) -> DataFrame:
     """Return `df` with each `name -> value` of `columns` added (or replaced) as the hex
-    HMAC-SHA256 of f"{domain}:{trim(value)}"; a null or blank (after trim) value gives null.
+    HMAC-SHA256 of f"{domain}:{normalised(value)}"; a null or blank value gives null.
     The key's pads join the rows as data (a broadcast one-row frame), never as a plan literal.
 
-    `domain` (e.g. the feed name) keeps equal raw ids of different feeds apart. Trimming is
-    Spark's `trim` (surrounding spaces), so " 42 " and "42" get one pseudonym; a value without
-    surrounding spaces gets the same pseudonym as before trimming was introduced. The other
-    columns of `df` and their order are kept; a replaced column keeps its place.
+    `domain` (e.g. the feed name) keeps equal raw ids of different feeds apart. A value is
+    normalised as people read it (`normalised_text`: NFKC, all surrounding whitespace removed),
+    so " 42 ", "42" + a no-break space or a tab, and "４２" get 42's pseudonym; a value that is
+    already in that form (plain digits and letters) gets the same pseudonym as before. With
+    `normalise=False` (a contract's `id_normalisation: trim`) only surrounding spaces are
+    trimmed. The other columns of `df` and their order are kept; a replaced column keeps its place.
     """
     if not columns:
         return df
@@ -114,7 +132,7 @@ def pseudonymise(df: DataFrame, columns: dict[str, Column], key: bytes, *, domai
     prefix = F.lit(f"{domain}:".encode())
 
     def hashed(value: Column) -> Column:
-        text = F.trim(value.cast("string"))
+        text = _normalised_udf()(value.cast("string")) if normalise else F.trim(value.cast("string"))
         inner = F.unhex(F.sha2(F.concat(ipad_col, prefix, text.cast("binary")), 256))
         digest = F.sha2(F.concat(opad_col, inner), 256)
         return F.when(text.isNull() | (text == ""), F.lit(None).cast("string")).otherwise(digest)

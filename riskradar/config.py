@@ -261,6 +261,12 @@ class Contract(_Model):
     series: SeriesMapping | None = None
     areas: AreaMapping | None = None
     expectation_suite: str = Field(description="file under expectations/; it holds the batch gate")
+    id_normalisation: Literal["nfkc", "trim"] = Field(
+        "nfkc",
+        description="how ids and other pseudonymised values are read before they are compared and "
+        "pseudonymised: nfkc (Unicode NFKC, all surrounding whitespace removed: what people see) "
+        "or trim (surrounding spaces only, for a partner whose ids differ by such characters)",
+    )
 
     @model_validator(mode="after")
     def _mapping_matches_kind(self) -> Contract:

@@ -64,6 +64,7 @@ def good(n: int) -> list[str]:
 
 
 N = 40
+_FULL_WIDTH = str.maketrans("0123456789", "\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19")
 
 
 def _workbook(sheets: dict[str, list[list[str]]]) -> bytes:
@@ -176,6 +177,17 @@ def _police_files() -> dict[str, bytes]:
         # The same id twice, once with surrounding spaces, with different content.
         "police/spaced_ids.csv": police(
             good(N) + [police_row(3, ptype="ROBBERY").replace(f"{90000000 + 3},", f" {90000000 + 3} ,", 1)]
+        ),
+        # Ids that read as another row's, with different content: a no-break space after one,
+        # the other in full-width digits.
+        "police/lookalike_ids.csv": police(
+            good(N)
+            + [
+                police_row(3, ptype="ROBBERY").replace(f"{90000000 + 3},", f"{90000000 + 3}\u00a0,", 1),
+                police_row(5, ptype="ROBBERY").replace(
+                    f"{90000000 + 5},", str(90000000 + 5).translate(_FULL_WIDTH) + ",", 1
+                ),
+            ]
         ),
         # Rows of a file that a link in landing points to, from outside the landing root.
         "police/outside_landing.csv": police([police_row(500 + i) for i in range(N)]),
