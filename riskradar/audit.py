@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import socket
 import subprocess
 import traceback
@@ -21,6 +22,8 @@ from typing import Any
 
 from riskradar.lake import Lake, new_run_id, write_json
 from riskradar.log import run_context
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -123,7 +126,7 @@ def audited_run(lake: Lake, job: str, arguments: dict[str, Any]) -> Iterator[Run
         raise
     finally:
         record.ended_at = _now()
-        _write(lake, record)
+        _write_or_warn(lake, record)
 
 
 def record_failure(lake: Lake, job: str, arguments: dict[str, Any], error: BaseException) -> RunRecord:
@@ -143,6 +146,21 @@ def record_failure(lake: Lake, job: str, arguments: dict[str, Any], error: BaseE
     )
     _write(lake, record)
     return record
+
+
+def _write_or_warn(lake: Lake, record: RunRecord) -> None:
+    """Write the run's record; where the lake cannot take it (a full disk, a read-only lake) say
+    so in the log and let the run's own error, if any, be the one raised."""
+    try:
+        _write(lake, record)
+    except OSError as exc:
+        log.warning(
+            "the audit record of %s %s could not be written to %s: %s",
+            record.job,
+            record.run_id,
+            lake.audit,
+            exc,
+        )
 
 
 def _write(lake: Lake, record: RunRecord) -> None:

@@ -7,6 +7,7 @@ riskradar demo              # the whole pipeline on the bundled sample, embedded
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 from collections.abc import Sequence
@@ -58,7 +59,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RiskradarError as exc:
         print(f"riskradar {name}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"riskradar {name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line for an operational fault; --verbose shows all
+        if "--verbose" in rest:
+            raise
+        print(
+            f"riskradar {name}: error: {describe_fault(exc)} (--verbose shows the traceback)", file=sys.stderr
+        )
+        return 1
     return 0
+
+
+_ERRNO = {
+    errno.ENOSPC: "no space left on the disk of {path}",
+    errno.EDQUOT: "the disk quota is used up at {path}",
+    errno.EROFS: "{path} is on a read-only file system",
+    errno.EACCES: "permission denied: {path}",
+    errno.EPERM: "not permitted: {path}",
+    errno.ENOTDIR: "{path}: a part of this path is a file, not a folder",
+    errno.EISDIR: "{path} is a folder where a file was expected",
+}
+# What a message from Spark, MLflow or SQLite says -> what it means (their errors wrap the cause).
+_MESSAGES = [
+    ("No space left on device", "no space left on a disk the job writes to"),
+    ("Read-only file system", "a folder the job writes to is on a read-only file system"),
+    (
+        "database is locked",
+        "the MLflow store is locked by another run (a training at the same time?): "
+        "try again when it has finished",
+    ),
+    (
+        "file is not a database",
+        "the MLflow store is corrupt (not an SQLite database): restore it from a backup",
+    ),
+    ("database disk image is malformed", "the MLflow store is corrupt: restore it from a backup"),
+]
+
+
+def describe_fault(exc: BaseException) -> str:
+    """One line that names an operational fault's cause and path (disk full, a read-only lake, a
+    locked or corrupt MLflow store), or the error's own first line."""
+    for cause in _chain(exc):
+        if isinstance(cause, OSError) and cause.errno in _ERRNO:
+            path = cause.filename or "a file the job writes"
+            return _ERRNO[cause.errno].format(path=path)
+    text = " ".join(str(c) for c in _chain(exc))
+    for needle, meaning in _MESSAGES:
+        if needle in text:
+            return meaning
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    out, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        out.append(exc)
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return out
 
 
 if __name__ == "__main__":

@@ -1168,6 +1168,9 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raise _explain(path, exc) from None
     base = path.parent
     lake = LakeConfig(root=_local_path(base, settings.lake.root, source=str(path), key="lake.root"))
+    if Path(lake.root).exists() and not Path(lake.root).is_dir():
+        source = f"environment variable {LAKE_ENV}" if lake_override else f"{path}: key 'lake.root'"
+        raise ConfigError(f"{source} = {lake.root!r}: a file, not a folder: the lake root must be a folder")
     partners = settings.partners.model_copy(
         update={
             key: _local_path(base, getattr(settings.partners, key), source=str(path), key=f"partners.{key}")
