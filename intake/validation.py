@@ -318,7 +318,11 @@ def _route(
     name = catalog.silver_key(contract)
     current = catalog.read_feed_table(spark, lake, contract, state, "silver")
     if current is not None:
-        current = current.select(F.col(name).alias("key"), "row_hash", F.col("batch_id").cast("string"))
+        # Events also keep their time: the stray rule measures from the feed's newest event.
+        times = ["occurred_at"] if contract.kind == "events" else []
+        current = current.select(
+            F.col(name).alias("key"), "row_hash", F.col("batch_id").cast("string"), *times
+        )
     replaced = catalog.read_feed_table(spark, lake, contract, state, "history")
     if replaced is not None:
         replaced = replaced.select(F.col(name).alias("key"), "row_hash")
