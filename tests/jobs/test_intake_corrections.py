@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from builders import ROOT, SAMPLE, write_config
+from builders import ROOT, RUN_TIMES, SAMPLE, intake_tables, write_config
 from pyspark.sql import functions as F
 
 from intake.validation import list_batches
@@ -203,8 +203,6 @@ def test_a_weather_day_delivered_again_with_a_new_value_replaces_it(spark, tmp_p
 
 FEED = "police_crimes"
 NAME = "crimes_2014-06.csv.gz"
-# What two builds of one feed from the same deliveries may differ in: when they ran.
-RUN_TIMES = frozenset({"ingested_at", "superseded_at"})
 
 
 def _late(header: list[str]) -> bytes:
@@ -238,24 +236,7 @@ def _validate(settings, spark, *args: str) -> list[dict]:
 
 
 def _tables(spark, settings, *, drop: frozenset[str] = frozenset({"superseded_at"})) -> dict:
-    """The feed's silver, history and quarantine as sorted rows without the columns `drop`, and
-    its batches' statuses: what two builds from the same deliveries must share."""
-    lake = Lake(settings.lake_root)
-    frames = {
-        "silver": read_silver(spark, settings, lake, "events"),
-        "history": read_history(spark, settings, lake, "events"),
-        "quarantine": read_quarantine(spark, lake, FEED),
-    }
-    out: dict = {
-        name: sorted(
-            tuple(sorted((k, str(v)) for k, v in r.asDict().items() if k not in drop)) for r in df.collect()
-        )
-        if df is not None
-        else []
-        for name, df in frames.items()
-    }
-    out["statuses"] = {b: r["status"] for b, r in FeedState.read(lake, FEED).batches.items()}
-    return out
+    return intake_tables(spark, settings, FEED, "events", drop=drop)
 
 
 def _fresh_build(spark, tmp_path: Path, deliveries: list[tuple[str, bytes]], **config) -> object:
