@@ -262,6 +262,13 @@ def test_a_wrong_old_key_the_same_new_key_or_a_running_job_is_refused_and_nothin
 
 def test_a_missing_or_changed_landing_file_is_refused_naming_it_and_its_batch(spark, lake_copy, tmp_path):
     settings, lake = lake_copy
+    # The lake keeps no intact copy of the two files (the month's was altered, the corrections'
+    # is gone; a lake ingested before copies were kept has none): the rekey needs landing.
+    month, corrections = (f["sha256"] for m in _markers(lake)[:2] for f in m["files"])
+    (lake.delivered(FEED) / corrections).unlink()
+    (lake.delivered(FEED) / month).chmod(0o600)
+    with (lake.delivered(FEED) / month).open("ab") as fh:
+        fh.write(b"\0")
     files = _files(lake.root)
     first, second = (m["batch_id"] for m in _markers(lake)[:2])
     landing = tmp_path / "landing" / FEED
@@ -274,6 +281,10 @@ def test_a_missing_or_changed_landing_file_is_refused_naming_it_and_its_batch(sp
     assert "2 file(s) are not in landing as they were ingested" in message
     assert f"{FEED} batch {first}: 'crimes_2014-06.csv.gz' has changed since it was ingested" in message
     assert f"{FEED} batch {second}: 'crimes_2014-06_corrections.csv.gz' is not in landing" in message
+    assert "), and the lake's copy of it has changed since it was ingested (sha256 " in message
+    assert (
+        "), and the lake keeps no copy of it (ingested before the lake kept copies, or rejected)" in message
+    )
     assert _files(lake.root) == files
 
 
@@ -485,7 +496,8 @@ def test_a_lake_corrected_under_the_same_name_is_rekeyed_from_what_it_holds_and_
 
     # Replay after the rekey: the set-aside batch, retried once its suite is mended, is replayed
     # before the later correction; then the whole feed again. Both lakes the same.
-    _mend_suite(tmp_path)
+    for root in (tmp_path, tmp_path / "fresh"):
+        _mend_suite(root)
     for s in (settings, fresh):
         replayed = batches.main(["--partner", FEED, "--retry", late], settings=s, spark=spark)
         assert [(r["batch_id"], r["gate"]) for r in replayed] == [
@@ -501,3 +513,15 @@ def test_a_lake_corrected_under_the_same_name_is_rekeyed_from_what_it_holds_and_
     replayed = validate.main(["--partner", FEED, "--reprocess"], settings=settings, spark=spark)[FEED]
     assert [r["batch_id"] for r in replayed] == [first, late, correction]
     assert intake_tables(spark, settings, FEED, "events") == retried
+
+
+def test_a_kept_copy_no_batch_lists_is_removed(tmp_path):
+    """A copy kept by an ingest that died before its batch marker is raw data of nothing in the
+    lake: the next ingest of the feed removes it, and no listed copy."""
+    lake = Lake(tmp_path / "lake")
+    lake.delivered(FEED).mkdir(parents=True)
+    for name in ("a" * 64, "b" * 64):
+        (lake.delivered(FEED) / name).write_bytes(b"ID,Date\n1,today\n")
+    marker = {"batch_id": "b1", "files": [{"file": "crimes.csv.gz", "sha256": "a" * 64}]}
+    assert ingestion.drop_unlisted_copies(lake, FEED, [marker]) == [lake.delivered(FEED) / ("b" * 64)]
+    assert [p.name for p in lake.delivered(FEED).iterdir()] == ["a" * 64]
