@@ -8,9 +8,10 @@ Each new file is read once, in one streaming pass that
 - decompresses and decodes them in the contract's encoding (bytes that are not valid become
   U+FFFD, so the rows holding them can be quarantined),
 - counts the records a CSV parser sees (quoted fields may hold newlines; the header excluded),
-  with a bound on the length of a line, and
+  with a bound on the length of a line,
 - writes the text again as UTF-8 with `\\n` line ends into the run's own staging folder, under
-  a name made of the hash.
+  a name made of the hash, and
+- keeps the delivered bytes as hashed beside it (ingest keeps them in the lake for a rekey).
 
 Spark then reads that staged copy by its exact path: file names are never globbed, a
 partner's characters (`[`, `*`, `:`, a leading `_`) never reach a Hadoop path, a file replaced
@@ -68,6 +69,7 @@ class FileInspection:
     size: int
     sha256: str
     staged: Path | None = None  # the copy Spark reads (UTF-8 text for text formats)
+    delivered: Path | None = None  # the delivered bytes as hashed (what the lake keeps of the file)
     # How Spark reads the staged copy: a workbook is staged as CSV, a GeoPackage or shapefile
     # as GeoJSON (WGS84), every other format as delivered.
     staged_format: str = ""
@@ -135,10 +137,12 @@ def sha256_of(path: Path) -> str:
 
 
 class _HashingReader(io.RawIOBase):
-    """Reads a file and hashes every byte that passes through."""
+    """Reads a file, hashes every byte that passes through and writes it to `copy`: the
+    delivered bytes exactly as hashed."""
 
-    def __init__(self, fh):
+    def __init__(self, fh, copy):
         self._fh = fh
+        self._copy = copy
         self.digest = hashlib.sha256()
         self.size = 0
 
@@ -149,6 +153,7 @@ class _HashingReader(io.RawIOBase):
         n = self._fh.readinto(buffer)
         if n:
             self.digest.update(memoryview(buffer)[:n])
+            self._copy.write(memoryview(buffer)[:n])
             self.size += n
         return n or 0
 
@@ -156,6 +161,7 @@ class _HashingReader(io.RawIOBase):
         """Hash whatever a decompressor left unread (trailing bytes after the last member)."""
         for chunk in iter(lambda: self._fh.read(_CHUNK), b""):
             self.digest.update(chunk)
+            self._copy.write(chunk)
             self.size += len(chunk)
 
 
@@ -176,48 +182,56 @@ def staged_suffix(reader: ReaderOptions) -> str:
 
 
 def stage_file(
-    path: Path, contract: Contract, staging: Path, *, expected_sha256: str | None = None
+    path: Path,
+    contract: Contract,
+    staging: Path,
+    *,
+    expected_sha256: str | None = None,
+    name: str | None = None,
 ) -> FileInspection:
     """Copy one delivered file into `staging` while hashing and inspecting it (one pass).
+
+    `name` is the file's name as delivered (default: the path's; a rekey reads the lake's copy
+    of a file, named by its hash). Besides the copy Spark reads, the pass keeps the delivered
+    bytes as hashed (`delivered`), which ingest keeps in the lake for a rekey.
 
     Raises FileChanged when the file changed while it was read, or when its bytes no longer
     hash to `expected_sha256` (the hash taken when the run listed it). Problems that make the
     file unreadable as the contract says are returned in `problems`, never raised.
     """
     reader = contract.reader
+    name = name or path.name
     staging.mkdir(parents=True, exist_ok=True)
     part = staging / f".{uuid.uuid4().hex}.part"
+    copy = part.with_suffix(".copy")
     with _open_no_follow(path) as raw:
         before = os.fstat(raw.fileno())
-        source = _HashingReader(raw)
-        result = FileInspection(path=path, name=path.name, size=before.st_size, sha256="")
-        with part.open("wb") as out:
-            try:
-                if reader.format in _TEXT_FORMATS:
-                    _stage_text(source, path.name, reader, out, result)
-                else:
-                    for chunk in iter(lambda: source.read(_CHUNK), b""):
-                        out.write(chunk)
-            except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-                result.problems.append(f"the file cannot be read as {reader.format}: {_reason(exc)}")
-            source.drain()
+        result = FileInspection(path=path, name=name, size=before.st_size, sha256="")
+        with part.open("wb") as out, copy.open("wb") as kept:
+            source = _HashingReader(raw, kept)
+            _read_through(source, name, reader, out, result)
         after = os.fstat(raw.fileno())
     try:
         now = os.stat(path, follow_symlinks=False)
     except FileNotFoundError:
         now = None
     sha256 = source.digest.hexdigest()
+    problem = None
     if _signature(before) != _signature(after) or now is None or _signature(now) != _signature(before):
+        problem = f"{shown(name)} changed while it was read (still being written, or replaced)"
+    elif expected_sha256 is not None and sha256 != expected_sha256:
+        problem = f"{shown(name)} no longer has the content hashed when the run listed it"
+    if problem is not None:
         part.unlink(missing_ok=True)
-        raise FileChanged(f"{shown(path.name)} changed while it was read (still being written, or replaced)")
-    if expected_sha256 is not None and sha256 != expected_sha256:
-        part.unlink(missing_ok=True)
-        raise FileChanged(f"{shown(path.name)} no longer has the content hashed when the run listed it")
+        copy.unlink(missing_ok=True)
+        raise FileChanged(problem)
     result.sha256 = sha256
     if result.size == 0:
         result.problems.insert(0, "the file is empty (0 bytes)")
     staged = staging / f"{sha256}{staged_suffix(reader)}"
     part.rename(staged)
+    result.delivered = staging / f"{sha256}.delivered"
+    copy.rename(result.delivered)
     result.staged = staged
     result.staged_format = reader.format
     result.staged_delimiter = reader.delimiter
@@ -233,6 +247,21 @@ def stage_file(
             "the file has a header but no data rows" if result.header else "the file has no data rows"
         )
     return result
+
+
+def _read_through(
+    source: _HashingReader, name: str, reader: ReaderOptions, out, result: FileInspection
+) -> None:
+    """Every byte of the file through `source` (hashed, copied), and its staged form to `out`."""
+    try:
+        if reader.format in _TEXT_FORMATS:
+            _stage_text(source, name, reader, out, result)
+        else:
+            for chunk in iter(lambda: source.read(_CHUNK), b""):
+                out.write(chunk)
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        result.problems.append(f"the file cannot be read as {reader.format}: {_reason(exc)}")
+    source.drain()
 
 
 def _reason(exc: BaseException) -> str:

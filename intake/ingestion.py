@@ -11,12 +11,19 @@ with no values, and validation quarantines them.
 
 A file rejected in an earlier run keeps the feed's ingest failing until an operator
 acknowledges it (`riskradar batches --discard`): a retried task does not turn green by itself.
+
+The lake keeps the delivered bytes of every file whose rows reached it, as hashed while staging
+(`<lake>/_delivered/<feed>/<sha256>`, owner-only, read-only), before the batch marker commits
+the batch: the pseudonyms are one-way, so a rekey (intake/rekey.py) derives the lake again from
+these copies, whatever landing holds by then (a partner corrects a file by sending it again
+under its name). A copy no batch lists (a run died before its marker) is removed by the next run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
@@ -39,6 +46,8 @@ from riskradar.publish import Check, StagedPartitions, publish, rows_equal, stag
 log = logging.getLogger(__name__)
 
 INGESTED, REJECTED, ROWS_QUARANTINED = "ingested", "rejected", "rejected_rows_quarantined"
+# The kept copies of delivered files hold raw personal data: for the pipeline's user only.
+COPIES_FOLDER_MODE, COPY_MODE = 0o700, 0o400
 
 
 def ingest_feed(
@@ -49,16 +58,18 @@ def ingest_feed(
     *,
     key: bytes,
     record: RunRecord,
-    only: list[Path] | None = None,
+    only: list[delivery.LandingEntry] | None = None,
     ingested_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Ingest the feed's new landing files as one batch, under the feed's bronze lock.
 
-    `only` restricts the run to these landing files and `ingested_at` fixes the batch's time
-    (a rekey replays each earlier batch exactly); by default every new file, now. The batch's
-    bronze and quarantine partitions are staged, reconciled with the records counted while
-    staging (see `reconcile_rows`) and only then published, with the batch marker; a failed
-    check publishes nothing and raises PublishRefused naming its report.
+    `only` reads these entries instead of the landing folder's (a rekey's: the lake's copies of
+    a batch's files under their delivered names, and landing's refused entries) and
+    `ingested_at` fixes the batch's time (a rekey replays each earlier batch exactly); by
+    default every new file in landing, now. The batch's bronze and quarantine partitions are
+    staged, reconciled with the records counted while staging (see `reconcile_rows`) and only
+    then published, with the kept copies of its files and the batch marker; a failed check
+    publishes nothing and raises PublishRefused naming its report.
     """
     feed = contract.name
     with lock(lake, f"bronze.{feed}", run_id=record.run_id, job="ingest") as notes:
@@ -66,10 +77,12 @@ def ingest_feed(
         clear_scratch(lake, "ingest", feed)  # what a crashed run left
         try:
             with step(f"ingest {feed}: read the delivery", log):
-                entries = delivery.list_landing(settings.landing_dir(contract), contract.landing.pattern)
-                if only is not None:
-                    entries = [e for e in entries if e.name in {p.name for p in only}]
+                if only is None:
+                    entries = delivery.list_landing(settings.landing_dir(contract), contract.landing.pattern)
+                else:
+                    entries = only
                 markers = read_json_dir(lake.batch_markers(feed))
+                drop_unlisted_copies(lake, feed, markers)
                 batch = _Delivery(
                     known={f["sha256"]: (m["batch_id"], f) for m in markers for f in m["files"]},
                     known_refused={
@@ -116,6 +129,7 @@ class _Delivery:
     rejected_frames: list[tuple[str, DataFrame]] = field(default_factory=list)
     records: dict[str, int] = field(default_factory=dict)
     this_run: dict[str, str] = field(default_factory=dict)
+    copies: dict[str, Path] = field(default_factory=dict)  # sha256 -> the delivered bytes, staged
 
     def read(
         self,
@@ -132,7 +146,9 @@ class _Delivery:
             if sha256 is None or self._seen(entry, sha256):
                 continue
             try:
-                inspection = delivery.stage_file(entry.path, contract, staging, expected_sha256=sha256)
+                inspection = delivery.stage_file(
+                    entry.path, contract, staging, expected_sha256=sha256, name=entry.name
+                )
             except delivery.FileChanged as exc:
                 self._note("deferred", entry.name, f"{exc}; it is read on the next run")
                 continue
@@ -188,6 +204,8 @@ class _Delivery:
     ) -> None:
         report = _file_report(inspection)
         self.summary["files"].append(report)
+        if inspection.delivered is not None:
+            self.copies[inspection.sha256] = inspection.delivered
         name = inspection.name
         if inspection.problems:  # nothing readable in it: record and report, no rows to keep
             self.summary["rejected"] += [f"file {shown(name)}: {p}" for p in inspection.problems]
@@ -234,6 +252,8 @@ def _publish(
     )
     for report in summary["files"]:
         report["rows"] = bronze_rows.get(report["file"], 0) + quarantined_rows.get(report["file"], 0)
+    kept = keep_copies(lake, feed, summary["files"], batch.copies)
+    record.outputs.append({"copies": str(lake.delivered(feed).relative_to(lake.root)), "files": kept})
     total, quarantined = sum(bronze_rows.values()), sum(quarantined_rows.values())
     write_json(
         lake.batch_markers(feed) / f"{batch_id}.json",
@@ -264,6 +284,41 @@ def _publish(
     )
     summary.update({"batch_id": batch_id, "rows": total, "quarantined": quarantined})
     return summary
+
+
+def keep_copies(lake: Lake, feed: str, files: list[dict[str, Any]], staged: dict[str, Path]) -> list[str]:
+    """Keep in the lake the delivered bytes of each file of a batch (its reports, `files`) whose
+    rows reached the lake, from their staged copies (`staged`: sha256 -> path, in the lake's
+    scratch, so a rename). A copy already kept (the same bytes: it is named by their hash)
+    stays. Returns the sha256 of every copy the batch lists."""
+    folder = lake.delivered(feed)
+    kept = []
+    for report in files:
+        if report["status"] == REJECTED:  # none of its rows is in the lake: nothing to derive again
+            continue
+        if not folder.is_dir():
+            folder.mkdir(parents=True)
+            for f in (folder.parent, folder):
+                os.chmod(f, COPIES_FOLDER_MODE)
+        target = folder / report["sha256"]
+        if not target.exists():
+            os.chmod(staged[report["sha256"]], COPY_MODE)
+            staged[report["sha256"]].rename(target)
+        kept.append(report["sha256"])
+    return kept
+
+
+def drop_unlisted_copies(lake: Lake, feed: str, markers: list[dict[str, Any]]) -> list[Path]:
+    """Remove the kept copies no batch marker lists (a run that died after keeping them, before
+    its marker): raw data of nothing in the lake. Call under the feed's bronze lock."""
+    folder = lake.delivered(feed)
+    if not folder.is_dir():
+        return []
+    listed = {f["sha256"] for m in markers for f in m["files"] if f.get("sha256")}
+    gone = [p for p in folder.iterdir() if p.name not in listed]
+    for path in gone:
+        path.unlink()
+    return gone
 
 
 def _identity(path: Path) -> str:

@@ -1,12 +1,15 @@
 """Move a lake to a new pseudonymisation key (`riskradar rekey`, see jobs/rekey.py).
 
 Pseudonyms are one-way (keyed HMAC): none can be turned into the pseudonym of another key. The
-raw ids exist only in landing, which the pipeline never modifies or deletes, so a rekey derives
-every pseudonymised layer of the enabled feeds again from landing with the new key: each earlier
-batch is replayed exactly (its landing files, its original `ingested_at`) and validated, in the
-original order, so that later corrections still win over earlier versions. Discards and
-acknowledgements the old state held are applied again, with their reason and a note that the
-rekey carried them over.
+raw ids exist only in the delivered files: in landing, which the partner may have changed since
+(a correction is the same name sent again), and in the lake's own copy of every file version
+whose rows reached it (`<lake>/_delivered/<feed>/<sha256>`, kept by ingest). So a rekey derives
+every pseudonymised layer of the enabled feeds again with the new key from those copies (from
+landing only for a file of which the lake keeps none: a batch ingested before copies were kept,
+or a rejected file): each earlier batch is replayed exactly (its files, under their delivered
+names, and its original `ingested_at`) and validated, in the original order, so that later
+corrections still win over earlier versions. Discards and acknowledgements the old state held
+are applied again, with their reason and a note that the rekey carried them over.
 
 A run holds the lake-wide `rekey` lock and every enabled feed's `bronze.<feed>` and
 `intake.<feed>` locks from start to end (each lent to ingest or validate only while that step,
@@ -15,13 +18,14 @@ which takes it itself, runs), and:
 1. rolls back a rekey that was interrupted earlier (killed), from its manifest;
 2. refuses unless the old key is the one the lake records and the new key differs, and unless
    every feed with data in the lake is enabled;
-3. refuses, before moving anything, unless every landing file whose rows reached the lake
-   (bronze or ingest quarantine) is still there with the sha256 its batch recorded, naming each
-   missing or changed file and its batch;
-4. moves the feeds' bronze folders (batch markers included), quarantine, silver and history
-   folders, commit records (`_state/<feed>.json`) and validation reports aside to
-   `<lake>/_rekey/<run>/old/` (renames: quick and reversible), and replaces the key record with
-   one that names no key ("rekey in progress"), which every other job refuses;
+3. refuses, before moving anything, unless every file whose rows reached the lake (bronze or
+   ingest quarantine) is there with the sha256 its batch recorded, as the lake's copy or else in
+   landing, naming each missing or changed file and its batch;
+4. moves the feeds' bronze folders (batch markers included), copies of the delivered files,
+   quarantine, silver and history folders, commit records (`_state/<feed>.json`) and validation
+   reports aside to `<lake>/_rekey/<run>/old/` (renames: quick and reversible; the replay reads
+   the copies there and keeps its own), and replaces the key record with one that names no key
+   ("rekey in progress"), which every other job refuses;
 5. replays every feed, then checks per feed that the new lake has the same rows per batch in
    bronze and in ingest quarantine, the same silver and history rows (equal in every column but
    the pseudonyms), the same quarantined rows per rule, the same batch statuses and the same
@@ -63,6 +67,7 @@ REKEY_DIR = "_rekey"
 MANIFEST = "rekey.json"
 RUNNING, RESTORING, RESTORED, DONE = "running", "restoring", "restored", "done"
 IN_PROGRESS = "rekey-in-progress-"
+LAKE_COPY, LANDING = "lake copy", "landing"  # where a replay reads a file
 # Columns that differ between an old and a rekeyed lake by construction: the content hash is
 # taken over pseudonymised values, and batches and replacement times are those of the replay.
 _NOT_CONTENT = {"row_hash", "batch_id", catalog.SUPERSEDED_BY, catalog.SUPERSEDED_AT}
@@ -85,6 +90,7 @@ class Replay:
     batch_id: str
     ingested_at: str
     files: dict[str, dict[str, str]]  # name -> {sha256, status}: what is read again
+    read_from: dict[str, str]  # name -> LAKE_COPY or LANDING
     refused: list[str]  # names of refused entries (links, ...) still there as they were
     dropped: list[str]  # rejected files no longer in landing: none of their rows reached the lake
 
@@ -115,19 +121,8 @@ def rekey_lake(
         old_fp, new_fp = _check_keys(lake, old_key, new_key, old_key_env=old_key_env, key_env=key_env)
         _check_feeds_enabled(settings, lake)
         plans = plan_replays(settings, lake)
-        record.inputs += [
-            {"partner": feed, "batch_id": r.batch_id, "file": name, "sha256": f["sha256"]}
-            for feed, replays in plans.items()
-            for r in replays
-            for name, f in r.files.items()
-        ]
-        record.notes += [
-            f"{feed} batch {r.batch_id}: rejected file(s) no longer in landing, left out of its replay "
-            f"(none of their rows reached the lake): {', '.join(map(delivery.shown, r.dropped))}"
-            for feed, replays in plans.items()
-            for r in replays
-            if r.dropped
-        ]
+        record.inputs += _inputs(plans)
+        record.notes += _dropped_notes(plans)
         moves = _Moves(lake, record.run_id)
         stage = "moving the old lake aside"
         try:
@@ -143,7 +138,7 @@ def rekey_lake(
                     lake,
                     contract,
                     replays,
-                    FeedState.read(old_lake, feed),
+                    old_lake,
                     key=new_key,
                     locks=locks,
                     record=record,
@@ -169,6 +164,32 @@ def rekey_lake(
         "feeds": result,
         "old_copy": str(moves.old.root) if keep_old else None,
     }
+
+
+def _inputs(plans: dict[str, list[Replay]]) -> list[dict[str, str]]:
+    """The audit's record of every file a rekey reads again, and where from."""
+    return [
+        {
+            "partner": feed,
+            "batch_id": r.batch_id,
+            "file": name,
+            "sha256": f["sha256"],
+            "read_from": r.read_from[name],
+        }
+        for feed, replays in plans.items()
+        for r in replays
+        for name, f in r.files.items()
+    ]
+
+
+def _dropped_notes(plans: dict[str, list[Replay]]) -> list[str]:
+    return [
+        f"{feed} batch {r.batch_id}: rejected file(s) no longer in landing, left out of its replay "
+        f"(none of their rows reached the lake): {', '.join(map(delivery.shown, r.dropped))}"
+        for feed, replays in plans.items()
+        for r in replays
+        if r.dropped
+    ]
 
 
 def _put_back(moves: _Moves, exc: BaseException, *, stage: str, old_fp: str) -> None:
@@ -236,11 +257,13 @@ def _check_feeds_enabled(settings: Settings, lake: Lake) -> None:
 
 
 def plan_replays(settings: Settings, lake: Lake) -> dict[str, list[Replay]]:
-    """Every batch of every enabled feed, oldest first, with the landing files to read again.
+    """Every batch of every enabled feed, oldest first, with the files to read again and where:
+    the lake's copy of each file, or landing where the lake keeps none.
 
     Raises RekeyRefused, naming each file and its batch, when a file whose rows reached the lake
-    (status other than `rejected`) is no longer in landing as it was ingested (missing, another
-    sha256, not a regular file). A rejected file that is gone is left out of its replay."""
+    (status other than `rejected`) is neither kept in the lake nor in landing as it was ingested
+    (missing, another sha256, not a regular file). A rejected file that is gone from landing is
+    left out of its replay (the lake keeps no copy of it: none of its rows reached the lake)."""
     problems: list[str] = []
     plans: dict[str, list[Replay]] = {}
     for feed, contract in settings.contracts.items():
@@ -252,11 +275,13 @@ def plan_replays(settings: Settings, lake: Lake) -> dict[str, list[Replay]]:
         plans[feed] = []
         for marker in markers:
             files: dict[str, dict[str, str]] = {}
+            read_from: dict[str, str] = {}
             dropped: list[str] = []
             for f in marker["files"]:
-                problem = _landing_problem(entries.get(f["file"]), f["sha256"], folder)
-                if problem is None:
+                where, problem = _where_to_read(f, lake.delivered(feed), entries.get(f["file"]), folder)
+                if where is not None:
                     files[f["file"]] = {"sha256": f["sha256"], "status": f["status"]}
+                    read_from[f["file"]] = where
                 elif f["status"] == ingestion.REJECTED:
                     dropped.append(f["file"])
                 else:
@@ -266,15 +291,46 @@ def plan_replays(settings: Settings, lake: Lake) -> dict[str, list[Replay]]:
             refused = [
                 r["file"] for r in marker.get("refused", []) if _identity(folder / r["file"]) == r["identity"]
             ]
-            plans[feed].append(Replay(marker["batch_id"], marker["ingested_at"], files, refused, dropped))
+            plans[feed].append(
+                Replay(marker["batch_id"], marker["ingested_at"], files, read_from, refused, dropped)
+            )
     if problems:
         raise RekeyRefused(
-            "a rekey reads every ingested landing file again (the raw ids exist nowhere else), but "
-            + f"{len(problems)} file(s) are not in landing as they were ingested; nothing was moved:\n  "
+            "a rekey reads every ingested file again, from the lake's copy of it or else from landing "
+            + f"(the raw ids exist nowhere else), but {len(problems)} file(s) are not in landing as they "
+            + "were ingested and the lake keeps no intact copy of them; nothing was moved:\n  "
             + "\n  ".join(problems)
-            + "\nPut them back exactly as delivered (the same sha256), then run `riskradar rekey` again."
+            + "\nPut them back in landing exactly as delivered (the same sha256), then run `riskradar "
+            + "rekey` again."
         )
     return plans
+
+
+def _where_to_read(
+    file: dict[str, Any], copies: Path, entry: delivery.LandingEntry | None, folder: Path
+) -> tuple[str | None, str]:
+    """Where a replay reads a file of a batch (its marker's report `file`): LAKE_COPY, LANDING,
+    or None and why neither holds it as it was ingested."""
+    sha256 = file["sha256"]
+    copy = copies / sha256
+    if not os.path.lexists(copy):
+        kept = "the lake keeps no copy of it (ingested before the lake kept copies, or rejected)"
+    else:
+        problem = _changed(copy, sha256)
+        if problem is None:
+            return LAKE_COPY, ""
+        kept = f"the lake's copy of it {problem}"
+    landing = _landing_problem(entry, sha256, folder)
+    return (LANDING, "") if landing is None else (None, f"{landing}, and {kept}")
+
+
+def _changed(path: Path, sha256: str) -> str | None:
+    """Why the file at `path` is not the one hashed `sha256` (None when it is)."""
+    try:
+        now = delivery.sha256_of(path)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return None if now == sha256 else f"has changed since it was ingested (sha256 {now}, was {sha256})"
 
 
 def _landing_problem(entry: delivery.LandingEntry | None, sha256: str, folder: Path) -> str | None:
@@ -282,11 +338,7 @@ def _landing_problem(entry: delivery.LandingEntry | None, sha256: str, folder: P
         return f"is not in landing ({folder})"
     if entry.problem is not None:
         return entry.problem
-    try:
-        now = delivery.sha256_of(entry.path)
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc})"
-    return None if now == sha256 else f"has changed since it was ingested (sha256 {now}, was {sha256})"
+    return _changed(entry.path, sha256)
 
 
 def _identity(path: Path) -> str:
@@ -342,22 +394,22 @@ def _replay_feed(
     lake: Lake,
     contract: Contract,
     replays: list[Replay],
-    old_state: FeedState,
+    old_lake: Lake,
     *,
     key: bytes,
     locks: _Locks,
     record: RunRecord,
 ) -> dict[str, str | None]:
-    """Ingest and validate each batch again, in the original order; re-apply the operators'
-    discards and acknowledgements. Returns old batch id -> new batch id (the same when every
-    file of the batch is still in landing; None when nothing of it is left to read)."""
+    """Ingest and validate each batch again, in the original order, from the old lake's copies
+    of its files (moved aside with it) or landing; re-apply the operators' discards and
+    acknowledgements. Returns old batch id -> new batch id (the same when every file of the
+    batch is still there; None when nothing of it is left to read)."""
     feed = contract.name
-    folder = settings.landing_dir(contract)
+    old_state = FeedState.read(old_lake, feed)
     mapping: dict[str, str | None] = {}
     for replay in replays:
-        names = [*replay.files, *replay.refused]
-        if not names:  # only rejected files, all gone: none of its rows reached the lake
-            mapping[replay.batch_id] = None
+        if not replay.files and not replay.refused:
+            mapping[replay.batch_id] = None  # only rejected files, all gone: no row of it is in the lake
             continue
         step = _step(record, "ingest", feed, replay.batch_id)
         with locks.lent(f"bronze.{feed}"):
@@ -368,7 +420,7 @@ def _replay_feed(
                 contract,
                 key=key,
                 record=step,
-                only=[folder / name for name in names],
+                only=_entries(settings, contract, replay, old_lake.delivered(feed)),
                 ingested_at=datetime.fromisoformat(replay.ingested_at),
             )
         _fold(record, step)
@@ -388,6 +440,26 @@ def _replay_feed(
         if old.get("acknowledged"):
             _carry_over(spark, lake, contract, new_id, old, locks=locks, record=record)
     return mapping
+
+
+def _entries(
+    settings: Settings, contract: Contract, replay: Replay, copies: Path
+) -> list[delivery.LandingEntry]:
+    """What the replay of a batch reads: each file from where the plan found it (a kept copy,
+    under its delivered name), and the refused entries of landing. A landing file gone since the
+    plan is left out, and the replay's check names it."""
+    landing = {
+        e.name: e
+        for e in delivery.list_landing(settings.landing_dir(contract), contract.landing.pattern)
+        if e.name in replay.read_from or e.name in replay.refused
+    }
+    entries = [
+        delivery.LandingEntry(copies / f["sha256"], name)
+        if replay.read_from[name] == LAKE_COPY
+        else landing.get(name)
+        for name, f in replay.files.items()
+    ]
+    return [e for e in entries + [landing.get(name) for name in replay.refused] if e is not None]
 
 
 def _step(record: RunRecord, step: str, feed: str, batch_id: str) -> RunRecord:
@@ -630,6 +702,7 @@ def _managed_paths(settings: Settings, lake: Lake) -> list[str]:
         roots = catalog.intake_roots(lake, contract)
         paths += [
             lake.bronze(contract.name),
+            lake.delivered(contract.name),
             roots["quarantine"],
             roots["silver"],
             roots["history"],

@@ -318,7 +318,11 @@ def _route(
     name = catalog.silver_key(contract)
     current = catalog.read_feed_table(spark, lake, contract, state, "silver")
     if current is not None:
-        current = current.select(F.col(name).alias("key"), "row_hash", F.col("batch_id").cast("string"))
+        # Events also keep their time: the stray rule measures from the feed's newest event.
+        times = ["occurred_at"] if contract.kind == "events" else []
+        current = current.select(
+            F.col(name).alias("key"), "row_hash", F.col("batch_id").cast("string"), *times
+        )
     replaced = catalog.read_feed_table(spark, lake, contract, state, "history")
     if replaced is not None:
         replaced = replaced.select(F.col(name).alias("key"), "row_hash")
@@ -367,9 +371,14 @@ def _write_batch(
 ) -> dict[str, dict[str, Written]]:
     """Write the batch's silver rows, its quarantine, and (for corrections) the replaced rows'
     history and their batches without them, each into a new run folder that nothing reads
-    until the state names it. Returns {table: {part: what was written, counted back}}."""
+    until the state names it. Returns {table: {part: what was written, counted back}}.
+
+    An earlier batch rewritten without its replaced rows goes to a folder named after this run
+    and this batch (`r-<run>-<batch>`): the run may have written that batch's current folder
+    itself (a replay, or several batches validated in one run), and that is what is read."""
     roots = catalog.intake_roots(lake, contract)
     leaf = run_folder(run_id)
+    rewrite = run_folder(f"{run_id}-{batch_id}")
     data_columns = _silver_data_columns(routed, contract)
     written: dict[str, dict[str, Written]] = {"silver": {}, "history": {}, "quarantine": {}}
 
@@ -416,7 +425,7 @@ def _write_batch(
             "silver",
             other,
             remaining.select(*data_columns),
-            roots["silver"] / f"batch_id={other}" / leaf,
+            roots["silver"] / f"batch_id={other}" / rewrite,
             expected=before.count() - replaced_in[other],
         )
     return written

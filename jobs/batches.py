@@ -8,7 +8,9 @@ A batch whose gate failed is set aside (`rejected`) and keeps `validate` failing
 ingest rejected keeps `ingest` failing. `--discard` ends that: the batch's rows go to
 quarantine as `discarded_batch` with who, when and why (for a published batch: the rejected
 files are acknowledged). `--retry` validates a rejected batch again, e.g. after its suite was
-mended. Both are written to the audit log.
+mended; when a later batch was published meanwhile, the feed is replayed in ingest order (as
+`validate --reprocess` does), so that a later correction still wins. Both are written to the
+audit log.
 """
 
 from __future__ import annotations

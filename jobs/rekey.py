@@ -5,9 +5,11 @@
     riskradar rekey --old-key-env RISKRADAR_OLD_PSEUDONYM_KEY [--config conf/riskradar.yaml] [--keep-old]
 
 The new key is the configured one (`pseudonymisation.key_env`). Pseudonyms are one-way, so every
-batch of every enabled feed is ingested and validated again from its landing files, in the
-original order and with its original time; every landing file whose rows reached the lake must
-still be there as delivered (the same sha256), or nothing is done. The run refuses unless the
+batch of every enabled feed is ingested and validated again from its files, in the original order
+and with its original time: from the lake's copy of each file version (`_delivered/<feed>/`, kept
+by ingest), so a file corrected under the same name is no obstacle; from landing only where the
+lake keeps no intact copy (a batch ingested before copies were kept), which must then be there as
+delivered (the same sha256), or nothing is done. The run refuses unless the
 old key is the lake's recorded one and the new one differs; it checks that the new lake has the
 same rows, statuses and counts as the old one and shares no pseudonym with it, and puts the old
 lake back on any failure. Gold tables, MLflow, the audit log and the other reports hold no

@@ -72,6 +72,12 @@ class Lake:
         """The register of disclosures: one JSON record per delivery or withdrawal."""
         return self.root / "register" / "disclosures"
 
+    def delivered(self, feed: str) -> Path:
+        """The pipeline's copies of a feed's delivered files, one per version (`<sha256>`, the
+        name in the batch markers): the bytes as delivered, raw, so owner-only. Ingest keeps one
+        for every file whose rows reached the lake; a rekey reads them instead of landing."""
+        return self.root / "_delivered" / check_name(feed, "partner")
+
     def batch_markers(self, feed: str) -> Path:
         """One JSON per ingested batch: files, hashes, rows. Its presence commits the batch."""
         return self.bronze(feed) / "_batches"

@@ -93,3 +93,32 @@ def write_agreements(folder: Path, **agreements: dict) -> Path:
     for name, body in agreements.items():
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
     return folder
+
+
+# What two builds of one feed from the same deliveries may differ in: when they ran.
+RUN_TIMES = frozenset({"ingested_at", "superseded_at"})
+
+
+def intake_tables(spark, settings, feed: str, table: str, *, drop=frozenset({"superseded_at"})) -> dict:
+    """A feed's rows in silver `table`, its history and its quarantine, each sorted and without
+    the columns `drop`, and its batches' statuses: what two builds from the same deliveries
+    (or a lake before and after a replay) must share."""
+    from riskradar.catalog import read_history, read_quarantine, read_silver
+    from riskradar.lake import FeedState, Lake
+
+    lake = Lake(settings.lake_root)
+    frames = {
+        "silver": read_silver(spark, settings, lake, table, feeds=[feed]),
+        "history": read_history(spark, settings, lake, table, feeds=[feed]),
+        "quarantine": read_quarantine(spark, lake, feed),
+    }
+    out: dict = {
+        name: sorted(
+            tuple(sorted((k, str(v)) for k, v in r.asDict().items() if k not in drop)) for r in df.collect()
+        )
+        if df is not None
+        else []
+        for name, df in frames.items()
+    }
+    out["statuses"] = {b: r["status"] for b, r in FeedState.read(lake, feed).batches.items()}
+    return out

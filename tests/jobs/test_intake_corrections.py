@@ -6,17 +6,20 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
+import shutil
 from pathlib import Path
 
 import pytest
-from builders import SAMPLE, write_config
+from builders import ROOT, RUN_TIMES, SAMPLE, intake_tables, write_config
 from pyspark.sql import functions as F
 
-from jobs import build_features, ingest, validate
+from intake.validation import list_batches
+from jobs import batches, build_features, ingest, validate
 from riskradar.catalog import read_history, read_quarantine, read_silver
 from riskradar.config import load_settings
-from riskradar.errors import KeyMismatch
-from riskradar.lake import Lake
+from riskradar.errors import KeyMismatch, ValidationGateFailed
+from riskradar.lake import FeedState, Lake
 
 MONTH = SAMPLE / "police_crimes" / "chicago_crimes_2014-06.csv.gz"
 ROWS = 300
@@ -194,3 +197,171 @@ def test_a_weather_day_delivered_again_with_a_new_value_replaces_it(spark, tmp_p
     assert old["temperature_max_c"] == pytest.approx((71 - 32) * 5 / 9)
     assert old["superseded_by"] == second["batch_id"]
     assert read_quarantine(spark, lake, "weather") is None
+
+
+# --------------------------------------------------------------------------- replays (issue 27, item 3)
+
+FEED = "police_crimes"
+NAME = "crimes_2014-06.csv.gz"
+
+
+def _late(header: list[str]) -> bytes:
+    """A later delivery of 26 new events of the month, 12 of them with unreadable dates: more
+    bad rows than the committed suite lets a small delivery hold (at most 10), fewer than half."""
+    with gzip.open(MONTH, "rt", encoding="utf-8", newline="") as fh:
+        later = [row for i, row in enumerate(csv.DictReader(fh)) if ROWS <= i < ROWS + 26]
+    return _csv_gz(header, [dict(r, Date="not a date") if i < 12 else r for i, r in enumerate(later)])
+
+
+def _corrected(spark, settings, header: list[str], rows: list[dict[str, str]]) -> bytes:
+    """The month again under its own name, 10 of its published events corrected: the README's
+    way for a partner to correct rows."""
+    published = sorted(
+        r["source_row"] for r in read_silver(spark, settings, Lake(settings.lake_root), "events").collect()
+    )
+    changed = [dict(r) for r in rows]
+    for i in published[:10]:
+        changed[i - 1]["Description"] = "CORRECTED DESCRIPTION"
+    return _csv_gz(header, changed)
+
+
+def _validate(settings, spark, *args: str) -> list[dict]:
+    """validate (or `batches` with `args`), tolerating the failure a rejected batch causes."""
+    try:
+        if args:
+            return batches.main(["--partner", FEED, *args], settings=settings, spark=spark)
+        return validate.main(["--partner", FEED], settings=settings, spark=spark)[FEED]
+    except ValidationGateFailed:
+        return []
+
+
+def _tables(spark, settings, *, drop: frozenset[str] = frozenset({"superseded_at"})) -> dict:
+    return intake_tables(spark, settings, FEED, "events", drop=drop)
+
+
+def _fresh_build(spark, tmp_path: Path, deliveries: list[tuple[str, bytes]], **config) -> object:
+    """A new lake from `deliveries` ((name, bytes), in order): each is ingested as it arrives,
+    and one validate run takes all its batches at the end."""
+    landing = tmp_path / "landing"
+    settings = load_settings(write_config(tmp_path, landing=landing, enabled=[FEED], **config))
+    for name, content in deliveries:
+        _deliver(landing, name, content)
+        ingest.main(["--partner", FEED], settings=settings, spark=spark)
+    _validate(settings, spark)
+    return settings
+
+
+def _stray_run_folders(settings) -> set[Path]:
+    """Run folders of the feed on disk that its commit record does not name."""
+    lake = Lake(settings.lake_root)
+    on_disk = {p.resolve() for p in lake.root.glob("silver/*/partner=*/*/r-*")}
+    on_disk |= {p.resolve() for p in lake.root.glob(f"quarantine/{FEED}/*/step=validate/r-*")}
+    return on_disk - FeedState.read(lake, FEED).referenced(lake)
+
+
+def test_reprocess_replays_a_feed_corrected_under_the_same_name_as_a_fresh_build_gives_it(
+    spark, month_lake, tmp_path
+):
+    settings, landing, header, rows, first = month_lake
+    corrected = _corrected(spark, settings, header, rows)
+    _deliver(landing, NAME, corrected)
+    second = _run(settings, spark)
+    assert (second["new"], second["corrections"]) == (0, 10)
+    before = _tables(spark, settings)
+
+    replayed = validate.main(["--partner", FEED, "--reprocess"], settings=settings, spark=spark)[FEED]
+
+    def outcome(s: dict) -> tuple:
+        return (s["batch_id"], s["new"], s["corrections"], s["unchanged"], s["quarantined"], s["gate"])
+
+    assert [outcome(s) for s in replayed] == [outcome(first), outcome(second)]
+    assert _tables(spark, settings) == before
+    assert _stray_run_folders(settings) == set()
+    # Both deliveries ingested, then validated in one run: the same lake.
+    fresh = _fresh_build(spark, tmp_path / "fresh", [(NAME, _csv_gz(header, rows)), (NAME, corrected)])
+    assert _tables(spark, fresh, drop=RUN_TIMES) == _tables(spark, settings, drop=RUN_TIMES)
+
+
+def test_a_retried_batch_is_replayed_before_a_later_correction_under_the_same_name(spark, tmp_path):
+    header, rows = _month()
+    suite = tmp_path / "expectations"
+    shutil.copytree(ROOT / "expectations", suite)
+    landing = tmp_path / "landing"
+    settings = load_settings(
+        write_config(tmp_path, landing=landing, enabled=[FEED], expectations_dir=str(suite))
+    )
+    _deliver(landing, NAME, _csv_gz(header, rows))
+    _run(settings, spark)
+    _deliver(landing, "crimes_late.csv.gz", _late(header))
+    ingest.main(["--partner", FEED], settings=settings, spark=spark)
+    assert _validate(settings, spark) == []  # the gate fails: set aside
+    corrected = _corrected(spark, settings, header, rows)
+    _deliver(landing, NAME, corrected)
+    ingest.main(["--partner", FEED], settings=settings, spark=spark)
+    _validate(settings, spark)
+    first, late, correction = (
+        m["batch_id"] for m in list_batches(Lake(settings.lake_root), settings.contract(FEED))
+    )
+    assert _tables(spark, settings)["statuses"] == {
+        first: "published",
+        late: "rejected",
+        correction: "published",
+    }
+    # The suite is mended (a small delivery may hold 20 bad rows), and the set-aside batch retried:
+    # the feed is replayed in ingest order, so that the correction still wins.
+    spec = json.loads((suite / "police_crimes.json").read_text())
+    for expectation in spec["expectations"]:
+        if "small_deliveries" in expectation:
+            expectation["small_deliveries"]["max_unexpected_rows"] = 20
+    (suite / "police_crimes.json").write_text(json.dumps(spec))
+
+    replayed = batches.main(["--partner", FEED, "--retry", late], settings=settings, spark=spark)
+
+    assert [(s["batch_id"], s["gate"]) for s in replayed] == [
+        (first, "passed"),
+        (late, "passed"),
+        (correction, "passed"),
+    ]
+    assert [(s["new"], s["corrections"], s["quarantined"]) for s in replayed[1:]] == [
+        (14, 0, 12),
+        (0, 10, 10),
+    ]
+    assert _stray_run_folders(settings) == set()
+    fresh = _fresh_build(
+        spark,
+        tmp_path / "fresh",
+        [(NAME, _csv_gz(header, rows)), ("crimes_late.csv.gz", _late(header)), (NAME, corrected)],
+        expectations_dir=str(suite),
+    )
+    after = _tables(spark, settings, drop=RUN_TIMES)
+    assert after["statuses"] == {first: "published", late: "published", correction: "published"}
+    assert after == _tables(spark, fresh, drop=RUN_TIMES)
+
+
+def test_reprocess_after_a_discard_keeps_the_discarded_rows_and_the_correction(spark, month_lake):
+    settings, landing, header, rows, first = month_lake
+    _deliver(landing, "crimes_late.csv.gz", _late(header))
+    ingest.main(["--partner", FEED], settings=settings, spark=spark)
+    assert _validate(settings, spark) == []
+    (late,) = [
+        b
+        for b in list_batches(Lake(settings.lake_root), settings.contract(FEED))
+        if b["status"] == "rejected"
+    ]
+    _validate(settings, spark, "--discard", late["batch_id"], "--reason", "dates unreadable")
+    _deliver(landing, NAME, _corrected(spark, settings, header, rows))
+    second = _run(settings, spark)
+    assert (second["new"], second["corrections"]) == (0, 10)
+    before = _tables(spark, settings)
+    assert before["statuses"] == {
+        first["batch_id"]: "published",
+        late["batch_id"]: "discarded",
+        second["batch_id"]: "published",
+    }
+    assert sum(1 for r in before["quarantine"] if ("quarantine_rule", "discarded_batch") in r) == 26
+
+    replayed = validate.main(["--partner", FEED, "--reprocess"], settings=settings, spark=spark)[FEED]
+
+    assert [s["batch_id"] for s in replayed] == [first["batch_id"], second["batch_id"]]
+    assert _tables(spark, settings) == before
+    assert _stray_run_folders(settings) == set()

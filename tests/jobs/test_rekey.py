@@ -8,11 +8,13 @@ import csv
 import gzip
 import hashlib
 import io
+import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
-from builders import SAMPLE, TEST_KEY, write_config
+from builders import ROOT, RUN_TIMES, SAMPLE, TEST_KEY, intake_tables, write_config
 from pyspark.sql import functions as F
 
 from intake import ingestion, validation
@@ -22,7 +24,7 @@ from jobs import batches, ingest, rekey, validate
 from riskradar.audit import read_audit
 from riskradar.catalog import read_history, read_quarantine, read_silver
 from riskradar.config import load_settings
-from riskradar.errors import DeliveryRejected, KeyMismatch, LakeLocked, RiskradarError
+from riskradar.errors import DeliveryRejected, KeyMismatch, LakeLocked, RiskradarError, ValidationGateFailed
 from riskradar.lake import FeedState, Lake, lock, read_json_dir
 
 FEED = "police_crimes"
@@ -260,6 +262,13 @@ def test_a_wrong_old_key_the_same_new_key_or_a_running_job_is_refused_and_nothin
 
 def test_a_missing_or_changed_landing_file_is_refused_naming_it_and_its_batch(spark, lake_copy, tmp_path):
     settings, lake = lake_copy
+    # The lake keeps no intact copy of the two files (the month's was altered, the corrections'
+    # is gone; a lake ingested before copies were kept has none): the rekey needs landing.
+    month, corrections = (f["sha256"] for m in _markers(lake)[:2] for f in m["files"])
+    (lake.delivered(FEED) / corrections).unlink()
+    (lake.delivered(FEED) / month).chmod(0o600)
+    with (lake.delivered(FEED) / month).open("ab") as fh:
+        fh.write(b"\0")
     files = _files(lake.root)
     first, second = (m["batch_id"] for m in _markers(lake)[:2])
     landing = tmp_path / "landing" / FEED
@@ -272,6 +281,10 @@ def test_a_missing_or_changed_landing_file_is_refused_naming_it_and_its_batch(sp
     assert "2 file(s) are not in landing as they were ingested" in message
     assert f"{FEED} batch {first}: 'crimes_2014-06.csv.gz' has changed since it was ingested" in message
     assert f"{FEED} batch {second}: 'crimes_2014-06_corrections.csv.gz' is not in landing" in message
+    assert "), and the lake's copy of it has changed since it was ingested (sha256 " in message
+    assert (
+        "), and the lake keeps no copy of it (ingested before the lake kept copies, or rejected)" in message
+    )
     assert _files(lake.root) == files
 
 
@@ -350,3 +363,165 @@ def test_the_content_check_counts_each_copy_of_a_row_and_ignores_only_the_pseudo
     assert content_differences(contract, "silver", before, frame(*rekeyed[:2])) == [
         "silver: 1 row(s) of the old lake are not in the new one, 0 are new"
     ]
+
+
+# --------------------------------------------------------------------------- a lake corrected in place
+# (issue 27, items 3 and 4)
+
+MONTH_NAME = "crimes_2014-06.csv.gz"
+LATE_NAME = "crimes_late.csv.gz"
+# Raw ids standing on their own (not digits inside a coordinate or a hash).
+_STANDALONE = r"(?<![0-9A-Za-z]){}(?![0-9A-Za-z])"
+
+
+def _suite_settings(root: Path, landing: Path | None = None):
+    """The police feed with the lake, landing and expectations of `root` (its suite may be mended)."""
+    return load_settings(
+        write_config(
+            root,
+            landing=landing or root / "landing",
+            enabled=[FEED],
+            expectations_dir=str(root / "expectations"),
+        )
+    )
+
+
+def _deliver_and_run(spark, settings, name: str, content: bytes) -> None:
+    """Deliver one file, ingest and validate it; a batch that fails its gate stays set aside."""
+    folder = settings.landing_dir(settings.contract(FEED))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(content)
+    ingest.main(["--partner", FEED], settings=settings, spark=spark)
+    try:
+        validate.main(["--partner", FEED], settings=settings, spark=spark)
+    except ValidationGateFailed:
+        pass
+
+
+@pytest.fixture(scope="module")
+def corrected(spark, tmp_path_factory):
+    """A lake whose month was corrected under its own name, the README's way: crimes_2014-06.csv.gz
+    with 200 rows; crimes_late.csv.gz, 26 new events of which 12 have unreadable dates (its gate
+    fails: set aside); crimes_2014-06.csv.gz again, 10 published events corrected. Landing holds
+    only the newest version of the month. Returns the root and the deliveries, in order."""
+    root = tmp_path_factory.mktemp("corrected")
+    shutil.copytree(ROOT / "expectations", root / "expectations")
+    settings = _suite_settings(root)
+    header, rows = _sample(226)
+    deliveries = [
+        (MONTH_NAME, _gz(header, rows[:200])),
+        (
+            LATE_NAME,
+            _gz(header, [dict(r, Date="not a date") if i < 12 else r for i, r in enumerate(rows[200:])]),
+        ),
+    ]
+    for name, content in deliveries:
+        _deliver_and_run(spark, settings, name, content)
+    lake = Lake(settings.lake_root)
+    published = sorted(r["source_row"] for r in read_silver(spark, settings, lake, "events").collect())
+    changed = [dict(r) for r in rows[:200]]
+    for i in [i for i in published if i <= 200][:10]:
+        changed[i - 1]["Description"] = "CORRECTED DESCRIPTION"
+    deliveries.append((MONTH_NAME, _gz(header, changed)))
+    _deliver_and_run(spark, settings, *deliveries[-1])
+    return root, deliveries
+
+
+def _mend_suite(root: Path) -> None:
+    """An operator's fix of the police suite: a small delivery may hold 20 bad rows."""
+    path = root / "expectations" / "police_crimes.json"
+    spec = json.loads(path.read_text())
+    for expectation in spec["expectations"]:
+        if "small_deliveries" in expectation:
+            expectation["small_deliveries"]["max_unexpected_rows"] = 20
+    path.write_text(json.dumps(spec))
+
+
+def _in_clear(spark, lake: Lake, raw: set[str]) -> list[str]:
+    """The raw ids found standing on their own in the lake's tables, records and reports (every
+    Parquet value, every JSON and Markdown file), the copies of the delivered files left out."""
+    copies = lake.root / "_delivered"
+    texts = [
+        p.read_text(encoding="utf-8", errors="replace")
+        for p in lake.root.rglob("*")
+        if p.is_file() and p.suffix in (".json", ".md") and copies not in p.parents
+    ]
+    for folder in {p.parent for p in lake.root.rglob("*.parquet") if copies not in p.parents}:
+        texts += [r[0] for r in spark.read.parquet(str(folder)).select(F.to_json(F.struct("*"))).collect()]
+    blob = "\n".join(texts)
+    return sorted(s for s in raw if s in blob and re.search(_STANDALONE.format(re.escape(s)), blob))
+
+
+def test_a_lake_corrected_under_the_same_name_is_rekeyed_from_what_it_holds_and_replays_after(
+    spark, corrected, tmp_path, monkeypatch
+):
+    built, deliveries = corrected
+    for name in ("lake", "expectations", "landing"):  # landing as the partner left it
+        shutil.copytree(built / name, tmp_path / name, symlinks=True)
+    settings = _suite_settings(tmp_path)
+    lake = Lake(settings.lake_root)
+    monkeypatch.setenv(OLD_ENV, TEST_KEY)
+    monkeypatch.setenv("RISKRADAR_PSEUDONYM_KEY", NEW_KEY)
+    first, late, correction = (m["batch_id"] for m in _markers(lake))
+
+    result = rekey.main(REKEY, settings=settings, spark=spark)
+
+    assert result["feeds"][FEED]["batches"] == {first: first, late: late, correction: correction}
+    # Every version was read from the lake's own copy of it, none from landing.
+    (audited,) = [r for r in read_audit(lake) if r["job"] == "rekey"]
+    assert sorted((i["batch_id"], i["file"], i["read_from"]) for i in audited["inputs"]) == sorted(
+        [
+            (first, MONTH_NAME, "lake copy"),
+            (late, LATE_NAME, "lake copy"),
+            (correction, MONTH_NAME, "lake copy"),
+        ]
+    )
+    # The same lake as the deliveries give when built afresh with the new key.
+    fresh = _suite_settings(tmp_path / "fresh")
+    shutil.copytree(tmp_path / "expectations", tmp_path / "fresh" / "expectations")
+    for name, content in deliveries:
+        _deliver_and_run(spark, fresh, name, content)
+    rekeyed = intake_tables(spark, settings, FEED, "events", drop=RUN_TIMES)
+    assert rekeyed["statuses"] == {first: "published", late: "rejected", correction: "published"}
+    assert rekeyed == intake_tables(spark, fresh, FEED, "events", drop=RUN_TIMES)
+    # The copies of the delivered files are the pipeline's own; nothing else holds a raw id.
+    copies = lake.root / "_delivered" / FEED
+    assert {oct(p.stat().st_mode & 0o777) for p in [copies, *copies.iterdir()]} == {"0o700", "0o400"}
+    raw = {
+        r["ID"]
+        for _, content in deliveries
+        for r in csv.DictReader(io.StringIO(gzip.decompress(content).decode()))
+    }
+    assert len(raw) == 226 and _in_clear(spark, lake, raw) == []
+
+    # Replay after the rekey: the set-aside batch, retried once its suite is mended, is replayed
+    # before the later correction; then the whole feed again. Both lakes the same.
+    for root in (tmp_path, tmp_path / "fresh"):
+        _mend_suite(root)
+    for s in (settings, fresh):
+        replayed = batches.main(["--partner", FEED, "--retry", late], settings=s, spark=spark)
+        assert [(r["batch_id"], r["gate"]) for r in replayed] == [
+            (first, "passed"),
+            (late, "passed"),
+            (correction, "passed"),
+        ]
+    retried = intake_tables(spark, settings, FEED, "events")
+    assert set(retried["statuses"].values()) == {"published"}
+    assert intake_tables(spark, settings, FEED, "events", drop=RUN_TIMES) == intake_tables(
+        spark, fresh, FEED, "events", drop=RUN_TIMES
+    )
+    replayed = validate.main(["--partner", FEED, "--reprocess"], settings=settings, spark=spark)[FEED]
+    assert [r["batch_id"] for r in replayed] == [first, late, correction]
+    assert intake_tables(spark, settings, FEED, "events") == retried
+
+
+def test_a_kept_copy_no_batch_lists_is_removed(tmp_path):
+    """A copy kept by an ingest that died before its batch marker is raw data of nothing in the
+    lake: the next ingest of the feed removes it, and no listed copy."""
+    lake = Lake(tmp_path / "lake")
+    lake.delivered(FEED).mkdir(parents=True)
+    for name in ("a" * 64, "b" * 64):
+        (lake.delivered(FEED) / name).write_bytes(b"ID,Date\n1,today\n")
+    marker = {"batch_id": "b1", "files": [{"file": "crimes.csv.gz", "sha256": "a" * 64}]}
+    assert ingestion.drop_unlisted_copies(lake, FEED, [marker]) == [lake.delivered(FEED) / ("b" * 64)]
+    assert [p.name for p in lake.delivered(FEED).iterdir()] == ["a" * 64]
