@@ -381,9 +381,9 @@ def test_a_failed_gate_keeps_validate_failing_until_the_batch_is_discarded(spark
         spark=spark,
     )
     validate.main(["--partner", "police_crimes"], settings=settings, spark=spark)  # green again
-    # Every delivered row is accounted for: all 45 are in quarantine, saying who set them aside.
+    # Every delivered row is accounted for: all 60 are in quarantine, saying who set them aside.
     quarantine = read_quarantine(spark, lake, "police_crimes")
-    assert _quarantine_by_rule(spark, lake, "police_crimes") == {"discarded_batch": 45}
+    assert _quarantine_by_rule(spark, lake, "police_crimes") == {"discarded_batch": 60}
     reason = quarantine.select("quarantine_reason").first()[0]
     assert reason.startswith("batch discarded by ") and reason.endswith(": dates unreadable")
     assert _published(spark, lake, "police_crimes") == 0
