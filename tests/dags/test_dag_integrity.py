@@ -84,7 +84,10 @@ def test_weekly_dag_wiring(bag):
         "feed.validate_and_publish",
         "feed.fail_feed_if_ingest_failed",
     }
-    outlets = intake.get_task("feed.validate_and_publish").outlets
+    # the asset is updated only by a feed whose validation published something in the run
+    assert intake.get_task("feed.validate_and_publish").outlets == []
+    assert intake.get_task("feed.validate_and_publish").downstream_task_ids == {"feed.announce_new_data"}
+    outlets = intake.get_task("feed.announce_new_data").outlets
     assert [a.uri for a in outlets] == ["riskradar://silver/events"]
 
 
@@ -98,10 +101,13 @@ def test_a_feed_validates_what_ingest_landed_even_when_ingest_failed(bag):
     assert validate.trigger_rule == TriggerRule.ALL_DONE
     assert watcher.trigger_rule == TriggerRule.ONE_FAILED
     assert watcher.upstream_task_ids == {"enabled_feeds", "feed.ingest_new_files"}  # the map, ingest
-    assert {t.task_id for t in intake.leaves} == {validate.task_id, watcher.task_id}
-    # every other task runs only when all its upstream tasks succeeded
+    assert {t.task_id for t in intake.leaves} == {"feed.announce_new_data", watcher.task_id}
+    # every other task runs only when all its upstream tasks succeeded: the asset is updated only
+    # after a validation that succeeded
     others = {t.task_id: t.trigger_rule for t in intake.tasks if t not in (validate, watcher)}
-    assert others == dict.fromkeys(["enabled_feeds", "feed.ingest_new_files"], TriggerRule.ALL_SUCCESS)
+    assert others == dict.fromkeys(
+        ["enabled_feeds", "feed.ingest_new_files", "feed.announce_new_data"], TriggerRule.ALL_SUCCESS
+    )
     with pytest.raises(AirflowFailException, match="ingest of police_crimes failed"):
         watcher.python_callable("police_crimes")
 

@@ -290,8 +290,13 @@ def runs(jvm, airflow_db, spark, cluster, tmp_path_factory):
         cluster_side.shutdown(wait=True)  # the cluster stops after this fixture
 
 
+def _states(run, task_id: str) -> list[str]:
+    return [ti.state for ti in run.get_task_instances() if ti.task_id == task_id]
+
+
 def test_intake_publishes_silver_events_for_every_feed(spark, runs):
     assert runs.intake.state == "success"
+    assert _states(runs.intake, "feed.announce_new_data") == ["success"]  # the asset is updated
     lake = Lake(runs.settings.lake_root)
     bronze = pd.read_parquet(lake.bronze(FEED))
     quarantined = read_quarantine(spark, lake, FEED)
@@ -380,6 +385,8 @@ def test_rerunning_both_dags_changes_no_output(spark, runs):
             logical_date=WEEK_DATE, run_conf=runs.conf, mark_success_pattern=writes_none
         )
     assert again_intake.state == again_weekly.state == "success"
+    # nothing new was delivered: the intake does not update silver_events (no weekly run follows)
+    assert _states(again_intake, "feed.announce_new_data") == ["skipped"]
     second = _outputs(spark, runs.settings)
     for name in runs.first:
         pd.testing.assert_frame_equal(runs.first[name], second[name], check_like=True, obj=name)
