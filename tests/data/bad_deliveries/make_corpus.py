@@ -164,6 +164,13 @@ def _police_files() -> dict[str, bytes]:
         "police/year_1900.csv": police(good(N) + [police_row(N, date="01/01/1900 12:00:00 AM")]),
         # A mistyped year after the data, before the delivery: it would stretch the panel by years.
         "police/stray_year.csv": police(good(N) + [police_row(N, date="11/30/2026 10:00:00 AM")]),
+        **_police_time_and_id_files(),
+    }
+
+
+def _police_time_and_id_files() -> dict[str, bytes]:
+    """Police deliveries whose times or ids read otherwise than they look, and odd landings."""
+    return {
         # Wall times at Chicago's 2014 DST changes: 02:30 did not exist on 9 March, 01:30 was
         # lived twice on 2 November.
         # (around them a delivery of October 2014: its bulk, which no stray rule confuses them with)
