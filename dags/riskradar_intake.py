@@ -7,9 +7,10 @@ behind the feed's expectation gate). One mapped task group per feed: a failed ga
 feed fails only that feed's tasks; the other feeds go on. Validation runs also when ingest
 failed (a rejected file fails ingest, but the delivery's good files are in bronze and are
 validated and published); the feed, and the run, still end failed. Every failure is also
-written to the lake's audit log. A feed whose validation published something in this run
-updates the `silver_events` asset (`announce_new_data`), which triggers the weekly DAG; a feed
-with nothing new skips it, so a daily run without deliveries starts no weekly run.
+written to the lake's audit log. A feed whose validation published something in this run (its
+commit record's version moved past the one `feed_version` read before ingest) updates the
+`silver_events` asset (`announce_new_data`), which triggers the weekly DAG; a feed with nothing
+new skips it, so a daily run without deliveries starts no weekly run.
 
 Params: `config`, the pipeline config (default: conf/riskradar.yaml, or RISKRADAR_CONFIG);
 `driver_memory` of the submitted jobs (default 4g).
@@ -56,31 +57,38 @@ def riskradar_intake():
             "validated and published all the same"
         )
 
-    @task(outlets=[SILVER_EVENTS])
-    def announce_new_data(partner: str, params=None, dag_run=None) -> str:
-        """Update silver_events when the feed's commit record changed during this run (its
-        validation published a batch); skip otherwise: a skipped task emits no asset event."""
-        from datetime import datetime
+    @task
+    def feed_version(partner: str, params=None) -> int:
+        """The version of the feed's commit record before this run ingests anything."""
+        from riskradar.config import load_settings
+        from riskradar.lake import FeedState, Lake
 
+        return FeedState.read(Lake(load_settings(params["config"]).lake_root), partner).version
+
+    @task(outlets=[SILVER_EVENTS])
+    def announce_new_data(partner: str, before: int, params=None) -> int:
+        """Update silver_events when the feed's commit record moved past the version it had
+        before ingest (its validation published in this run); skip otherwise: a skipped task
+        emits no asset event. A version, not a clock: a rerun of the same run stays quiet."""
         from airflow.exceptions import AirflowSkipException
 
         from riskradar.config import load_settings
         from riskradar.lake import FeedState, Lake
 
-        state = FeedState.read(Lake(load_settings(params["config"]).lake_root), partner)
-        committed = datetime.fromisoformat(state.committed_at) if state.committed_at else None
-        if committed is None or committed < dag_run.start_date:
+        now = FeedState.read(Lake(load_settings(params["config"]).lake_root), partner).version
+        if now == before:
             raise AirflowSkipException(f"{partner}: nothing new was published in this run")
-        return state.committed_at
+        return now
 
     @task_group(group_id="feed")
     def feed(partner: str):
+        before = feed_version(partner)
         ingest = spark_job("ingest_new_files", "ingest", ["--partner", partner])
         # A rejected file fails ingest, but the delivery's good files are in bronze: validate them.
         validate = spark_job(
             "validate_and_publish", "validate", ["--partner", partner], trigger_rule=TriggerRule.ALL_DONE
         )
-        ingest >> validate >> announce_new_data(partner)
+        before >> ingest >> validate >> announce_new_data(partner, before)
         ingest >> fail_feed_if_ingest_failed(partner)
 
     feed.expand(partner=enabled_feeds())

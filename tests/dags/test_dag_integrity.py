@@ -87,6 +87,11 @@ def test_weekly_dag_wiring(bag):
     # the asset is updated only by a feed whose validation published something in the run
     assert intake.get_task("feed.validate_and_publish").outlets == []
     assert intake.get_task("feed.validate_and_publish").downstream_task_ids == {"feed.announce_new_data"}
+    # ... which it knows by the feed's commit version read before ingest and after validation
+    assert intake.get_task("feed.feed_version").downstream_task_ids == {
+        "feed.ingest_new_files",
+        "feed.announce_new_data",
+    }
     outlets = intake.get_task("feed.announce_new_data").outlets
     assert [a.uri for a in outlets] == ["riskradar://silver/events"]
 
@@ -106,7 +111,8 @@ def test_a_feed_validates_what_ingest_landed_even_when_ingest_failed(bag):
     # after a validation that succeeded
     others = {t.task_id: t.trigger_rule for t in intake.tasks if t not in (validate, watcher)}
     assert others == dict.fromkeys(
-        ["enabled_feeds", "feed.ingest_new_files", "feed.announce_new_data"], TriggerRule.ALL_SUCCESS
+        ["enabled_feeds", "feed.feed_version", "feed.ingest_new_files", "feed.announce_new_data"],
+        TriggerRule.ALL_SUCCESS,
     )
     with pytest.raises(AirflowFailException, match="ingest of police_crimes failed"):
         watcher.python_callable("police_crimes")
