@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -39,7 +39,59 @@ def read_delivery(
     kept either; the row keeps its lineage and the reason.
     """
     raw, present = _read_raw(spark, inspection, contract)
-    raw = _with_row_numbers(raw)
+    raw = _with_row_numbers(raw).withColumns(
+        {"__file": F.lit(inspection.name), "__sha256": F.lit(inspection.sha256)}
+    )
+    return _bronze_rows(raw, present, contract, key=key, ingested_at=ingested_at, file_issue=file_issue)
+
+
+def read_deliveries(
+    spark: SparkSession,
+    inspections: list[FileInspection],
+    contract: Contract,
+    *,
+    key: bytes,
+    ingested_at: datetime,
+) -> DataFrame:
+    """Bronze rows of several CSV files staged with one header and dialect (`same_csv_dialect`),
+    read by one Spark read: a delivery of thousands of small files is one plan, not thousands.
+    Each row's file is the staged copy it came from (named by its sha256); its record number
+    counts the rows before it in that file, in file order."""
+    first = inspections[0]
+    header = _unique(first.header if contract.reader.header else [c.name for c in contract.columns])
+    paths = [str(i.staged) for i in inspections]
+    raw = _csv_reader(spark, first, contract, header).csv(paths)
+    names = spark.createDataFrame([(i.sha256, i.name) for i in inspections], "__sha256 string, __file string")
+    raw = raw.withColumns(
+        {
+            "__sha256": F.regexp_extract(F.input_file_name(), r"([0-9a-f]{64})[^/]*$", 1),
+            "__mid": F.monotonically_increasing_id(),
+        }
+    )
+    order = Window.partitionBy("__sha256").orderBy("__mid")
+    raw = raw.withColumn("__row", F.row_number().over(order)).join(F.broadcast(names), "__sha256")
+    return _bronze_rows(raw, set(header), contract, key=key, ingested_at=ingested_at, file_issue=None)
+
+
+def same_csv_dialect(inspection: FileInspection, contract: Contract) -> tuple | None:
+    """What files read together by `read_deliveries` must share (their staged header and
+    dialect), or None for a file read alone (not a staged CSV)."""
+    if (inspection.staged_format or contract.reader.format) not in ("csv", "csv.gz"):
+        return None
+    return (tuple(inspection.header), inspection.staged_delimiter, inspection.staged_format)
+
+
+def _bronze_rows(
+    raw: DataFrame,
+    present: set[str],
+    contract: Contract,
+    *,
+    key: bytes,
+    ingested_at: datetime,
+    file_issue: tuple[str, str] | None,
+) -> DataFrame:
+    """The bronze layout of raw rows that carry `__file`, `__sha256` and `__row` (see
+    read_delivery)."""
     rule, reason = _row_issue(raw, contract, present, file_issue)
     # (With no contract column in the file, every row's values are null anyway, and Spark
     # refuses a query that reads only the corrupt-record column.)
@@ -55,9 +107,9 @@ def read_delivery(
         malformed.alias("__malformed"),
         rule.alias("ingest_rule"),
         reason.alias("ingest_reason"),
-        F.lit(inspection.name).alias("source_file"),
-        F.lit(inspection.sha256).alias("source_sha256"),
-        F.col("__row").alias("source_row"),
+        F.col("__file").alias("source_file"),
+        F.col("__sha256").alias("source_sha256"),
+        F.col("__row").cast("long").alias("source_row"),
         F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
     )
     out = pseudonymise(
@@ -88,28 +140,9 @@ def _read_raw(
     path = str(inspection.staged)
     staged = inspection.staged_format or reader.format
     if staged in ("csv", "csv.gz"):
-        # A workbook was staged as CSV with ',' and '"'; a delivered CSV keeps its own dialect.
-        quote = reader.quote if reader.format in ("csv", "csv.gz") else '"'
         # Without a header line the contract's column order is the file's.
         header = _unique(inspection.header if reader.header else [c.name for c in contract.columns])
-        schema = T.StructType(
-            [T.StructField(h, T.StringType()) for h in header] + [T.StructField(_CORRUPT, T.StringType())]
-        )
-        df = (
-            spark.read.schema(schema)
-            .option("header", reader.header)
-            .option("enforceSchema", True)
-            .option("sep", inspection.staged_delimiter or reader.delimiter)
-            .option("quote", quote)
-            .option("escape", quote)
-            # The staged copy is UTF-8 with '\n' line ends, whatever was delivered; a quoted
-            # field may span lines, as the record count of the staging pass allows.
-            .option("multiLine", True)
-            .option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", _CORRUPT)
-            .csv(path)
-        )
-        return df, set(header)
+        return _csv_reader(spark, inspection, contract, header).csv(path), set(header)
     if staged == "jsonl":
         df = (
             spark.read.option("primitivesAsString", True)
@@ -136,6 +169,29 @@ def _read_raw(
         )
         return df, set(prop_fields) | {"geometry"}
     raise ValueError(f"unsupported format {staged!r}")
+
+
+def _csv_reader(spark: SparkSession, inspection: FileInspection, contract: Contract, header: list[str]):
+    """Spark's reader of a staged CSV copy with `header`, every value a string."""
+    reader = contract.reader
+    # A workbook was staged as CSV with ',' and '"'; a delivered CSV keeps its own dialect.
+    quote = reader.quote if reader.format in ("csv", "csv.gz") else '"'
+    schema = T.StructType(
+        [T.StructField(h, T.StringType()) for h in header] + [T.StructField(_CORRUPT, T.StringType())]
+    )
+    return (
+        spark.read.schema(schema)
+        .option("header", reader.header)
+        .option("enforceSchema", True)
+        .option("sep", inspection.staged_delimiter or reader.delimiter)
+        .option("quote", quote)
+        .option("escape", quote)
+        # The staged copy is UTF-8 with '\n' line ends, whatever was delivered; a quoted
+        # field may span lines, as the record count of the staging pass allows.
+        .option("multiLine", True)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", _CORRUPT)
+    )
 
 
 def _empty_raw(spark: SparkSession) -> DataFrame:

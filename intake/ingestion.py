@@ -34,13 +34,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from intake import delivery
-from intake.bronze import read_delivery
+from intake.bronze import read_deliveries, read_delivery, same_csv_dialect
 from intake.delivery import shown
 from riskradar.audit import RunRecord
 from riskradar.catalog import BRONZE_LINEAGE, INGEST_COLUMNS, QUARANTINE_REASON, QUARANTINE_RULE
 from riskradar.config import Contract, Settings
 from riskradar.lake import FeedState, Lake, Publisher, clear_scratch, lock, read_json_dir, write_json
-from riskradar.log import step
+from riskradar.log import Progress, step
 from riskradar.publish import Check, StagedPartitions, publish, rows_equal, stage
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 INGESTED, REJECTED, ROWS_QUARANTINED = "ingested", "rejected", "rejected_rows_quarantined"
 # The kept copies of delivered files hold raw personal data: for the pipeline's user only.
 COPIES_FOLDER_MODE, COPY_MODE = 0o700, 0o400
+# A delivery of many files says how far it is every so many files (and every 50 s).
+FILES_PER_PROGRESS_LINE = 100
 
 
 def ingest_feed(
@@ -125,8 +127,9 @@ class _Delivery:
             "rows": 0,
         }
     )
-    frames: list[tuple[str, DataFrame]] = field(default_factory=list)
-    rejected_frames: list[tuple[str, DataFrame]] = field(default_factory=list)
+    frames: list[tuple[list[str], DataFrame]] = field(default_factory=list)  # (its files, their rows)
+    rejected_frames: list[tuple[list[str], DataFrame]] = field(default_factory=list)
+    pending: dict[tuple, list[delivery.FileInspection]] = field(default_factory=dict)  # by CSV dialect
     records: dict[str, int] = field(default_factory=dict)
     this_run: dict[str, str] = field(default_factory=dict)
     copies: dict[str, Path] = field(default_factory=dict)  # sha256 -> the delivered bytes, staged
@@ -140,20 +143,39 @@ class _Delivery:
         key: bytes,
         staging: Path,
     ) -> None:
-        """Sort the landing files into skipped, refused, deferred, rejected or read."""
-        for entry in entries:
-            sha256 = self._hash(entry)
-            if sha256 is None or self._seen(entry, sha256):
-                continue
-            try:
-                inspection = delivery.stage_file(
-                    entry.path, contract, staging, expected_sha256=sha256, name=entry.name
-                )
-            except delivery.FileChanged as exc:
-                self._note("deferred", entry.name, f"{exc}; it is read on the next run")
-                continue
-            self.this_run[sha256] = entry.name
-            self._read_file(spark, inspection, contract, key=key)
+        """Sort the landing files into skipped, refused, deferred, rejected or read. CSV files of
+        one header and dialect are read together, by one Spark read, once all are staged: a
+        delivery of thousands of small files stays one plan (bounded memory)."""
+        every = max(1, min(FILES_PER_PROGRESS_LINE, len(entries)))
+        with Progress(f"ingest {contract.name}: file", len(entries), logger=log, log_every=every) as progress:
+            for entry in entries:
+                self._stage_one(spark, contract, entry, key=key, staging=staging)
+                progress.advance()
+        for group in self.pending.values():
+            frame = read_deliveries(spark, group, contract, key=key, ingested_at=self.at)
+            self.frames.append(([i.name for i in group], frame))
+
+    def _stage_one(
+        self,
+        spark: SparkSession,
+        contract: Contract,
+        entry: delivery.LandingEntry,
+        *,
+        key: bytes,
+        staging: Path,
+    ) -> None:
+        sha256 = self._hash(entry)
+        if sha256 is None or self._seen(entry, sha256):
+            return
+        try:
+            inspection = delivery.stage_file(
+                entry.path, contract, staging, expected_sha256=sha256, name=entry.name
+            )
+        except delivery.FileChanged as exc:
+            self._note("deferred", entry.name, f"{exc}; it is read on the next run")
+            return
+        self.this_run[sha256] = entry.name
+        self._read_file(spark, inspection, contract, key=key)
 
     def _hash(self, entry: delivery.LandingEntry) -> str | None:
         """The file's sha256, or None when it is refused (not a regular file, cannot be opened)."""
@@ -213,13 +235,17 @@ class _Delivery:
             return
         self.records[name] = inspection.records
         file_issue = _header_issue(inspection, contract, report)
+        dialect = same_csv_dialect(inspection, contract) if file_issue is None else None
+        if dialect is not None:  # read with the files of its dialect (`read`)
+            self.pending.setdefault(dialect, []).append(inspection)
+            return
         rows = read_delivery(spark, inspection, contract, key=key, ingested_at=self.at, file_issue=file_issue)
         if file_issue is None:
-            self.frames.append((name, rows))
+            self.frames.append(([name], rows))
             return
         self.summary["rejected"].append(f"file {shown(name)}: {file_issue[1]}")
         report["status"] = ROWS_QUARANTINED
-        self.rejected_frames.append((name, _as_quarantine(rows)))
+        self.rejected_frames.append(([name], _as_quarantine(rows)))
 
 
 def _publish(
@@ -332,7 +358,7 @@ def _identity(path: Path) -> str:
 def _stage_files(
     spark: SparkSession,
     batch: _Delivery,
-    frames: list[tuple[str, DataFrame]],
+    frames: list[tuple[list[str], DataFrame]],
     table: Path,
     owner: str,
     partition: dict[str, str],
@@ -359,7 +385,7 @@ def _stage_files(
 
     staged = staged_of(rows)
     counts = _staged_rows(spark, staged)
-    mismatched = [file for file, _ in frames if counts.get(file, 0) != batch.records[file]]
+    mismatched = [file for files, _ in frames for file in files if counts.get(file, 0) != batch.records[file]]
     for file in mismatched:
         problem = (
             f"the file holds {batch.records[file]} record(s) (header excluded) as a CSV parser counts them, "

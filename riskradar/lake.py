@@ -260,6 +260,7 @@ def lock(
     else:
         raise LakeLocked(f"{name}: could not take the lock at {path}")
     try:
+        notes += clear_dead_scratch(lake)
         yield notes
     finally:
         holder = _read_holder(path)
@@ -272,6 +273,22 @@ def _read_holder(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
         return None
+
+
+def clear_dead_scratch(lake: Lake) -> list[str]:
+    """Remove the scratch of every run that holds no lock (a run keeps scratch only while it
+    holds its lock, so such a run ended or was killed): staged copies of delivered files, raw
+    data included, never outlive the next run that takes any lock of the lake. What went."""
+    root = lake.root / "_scratch"
+    if not root.is_dir():
+        return []
+    holders = {h.get("run_id") for h in (_read_holder(p) for p in lake.locks().glob("*.lock")) if h}
+    removed = []
+    for run in sorted(root.glob("*/*/*")):
+        if run.is_dir() and run.name not in holders:
+            shutil.rmtree(run, ignore_errors=True)
+            removed.append(f"removed the scratch a stopped run left: {run.relative_to(lake.root)}")
+    return removed
 
 
 def clear_scratch(lake: Lake, job: str, feed: str) -> None:

@@ -134,8 +134,16 @@ class Progress:
     elapsed"; meanwhile a timer says every `every_s` seconds that the step is still at work.
     Use as a context manager (the timer stops on exit)."""
 
-    def __init__(self, what: str, total: int, *, logger: logging.Logger | None = None, every_s: float = 50):
-        self.what, self.total, self.done = what, total, 0
+    def __init__(
+        self,
+        what: str,
+        total: int,
+        *,
+        logger: logging.Logger | None = None,
+        every_s: float = 50,
+        log_every: int = 1,
+    ):
+        self.what, self.total, self.done, self.log_every = what, total, 0, log_every
         self.out = logger or log
         self.every_s = every_s
         self.started = time.monotonic()
@@ -155,7 +163,10 @@ class Progress:
         return elapsed(time.monotonic() - self.started)
 
     def advance(self, detail: str = "") -> None:
+        """One more part done: logged every `log_every` parts, and at the last one."""
         self.done += 1
+        if self.done % self.log_every and self.done != self.total:
+            return
         suffix = f" {detail}" if detail else ""
         self.out.info("%s %d/%d%s, %s elapsed", self.what, self.done, self.total, suffix, self._elapsed())
 
