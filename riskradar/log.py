@@ -26,6 +26,8 @@ from typing import Any
 FORMAT = "%(asctime)s %(levelname)-5s %(job)s[%(run_id)s] %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 PACKAGES = ("riskradar", "intake", "features", "models", "reports", "jobs", "benchmarks")
+# spark-submit runs jobs/<job>.py as a script: the job module's own logger is "__main__".
+SCRIPT = "__main__"
 
 _job: contextvars.ContextVar[str] = contextvars.ContextVar("riskradar_job", default="riskradar")
 _run_id: contextvars.ContextVar[str] = contextvars.ContextVar("riskradar_run_id", default="-")
@@ -70,8 +72,8 @@ def level_of(quiet: bool = False, verbose: bool = False) -> int:
 def configure(level: int = logging.INFO) -> None:
     """Send the project's log lines to standard output in FORMAT at `level`; idempotent (one
     handler, however often a job's main runs in a process). Other libraries' loggers keep their
-    own configuration."""
-    for name in PACKAGES:
+    own configuration. A job run as a script (spark-submit) logs as "__main__": configured too."""
+    for name in (*PACKAGES, SCRIPT):
         logger = logging.getLogger(name)
         logger.setLevel(level)
         if _HANDLER not in logger.handlers:

@@ -80,3 +80,26 @@ def test_progress_counts_its_parts_and_its_heartbeat_speaks_between_them(capsys)
     assert texts[0].startswith("fit: still at work on 1/2, ")  # from the timer's thread, in the run's context
     assert "fit 1/2 for burglary, 0 s elapsed" in texts and texts[-1] == "fit 2/2 for burglary, 0 s elapsed"
     assert {(job, run_id) for _, job, run_id, _ in lines} == {("train", "r2")}
+
+
+def test_a_job_run_as_a_script_logs_its_own_lines(tmp_path):
+    """spark-submit runs jobs/<job>.py as a script: its module logger is `__main__`, and its
+    lines (train's fits, build-features' steps and heartbeats) reach the task log like the
+    others. They were dropped: an Airflow training logged nothing of its own for 50 minutes."""
+    import subprocess
+    import sys
+
+    job = tmp_path / "a_job.py"
+    job.write_text(
+        "import logging\n"
+        "from riskradar.log import configure, run_context\n"
+        "log = logging.getLogger(__name__)\n"
+        "configure()\n"
+        "with run_context('train', '0123456789ab'):\n"
+        "    log.info('fit %d/%d', 1, 7)\n"
+        "    log.debug('not at the default level')\n",
+        encoding="utf-8",
+    )
+    out = subprocess.run([sys.executable, str(job)], capture_output=True, text=True, check=True, timeout=120)
+    lines = [LINE.match(line) for line in out.stdout.splitlines()]
+    assert [m.groups() for m in lines if m] == [("INFO ", "train", "0123456789ab", "fit 1/7")], out
