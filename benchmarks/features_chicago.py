@@ -11,7 +11,6 @@ feature summary (mean, share of non-zero rows, max) used in the issue notes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -24,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.memory import PeakMemory  # noqa: E402
+from benchmarks.results_file import RESULTS, save_result  # noqa: E402
 
 
 def main() -> None:
@@ -64,10 +64,7 @@ def main() -> None:
         "rows_per_s": round(summary["rows"] / elapsed),
         "peak_rss_gib": round(memory.peak_gib, 2),
     }
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "features_chicago.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save_result("features_chicago", result)
 
     panel = spark.read.parquet(str(lake.gold("features")))
     numeric = [
@@ -92,7 +89,7 @@ def main() -> None:
             f"| {c} | {stats[c + '|mean']:.4g} | {stats[c + '|nonzero']:.3f} | {stats[c + '|max']:.4g} "
             f"| {stats[c + '|null']:.3f} |"
         )
-    (out / "features_chicago_summary.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "features_chicago_summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     spark.stop()
 

@@ -11,7 +11,6 @@ the table in benchmarks/README.md is copied from there.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -26,6 +25,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.memory import PeakMemory  # noqa: E402
+from benchmarks.results_file import save_result  # noqa: E402
+
+
+def police_config(tmp: Path, landing: Path, master: str, driver_memory: str) -> Path:
+    """The default config with only the police feed enabled, its landing `landing` and a lake
+    in `tmp`; written to tmp/riskradar.yaml."""
+    config = yaml.safe_load((ROOT / "conf" / "riskradar.yaml").read_text())
+    config["lake"]["root"] = str(tmp / "lake")
+    config["partners"]["landing_root"] = str(landing)
+    config["partners"]["contracts_dir"] = str(ROOT / "conf" / "partners")
+    config["expectations_dir"] = str(ROOT / "expectations")
+    config["partners"]["enabled"] = ["police_crimes"]
+    config["roles"] = {}  # a role must name an enabled feed: only the police feed is
+    config["spark"]["master"] = master
+    config["spark"]["conf"]["spark.driver.memory"] = driver_memory
+    path = tmp / "riskradar.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def main() -> None:
@@ -35,18 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("RISKRADAR_PSEUDONYM_KEY", "benchmark-key-not-a-secret-0123456789")
     with tempfile.TemporaryDirectory(prefix="rr-bench-") as tmp:
-        config = yaml.safe_load((ROOT / "conf" / "riskradar.yaml").read_text())
-        config["lake"]["root"] = str(Path(tmp) / "lake")
-        config["partners"]["landing_root"] = str(ROOT / "data" / "chicago")
-        config["partners"]["contracts_dir"] = str(ROOT / "conf" / "partners")
-        config["expectations_dir"] = str(ROOT / "expectations")
-        config["partners"]["enabled"] = ["police_crimes"]
-        config["roles"] = {}  # a role must name an enabled feed: only the police feed is
-        config["spark"]["master"] = args.master
-        config["spark"]["conf"]["spark.driver.memory"] = args.driver_memory
-        path = Path(tmp) / "riskradar.yaml"
-        path.write_text(yaml.safe_dump(config))
-
+        path = police_config(Path(tmp), ROOT / "data" / "chicago", args.master, args.driver_memory)
         from jobs import ingest, validate
         from riskradar.config import load_settings
         from riskradar.spark import get_session
@@ -79,10 +85,7 @@ def main() -> None:
             "peak_rss_gib": round(memory.peak_gib, 2),
         }
         spark.stop()
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "intake_police.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save_result("intake_police", result)
     print(
         f"| {result['rows']:,} | {result['ingest_s']} | {result['validate_s']} | {result['total_s']} "
         f"| {result['rows_per_s']:,} | {result['peak_rss_gib']} |"

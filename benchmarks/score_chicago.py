@@ -12,7 +12,6 @@ Writes benchmarks/results/score_chicago.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -24,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.memory import PeakMemory  # noqa: E402
+from benchmarks.results_file import save_result  # noqa: E402
 
 
 def main() -> None:
@@ -63,10 +63,7 @@ def main() -> None:
         "export_mb": {k: round(p.stat().st_size / 2**20, 1) for k, p in files.items()},
         "peak_rss_gib": round(memory.peak_gib, 2),
     }
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "score_chicago.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save_result("score_chicago", result)
 
 
 if __name__ == "__main__":
