@@ -23,6 +23,7 @@ import gzip
 import io
 import json
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -30,6 +31,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +54,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--feed", default="police_crimes", help="the feed the new file is delivered to")
     parser.add_argument("--rows", type=int, default=300, help="events in the new file")
     parser.add_argument("--timeout-min", type=float, default=120)
+    parser.add_argument(
+        "--shared-with", default="nothing", help="what else ran on the machine meanwhile (kept in the result)"
+    )
     return parser.parse_args()
 
 
@@ -256,7 +261,8 @@ def main() -> None:
         airflow_log.close()
     result = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": "2 cores, 24 GiB; nothing else running",
+        "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "shared_with": args.shared_with,
         "before": before,
         **result,
         **summarise(result, config, before),
