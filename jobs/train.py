@@ -50,7 +50,14 @@ from models.backtest import (
 )
 from models.baselines import HistoryRate, baselines_for
 from models.estimators import Blend, fit_weighted, make_candidates
-from models.gate import BASELINE_CHAMPION_REASON, baseline_serves_reason, best_of, champion_recipe, gate
+from models.gate import (
+    BASELINE_CHAMPION_REASON,
+    baseline_serves_reason,
+    best_non_inferior,
+    best_of,
+    champion_recipe,
+    gate,
+)
 from models.metrics import PairedInterval, ranking_metrics
 from models.strata import exposure_strata, strata_indicator
 from models.study import (
@@ -140,11 +147,17 @@ def check_promotion_metric(settings: Settings) -> None:
     training = settings.training
     assert training is not None
     allowed = ranking_metrics()
-    if training.promotion_metric not in allowed:
-        raise ConfigError(
-            f"{settings.config_file}: key 'training.promotion_metric' = {training.promotion_metric!r}: "
-            f"expected one of {', '.join(allowed)} (a metric where higher is better)"
-        )
+    checked = {"training.promotion_metric": training.promotion_metric}
+    if training.non_inferiority is not None:
+        checked |= {
+            f"training.non_inferiority.metrics.{i}": m for i, m in enumerate(training.non_inferiority.metrics)
+        }
+    for key, metric in checked.items():
+        if metric not in allowed:
+            raise ConfigError(
+                f"{settings.config_file}: key '{key}' = {metric!r}: "
+                f"expected one of {', '.join(allowed)} (a metric where higher is better)"
+            )
 
 
 def _config_hash(settings: Settings) -> str:
@@ -372,8 +385,12 @@ def train_target(
     recipe = champion_recipe(current_champion.tags if current_champion is not None else None)
     results, champion_value, runs = backtest_all(target, frames, training, baselines, recipe)
     metric = training.promotion_metric
-    best, best_baseline = best_of(results, "candidate", metric), best_of(results, "baseline", metric)
+    best_baseline = best_of(results, "baseline", metric)
     paired, paired_also = paired_comparisons(results, best_baseline, training)
+    checks = non_inferiority_gains(paired_also, training)
+    best = best_of(results, "candidate", metric)
+    if checks:
+        best = best_non_inferior(results, metric, checks, training.non_inferiority.tolerance)
     with _phase("final fit"):
         final = final_model(best.name, frames, training, baselines)
     experiment = _experiment(lake, target)
@@ -390,7 +407,14 @@ def train_target(
         with _phase("gate"):
             gain = paired.gains[best.name]
             alias, reason = gate(
-                best, best_baseline, champion_value, metric, training.promotion_margin, paired=gain
+                best,
+                best_baseline,
+                champion_value,
+                metric,
+                training.promotion_margin,
+                paired=gain,
+                non_inferior={m: gains[best.name] for m, gains in checks.items()},
+                tolerance=training.non_inferiority.tolerance if training.non_inferiority else 0.0,
             )
             _set_alias(client, name, version, alias, reason, best, metric, final.params, gain)
             if final.blend is not None:
@@ -436,11 +460,23 @@ def paired_comparisons(
     the gate reports), and on the table's other PAI coverages (what an analyst flagging more or
     fewer cells would gain, reported beside it; the gate does not use them)."""
     metric, block = training.promotion_metric, training.paired_block_weeks or training.refit_every_weeks
+    others = [*PAI_COLUMNS, *(training.non_inferiority.metrics if training.non_inferiority else [])]
 
     def on(m: str) -> PairedComparison:
         return compare_paired(results, best_baseline, m, block=block, seed=training.seed)
 
-    return on(metric), tuple(on(m) for m in PAI_COLUMNS if m != metric)
+    return on(metric), tuple(on(m) for m in dict.fromkeys(others) if m != metric)
+
+
+def non_inferiority_gains(
+    paired_also: tuple[PairedComparison, ...], training: TrainingConfig
+) -> dict[str, dict[str, PairedInterval]]:
+    """metric -> candidate name -> paired gain over the best baseline, for each metric the gate
+    judges non-inferiority at (empty without `training.non_inferiority`)."""
+    if training.non_inferiority is None:
+        return {}
+    by_metric = {c.metric: c.gains for c in paired_also}
+    return {m: by_metric[m] for m in training.non_inferiority.metrics if m != training.promotion_metric}
 
 
 def _choices(runs: dict[str, CandidateRun]) -> dict[str, list[dict[str, Any]]]:

@@ -4,7 +4,11 @@ Pure: it compares backtest results and returns the alias with the reason in word
 job sets the alias and logs the reason. A learned candidate becomes `champion` only if its mean
 promotion metric beats the best baseline and the current champion's (the champion's recipe
 backtested on today's data) by the margin; otherwise it is a `challenger`. The paired gain of the
-best candidate over the best baseline (with its interval) is appended to the reason, not enforced.
+best candidate over the best baseline (with its interval) is appended to the reason. With a
+non-inferiority check (`training.non_inferiority`), a candidate must also not lose at the other
+coverages: the lower end of its paired gain over the best baseline at each of them may not lie
+below -tolerance, so a candidate that buys PAI@3 % with a loss at 1 % or 5 % stays a challenger,
+and the best candidate that passes is the one the gate judges.
 """
 
 from __future__ import annotations
@@ -32,6 +36,35 @@ def best_of(results: list[BacktestResult], kind: str, metric: str) -> BacktestRe
     )
 
 
+def shortfall(gains: Mapping[str, PairedInterval], tolerance: float) -> str | None:
+    """Where a candidate is not non-inferior to the best baseline: the first metric of `gains`
+    (its paired gains over that baseline) whose interval's lower end lies below -tolerance, or
+    that has no week to judge; None where every one holds."""
+    for metric, gain in gains.items():
+        if gain.weeks == 0 or not gain.low >= -tolerance:
+            return metric
+    return None
+
+
+def best_non_inferior(
+    results: list[BacktestResult],
+    metric: str,
+    gains: Mapping[str, Mapping[str, PairedInterval]],
+    tolerance: float,
+) -> BacktestResult:
+    """The candidate with the highest mean `metric` among those without a `shortfall` at the
+    metrics of `gains` (metric -> candidate name -> paired gain over the best baseline); the
+    best candidate on `metric` where none is without one."""
+    ranked = sorted(
+        (r for r in results if r.kind == "candidate"),
+        key=lambda r: -np.nan_to_num(r.mean(metric), nan=-np.inf),
+    )
+    for result in ranked:
+        if shortfall({m: by_name[result.name] for m, by_name in gains.items()}, tolerance) is None:
+            return result
+    return best_of(results, "candidate", metric)
+
+
 def gate(
     best: BacktestResult,
     baseline: BacktestResult,
@@ -40,11 +73,33 @@ def gate(
     margin: float,
     *,
     paired: PairedInterval | None = None,
+    non_inferior: Mapping[str, PairedInterval] | None = None,
+    tolerance: float = 0.0,
 ) -> tuple[str, str]:
     """(alias, reason): champion only if `best` beats the best baseline and the current
-    champion's value (None: no champion yet) by the margin. `paired`, the paired gain of `best`
-    over `baseline` with its interval, is appended to the reason: reported, never enforced."""
+    champion's value (None: no champion yet) by the margin on `metric` and, with
+    `non_inferior` (its paired gains over `baseline` at other metrics), has no `shortfall` at
+    any of them. `paired`, the paired gain of `best` over `baseline` on `metric`, is appended
+    to the reason; so is which metric decided."""
     alias, reason = _rule(best, baseline, champion, metric, margin)
+    if non_inferior and alias != CHAMPION:
+        reason += f"; decided by {metric}"
+    elif non_inferior:
+        missing = shortfall(non_inferior, tolerance)
+        if missing is not None:
+            alias, reason = (
+                CHALLENGER,
+                (
+                    f"{reason}, but at {missing} its paired gain {non_inferior[missing].text()} reaches "
+                    f"below -{tolerance:g}: not non-inferior to {baseline.name}; held back by {missing}"
+                ),
+            )
+        else:
+            lows = ", ".join(f"{m} {g.low:+.2f}" for m, g in non_inferior.items())
+            reason += (
+                f"; non-inferior at {' and '.join(non_inferior)} (lower ends of the paired gains "
+                f"{lows}, none below -{tolerance:g}); decided by {metric}"
+            )
     if paired is not None:
         reason += f"; paired gain over {baseline.name}, {metric} {paired.text()}"
     return alias, reason

@@ -605,6 +605,20 @@ class StudyConfig(_Model):
     tuned: bool = Field(True, description="false: every fit as configured, no tuning and no blend")
 
 
+class NonInferiorityConfig(_Model):
+    """What the gate asks beside the promotion metric: at each of `metrics`, the lower end of
+    the candidate's paired gain over the best baseline must not lie below -tolerance."""
+
+    metrics: list[str] = Field(
+        default_factory=lambda: ["pai_1", "pai_5"],
+        min_length=1,
+        description="metrics where higher is better, judged beside the promotion metric",
+    )
+    tolerance: float = Field(
+        0.1, ge=0.0, description="how far below 0 the lower end of each paired gain may reach"
+    )
+
+
 class TrainingConfig(_Model):
     """Rolling-origin backtest, candidates and the promotion gate."""
 
@@ -620,6 +634,9 @@ class TrainingConfig(_Model):
     seed: int = 42
     promotion_metric: str = "pai_3"
     promotion_margin: float = Field(0.0, ge=0.0, description="absolute margin on the promotion metric")
+    non_inferiority: NonInferiorityConfig | None = Field(
+        None, description="no loss at other coverages either (the gate); null: the promotion metric alone"
+    )
     paired_block_weeks: int | None = Field(
         None,
         ge=1,

@@ -55,6 +55,7 @@ def synthetic_settings(tmp_path, **training):
         "training.zero_row_fraction": 0.5,
         "training.promotion_margin": 0.0,
         "training.tuning": None,  # the tests that tune say so
+        "training.non_inferiority": None,  # and those that check non-inferiority
         "targets": {"burglary": {"categories": ["burglary"]}},
     }
     return load_settings(

@@ -250,10 +250,16 @@ def test_a_worse_model_does_not_become_champion_and_the_reason_is_recorded(train
 
 
 def test_the_same_model_again_does_not_replace_the_champion(trained, spark):
-    tmp, settings, first = trained
+    """Also with the non-inferiority check on (at PAI@1 % and the rank correlation): the gate
+    compares at those metrics too and says the promotion metric decided."""
+    tmp, _, first = trained
+    checks = {"metrics": ["pai_1", "spearman"], "tolerance": 0.1}
+    settings = synthetic_settings(tmp, **{"training.candidates": GOOD, "training.non_inferiority": checks})
     again = train.main(["--target", "burglary"], settings=settings, spark=spark)["burglary"]
     assert again["alias"] == "challenger"
     assert "does not beat the current champion" in again["reason"]
+    assert again["reason"].split("; paired gain over")[0].endswith("; decided by pai_3")
+    assert [c.metric for c in again["paired_also"]] == ["pai_1", "pai_5", "spearman"]
 
 
 def _free_port() -> int:
@@ -478,18 +484,26 @@ def test_a_tuning_grid_the_candidates_do_not_take_is_refused_before_any_work(spa
         train.main(["--all"], settings=settings, spark=spark)
 
 
-@pytest.mark.parametrize("metric", ["deviance", "pai_2", "PAI_3"])
-def test_a_promotion_metric_the_gate_cannot_keep_the_higher_of_is_refused_before_any_work(
-    spark, tmp_path, metric
-):
-    settings = synthetic_settings(
-        tmp_path, **{"training.candidates": GOOD, "training.promotion_metric": metric}
-    )
+@pytest.mark.parametrize(
+    ("key", "metric"),
+    [
+        ("training.promotion_metric", "deviance"),
+        ("training.promotion_metric", "pai_2"),
+        ("training.promotion_metric", "PAI_3"),
+        ("training.non_inferiority.metrics.1", "deviance"),
+        ("training.non_inferiority.metrics.1", "pai_2"),
+    ],
+)
+def test_a_metric_the_gate_cannot_keep_the_higher_of_is_refused_before_any_work(spark, tmp_path, key, metric):
+    """The promotion metric, and each metric the gate checks non-inferiority at."""
+    if key == "training.promotion_metric":
+        config = {key: metric}
+    else:
+        config = {"training.non_inferiority": {"metrics": ["pai_1", metric]}}
+    settings = synthetic_settings(tmp_path, **{"training.candidates": GOOD, **config})
     with pytest.raises(ConfigError) as err:
         train.main(["--all"], settings=settings, spark=spark)
-    assert f"key 'training.promotion_metric' = {metric!r}: expected one of spearman, hit_rate_1, " in str(
-        err.value
-    )
+    assert f"key '{key}' = {metric!r}: expected one of spearman, hit_rate_1, " in str(err.value)
     assert "pai_3, pei_3" in str(err.value) and "(a metric where higher is better)" in str(err.value)
     assert not list(Lake(settings.lake_root).root.glob("mlflow/*")), "nothing was trained"
 

@@ -20,8 +20,8 @@ from models.backtest import (
     run_candidate,
 )
 from models.baselines import baselines_for, exponentially_weighted, prior_counts
-from models.gate import baseline_serves_reason, best_of, champion_recipe, gate
-from models.metrics import Interval, pai
+from models.gate import baseline_serves_reason, best_non_inferior, best_of, champion_recipe, gate, shortfall
+from models.metrics import Interval, PairedInterval, pai
 from models.strata import exposure_strata
 
 
@@ -196,6 +196,55 @@ def test_the_gate_promotes_only_what_beats_the_best_baseline_and_the_champion_by
 ):
     best, baseline = _result("hgb", "candidate", 3.0), _result("prior_4w", "baseline", 2.0)
     assert gate(best, baseline, champion, "pai_3", margin) == (alias, f"hgb pai_3 3.000 {reason}")
+
+
+def _gain(low: float, weeks: int = 26) -> PairedInterval:
+    return PairedInterval(mean=low + 0.2, low=low, high=low + 0.4, weeks=weeks, won=weeks // 2)
+
+
+def test_a_candidate_that_buys_the_promotion_metric_with_a_loss_at_another_coverage_is_held_back():
+    best, baseline = _result("hgb", "candidate", 3.0), _result("ewma", "baseline", 2.0)
+    losing = {"pai_1": _gain(-0.05), "pai_5": _gain(-0.3)}
+    alias, reason = gate(best, baseline, None, "pai_3", 0.5, non_inferior=losing, tolerance=0.1)
+    assert alias == "challenger"
+    assert reason == (
+        "hgb pai_3 3.000 beats the best baseline ewma (2.000) (no champion yet) by more than 0.5, but at "
+        "pai_5 its paired gain -0.10 [-0.30, +0.10], 13/26 weeks reaches below -0.1: not non-inferior to "
+        "ewma; held back by pai_5"
+    )
+    holding = {"pai_1": _gain(-0.1), "pai_5": _gain(0.02)}
+    alias, reason = gate(best, baseline, None, "pai_3", 0.5, non_inferior=holding, tolerance=0.1)
+    assert alias == "champion"
+    assert reason.endswith(
+        "; non-inferior at pai_1 and pai_5 (lower ends of the paired gains pai_1 -0.10, pai_5 +0.02, "
+        "none below -0.1); decided by pai_3"
+    )
+    alias, reason = gate(best, baseline, None, "pai_3", 1.5, non_inferior=holding, tolerance=0.1)
+    assert (alias, reason.endswith("by the margin 1.5; decided by pai_3")) == ("challenger", True)
+
+
+def test_a_coverage_without_a_week_to_judge_is_a_shortfall_and_without_checks_nothing_is():
+    assert shortfall({"pai_1": _gain(0.5), "pai_5": _gain(0.5, weeks=0)}, 0.1) == "pai_5"
+    assert shortfall({"pai_1": _gain(float("nan"))}, 0.1) == "pai_1"
+    assert shortfall({}, 0.1) is None
+
+
+def test_the_gate_judges_the_best_candidate_that_loses_at_no_coverage():
+    results = [
+        _result("raw", "candidate", 3.0),
+        _result("blend", "candidate", 3.2),
+        _result("smooth", "candidate", 2.9),
+        _result("ewma", "baseline", 2.5),
+    ]
+    gains = {
+        "pai_1": {"blend": _gain(-0.4), "raw": _gain(0.1), "smooth": _gain(0.3)},
+        "pai_5": {"blend": _gain(0.2), "raw": _gain(0.0), "smooth": _gain(0.3)},
+    }
+    assert best_non_inferior(results, "pai_3", gains, 0.1).name == "raw"
+    gains["pai_5"]["raw"] = _gain(-0.2)
+    assert best_non_inferior(results, "pai_3", gains, 0.1).name == "smooth"
+    gains["pai_1"]["smooth"] = _gain(-1.0)
+    assert best_non_inferior(results, "pai_3", gains, 0.1).name == "blend", "none holds: the best on pai_3"
 
 
 def test_a_baseline_serving_as_champion_is_said_in_the_reason():
