@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import psutil
 
@@ -65,3 +67,20 @@ def _label(proc: psutil.Process) -> str:
         main = next((a for a in cmd if a.startswith("org.apache.spark.")), "java")
         return f"java {main}"
     return " ".join(cmd[:3])[:80]
+
+
+def run_measured(argv: list[str], log: Path, cwd: Path | None = None) -> tuple[float, float]:
+    """Run a command with its output in `log`; returns (wall seconds, peak GiB of its process
+    tree). Raises on failure, with the log's tail. The processes at the peak are appended to
+    the log."""
+    with log.open("w") as out, PeakMemory() as mem:
+        start = time.perf_counter()
+        proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, check=False)
+        wall = time.perf_counter() - start
+    with log.open("a") as out:
+        for name, rss in mem.peak_detail:
+            out.write(f"peak memory: {rss / 2**30:.2f} GiB {name}\n")
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-30:])
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}); log {log}:\n{tail}")
+    return wall, mem.peak_gib

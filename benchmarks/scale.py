@@ -22,9 +22,7 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,7 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.memory import PeakMemory  # noqa: E402
+from benchmarks.memory import run_measured  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 TARGET = "all_incidents"
@@ -44,22 +42,6 @@ STAGES = {
     "train": ["train", "--target", TARGET],
     "score": ["score", "--target", TARGET],
 }
-
-
-def _run(argv: list[str], log: Path) -> tuple[float, float]:
-    """Run a command; returns (wall seconds, peak GiB of its process tree). Raises on failure.
-    The processes at the peak are appended to the log."""
-    with log.open("w") as out, PeakMemory() as mem:
-        start = time.perf_counter()
-        proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, check=False)
-        wall = time.perf_counter() - start
-    with log.open("a") as out:
-        for name, rss in mem.peak_detail:
-            out.write(f"peak memory: {rss / 2**30:.2f} GiB {name}\n")
-    if proc.returncode != 0:
-        tail = "\n".join(log.read_text().splitlines()[-30:])
-        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}); log {log}:\n{tail}")
-    return wall, mem.peak_gib
 
 
 def _bench_config(city: Path) -> Path:
@@ -112,7 +94,7 @@ def run(events: int, work: Path, keep: bool, resume_from: str | None = None) -> 
         logs.mkdir(parents=True)
 
     def measure(name: str, argv: list[str]) -> None:
-        wall, peak = _run(argv, logs / f"{name}.log")
+        wall, peak = run_measured(argv, logs / f"{name}.log", cwd=ROOT)
         result["stages"][name] = {"wall_s": round(wall, 1), "peak_gib": round(peak, 2)}
         pipeline = [v for k, v in result["stages"].items() if k in STAGES]
         result["pipeline_s"] = round(sum(v["wall_s"] for v in pipeline), 1)
@@ -133,7 +115,11 @@ def run(events: int, work: Path, keep: bool, resume_from: str | None = None) -> 
             result["rows"] = _rows(city)
             reference = logs / "reference.json"
             script = str(ROOT / "benchmarks" / "reference_panel.py")
-            _run([python, script, "--config", str(config), "--json", str(reference)], logs / "reference.log")
+            run_measured(
+                [python, script, "--config", str(config), "--json", str(reference)],
+                logs / "reference.log",
+                cwd=ROOT,
+            )
             result["reference_panel"] = json.loads(reference.read_text())
     result["complete"] = True
     out.write_text(json.dumps(result, indent=2) + "\n")
