@@ -261,6 +261,12 @@ class Contract(_Model):
     series: SeriesMapping | None = None
     areas: AreaMapping | None = None
     expectation_suite: str = Field(description="file under expectations/; it holds the batch gate")
+    privacy_law: Literal["avg", "wpg"] = Field(
+        "avg",
+        description="the law its personal data are processed under, as the register of processing "
+        "states it: avg (the GDPR, art. 30) or wpg (police data under the Wet politiegegevens, "
+        "Directive (EU) 2016/680)",
+    )
     id_normalisation: Literal["nfkc", "trim"] = Field(
         "nfkc",
         description="how ids and other pseudonymised values are read before they are compared and "
@@ -770,6 +776,64 @@ class SharingConfig(_Model):
     database: ShareDatabase | None = Field(None, description="null: the outbox's files only")
 
 
+class Bilingual(_Model):
+    """A text the registers publish, in Dutch (`nl`) and English (`en`)."""
+
+    nl: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class LinkedDocument(_Model):
+    """A document the Algoritmeregister entry links to: a law, an impact assessment."""
+
+    title: str = Field(min_length=1, max_length=100)
+    link: str = Field(pattern=r"^https://\S+$", max_length=500)
+
+
+# The Algoritmeregister's publication categories (publication standard 1.0.0, `publication_category`).
+PUBLICATION_CATEGORIES = ("Hoog-risico AI-systeem", "Impactvolle algoritmes", "Overige algoritmes")
+CONTACT = r"^(https://\S+|[^@\s]+@[^@\s]+\.[^@\s]+)$"
+
+
+class GovernanceConfig(_Model):
+    """Who answers for the processing and the models, as the register of processing and the
+    Algoritmeregister entry state it (`riskradar register`)."""
+
+    organisation: str = Field(
+        min_length=1, max_length=100, description="the controller: the organisation that runs riskradar"
+    )
+    contact: str = Field(
+        pattern=CONTACT, max_length=500, description="an e-mail address or https:// page for questions"
+    )
+    privacy_officer: str = Field(
+        pattern=CONTACT, max_length=500, description="how to reach the data protection officer"
+    )
+    reviewer_role: str = Field(
+        min_length=1,
+        description="who reviews and promotes model versions and may switch scoring off (a role, not a name)",
+    )
+    purpose: Bilingual = Field(description="why the partners' data are processed")
+    target_names: dict[Name, Bilingual] = Field(
+        {}, description="how the registers name each target; a target left out is named by its key"
+    )
+    legal_basis: Bilingual = Field(description="the legal basis of the process the models serve")
+    legal_basis_links: list[LinkedDocument] = []
+    publication_category: Literal[PUBLICATION_CATEGORIES] = Field(
+        description="the Algoritmeregister's category: " + ", ".join(PUBLICATION_CATEGORIES)
+    )
+    impact_assessments: list[LinkedDocument] = Field(
+        [], description="published impact assessments (DPIA, IAMA)"
+    )
+    third_country_transfers: str = Field(
+        min_length=1, description="transfers of personal data outside the EEA, or 'none'"
+    )
+    in_use_since: str | None = Field(
+        None, pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM; null: the first version's month"
+    )
+    website: str | None = Field(None, pattern=r"^https://\S+$", max_length=500)
+    source_code: str | None = Field(None, pattern=r"^https://\S+$", max_length=500)
+
+
 class SparkConfig(_Model):
     master: str = "local[*]"
     conf: dict[str, str] = {}
@@ -800,6 +864,7 @@ class Settings(_Model):
     pseudonymisation: PseudonymConfig = PseudonymConfig()
     spark: SparkConfig = SparkConfig()
     mlflow: MlflowConfig = MlflowConfig()
+    governance: GovernanceConfig | None = Field(None, description="needed by `riskradar register`")
     # Filled by load_settings, not written in YAML.
     config_file: str = ""
     contracts: dict[str, Contract] = {}
@@ -1136,6 +1201,16 @@ def _check_features(path: Path, features: FeatureConfig, settings: Settings) -> 
             )
 
 
+def _check_governance(path: Path, settings: Settings) -> None:
+    named = settings.governance.target_names if settings.governance else {}
+    unknown = sorted(set(named) - set(settings.targets))
+    if unknown:
+        raise ConfigError(
+            f"{path}: key 'governance.target_names' names {unknown}, which are not under 'targets' "
+            f"({', '.join(settings.targets)})"
+        )
+
+
 def _check_kde(path: Path, kde: KdeConfig, features: FeatureConfig, cell_size_m: float) -> None:
     for i, gname in enumerate(kde.groups):
         if gname not in features.category_groups:
@@ -1224,6 +1299,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
             )
     if settings.features:
         _check_features(path, settings.features, settings)
+    _check_governance(path, settings)
     _check_roles(path, settings.roles, contracts, Path(partners.contracts_dir))
     settings = settings.model_copy(
         update={

@@ -36,6 +36,11 @@ def write_config(tmp_path: Path, *, landing: Path, enabled: list[str], **overrid
         for p in parents:
             node = node[p]
         node[leaf] = value
+    governance = data.get("governance") or {}
+    if governance.get("target_names"):  # the registers' names of the targets this city keeps
+        governance["target_names"] = {
+            t: names for t, names in governance["target_names"].items() if t in (data.get("targets") or {})
+        }
     path = tmp_path / "conf" / "riskradar.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -55,6 +55,10 @@ def test_lake_root_comes_from_the_environment(monkeypatch, tmp_path):
         ("partners.enabled", ["police_crimes", "nope"], "'partners.enabled' names 'nope' but"),
         ("targets.burglary.categories", ["burglary", "jaywalking"], "unknown categories ['jaywalking']"),
         ("spark.colour", "blue", "key 'spark.colour' = 'blue': Extra inputs are not permitted"),
+        ("governance.publication_category", "Hoog risico", "key 'governance.publication_category' = 'Hoog"),
+        ("governance.contact", "nobody", "key 'governance.contact' = 'nobody': String should match pattern"),
+        ("governance.purpose", {"nl": "alleen Nederlands"}, "key 'governance.purpose.en'"),
+        ("governance.in_use_since", "2026-13", "key 'governance.in_use_since' = '2026-13'"),
     ],
 )
 def test_wrong_value_names_file_key_and_value(tmp_path: Path, key, value, message):
@@ -63,6 +67,27 @@ def test_wrong_value_names_file_key_and_value(tmp_path: Path, key, value, messag
         load_settings(path)
     assert str(path) in str(err.value)
     assert message in str(err.value)
+
+
+def test_a_register_name_of_a_target_the_config_lacks_is_refused(tmp_path: Path):
+    path = write_config(tmp_path, landing=tmp_path, enabled=["police_crimes"])
+    data = yaml.safe_load(path.read_text())
+    data["governance"]["target_names"]["jaywalking"] = {"nl": "door rood lopen", "en": "jaywalking"}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(
+        ConfigError, match=r"key 'governance.target_names' names \['jaywalking'\], which are not"
+    ):
+        load_settings(path)
+
+
+def test_police_data_of_the_dutch_example_fall_under_the_wpg():
+    settings = load_settings(ROOT / "conf" / "examples" / "nl" / "riskradar.yaml")
+    assert {n: c.privacy_law for n, c in settings.contracts.items()} == {
+        "politie_bvh": "wpg",
+        "gemeente_meldingen": "avg",
+        "cbs_buurten": "avg",
+        "cbs_kerncijfers": "avg",
+    }
 
 
 def _contract_file(tmp_path: Path, **changes) -> Path:
