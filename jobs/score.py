@@ -2,6 +2,7 @@
 
     riskradar score --target burglary [--week 2014-12-29]
     riskradar score --all
+    riskradar score --target burglary --off --reason "under review"     # stop scoring it; --on: resume
 
 The week defaults to the newest week of gold.features: the week after the newest complete
 data, whose features are known at its start. The model is `models:/riskradar-<target>@champion`;
@@ -16,10 +17,17 @@ rolled up by area into gold.scores_by_area: per area its study cells, the sum of
 counts (also as published, below `scoring.min_count_shown` shown as "<k"), its hotspot cells
 and their share of all hotspot cells. It passes its own suite, and is published with the
 scores or not at all.
+
+Human oversight: `--off --reason "..."` switches scoring of a target off. The reason, the day and
+the user are kept on the registered model (tag `riskradar.scoring_off`), and every later run
+refuses the target before it starts Spark (with `--skip-without-champion`, as the weekly DAG
+runs it, skips it and audits why) until `--on`, whatever the trainings promote meanwhile.
+Taking the alias `champion` away stops scoring only until the next training sets it again.
 """
 
 from __future__ import annotations
 
+import getpass
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
@@ -48,12 +56,12 @@ from riskradar.catalog import (
     score_columns,
     silver_table,
 )
-from riskradar.config import Settings
-from riskradar.errors import ConfigError, NoChampion, NothingToDo
+from riskradar.config import Settings, load_settings
+from riskradar.errors import ConfigError, NoChampion, NothingToDo, ScoringOff
 from riskradar.lake import Lake, read_json_dir
 from riskradar.log import step
 from riskradar.publish import Check, StagedPartitions, publish, stage
-from riskradar.registry import champion_version, tracking_uri
+from riskradar.registry import champion_version, require_scoring_on, switch_scoring, tracking_uri
 from riskradar.runtime import add_target_arguments, context, job_parser, monday, parse, selected_targets
 
 SUITE = "gold_scores.json"
@@ -74,11 +82,33 @@ def main(
     parser.add_argument(
         "--skip-without-champion",
         action="store_true",
-        help="a target without a champion is reported (and audited as skipped) instead of failing the run",
+        help="a target without a champion, or whose scoring is switched off, is reported (and audited as "
+        "skipped) instead of failing the run",
+    )
+    switch = parser.add_mutually_exclusive_group()
+    switch.add_argument(
+        "--off",
+        action="store_true",
+        help="switch scoring of the targets off and score nothing: every later score of them is refused "
+        "(skipped by the weekly run), whatever the trainings promote, until --on; needs --reason",
+    )
+    switch.add_argument(
+        "--on", action="store_true", help="switch scoring of the targets back on; score nothing"
+    )
+    parser.add_argument(
+        "--reason", help="with --off: why (kept on the registered model and in the audit log)"
     )
     args = parse(parser, argv)
-    settings, lake, spark = context(args, settings, spark)
+    if args.off and not (args.reason or "").strip():
+        parser.error("--off needs --reason: say why scoring stops")
+    settings = settings or load_settings(args.config)
     targets = selected_targets(settings, args)
+    if args.off or args.on:
+        return switch_targets(settings, targets, reason=args.reason if args.off else None)
+    targets = [t for t in targets if scoring_is_on(settings, t, args.week, skip=args.skip_without_champion)]
+    if not targets:
+        return {}
+    settings, lake, spark = context(args, settings, spark)
     panel = read_panel(spark, lake)
     week = args.week or panel_weeks(lake)[-1]
     results = {}
@@ -104,6 +134,48 @@ def main(
                 lake.gold(SCORES) / r["partition"],
             )
     return results
+
+
+def switch_targets(
+    settings: Settings, targets: list[str], *, reason: str | None
+) -> dict[str, dict[str, Any]]:
+    """Switch scoring of `targets` off (with `reason`, the day and the user: the note on the
+    registered model) or, without a reason, on again; each switch audited."""
+    from mlflow import MlflowClient
+
+    lake = Lake(settings.lake_root)
+    client = MlflowClient(tracking_uri(settings, lake))
+    note = (
+        None if reason is None else f"{datetime.now(UTC):%Y-%m-%d} by {getpass.getuser()}: {reason.strip()}"
+    )
+    state = "off" if note else "on"
+    out = {}
+    for target in targets:
+        with audited_run(lake, "score", {"target": target, "switch": state, "reason": reason}) as record:
+            switch_scoring(client, model_name(target), note)
+            record.notes.append(f"scoring switched {state}" + (f": {note}" if note else ""))
+        log.info("score %s: scoring switched %s%s", target, state, f" ({note})" if note else "")
+        out[target] = {"scoring": state, "note": note}
+    return out
+
+
+def scoring_is_on(settings: Settings, target: str, week: date | None, *, skip: bool) -> bool:
+    """True when scoring of `target` is on. When it is off: ScoringOff, or with `skip` False
+    after auditing the target as skipped."""
+    from mlflow import MlflowClient
+
+    lake = Lake(settings.lake_root)
+    client = MlflowClient(tracking_uri(settings, lake))
+    with audited_run(lake, "score", {"target": target, "week": str(week or "newest")}) as record:
+        try:
+            require_scoring_on(client, model_name(target), target)
+        except ScoringOff as exc:
+            if not skip:
+                raise
+            record.notes.append(f"skipped: {exc}")
+            log.warning("score %s: skipped, %s", target, exc)
+            return False
+    return True
 
 
 def load_champion(settings: Settings, lake: Lake, target: str):

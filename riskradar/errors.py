@@ -47,6 +47,12 @@ class NoChampion(RiskradarError):
     """A registered model has no version with the alias `champion`: nothing reviewed to score with."""
 
 
+class ScoringOff(NoChampion):
+    """Scoring of a target is switched off (`riskradar score --target T --off`): a reviewer
+    stopped it, whatever the registry's aliases say. A NoChampion, so a run that skips targets
+    without one skips it too."""
+
+
 class KeyMismatch(RiskradarError):
     """The pseudonymisation key differs from the one the lake was built with (or the lake's
     record of it cannot be read): its pseudonyms would not match the lake's."""

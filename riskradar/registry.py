@@ -9,12 +9,15 @@ from typing import Any
 
 from riskradar.catalog import model_name as model_name  # re-exported: score asks the registry
 from riskradar.config import Settings
-from riskradar.errors import NoChampion
+from riskradar.errors import NoChampion, ScoringOff
 from riskradar.lake import Lake
 
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+# A tag of the registered model, not of a version: scoring of its target is switched off, and why
+# ("<date> by <user>: <reason>"). It outlives new versions and the aliases a training sets.
+SCORING_OFF = "riskradar.scoring_off"
 # Types our models hold that skops does not trust by default: the tree predictor of the
 # gradient boosting model, our baselines, imputer and blend, and the dtype that SimpleImputer kept in
 # the linear models registered before MedianImputer replaced it.
@@ -118,3 +121,39 @@ def champion_version(client, name: str):
         f"(aliases: {', '.join(aliases) or 'none'}): no version passed the promotion gate; a data "
         f"scientist can promote one in the MLflow UI (alias '{CHAMPION}') after review"
     ) from None
+
+
+def scoring_off(client, name: str) -> str | None:
+    """Why scoring of the model's target is switched off, or None when it is on (or the model
+    is not registered yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(name).tags.get(SCORING_OFF)
+    except MlflowException:
+        return None
+
+
+def switch_scoring(client, name: str, note: str | None) -> None:
+    """Switch scoring of the model's target off, saying why (`note`), or on again (None). A
+    model not registered yet is registered empty, so the switch holds for its first training."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name)
+    if note is not None:
+        client.set_registered_model_tag(name, SCORING_OFF, note)
+    elif scoring_off(client, name) is not None:
+        client.delete_registered_model_tag(name, SCORING_OFF)
+
+
+def require_scoring_on(client, name: str, target: str) -> None:
+    """ScoringOff, naming why and how to switch it back on, when scoring of `target` is off."""
+    note = scoring_off(client, name)
+    if note is not None:
+        raise ScoringOff(
+            f"scoring of {target!r} is switched off ({note}); the champion of {name} stays as it is: "
+            f"`riskradar score --target {target} --on` switches scoring back on"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,3 +128,112 @@ def intake_tables(spark, settings, feed: str, table: str, *, drop=frozenset({"su
     }
     out["statuses"] = {b: r["status"] for b, r in FeedState.read(lake, feed).batches.items()}
     return out
+
+
+# The figures a training logs for the model it registers: means and 95 % intervals of its backtest
+# and its paired gain over the best baseline (the registers' tests read them back).
+CHAMPION_METRICS = {
+    **{
+        f"pai_{c}_{end}": v
+        for c in (1, 3, 5)
+        for end, v in zip(("mean", "low", "high"), (2.4, 1.9, 2.9), strict=True)
+    },
+    "hit_rate_3_mean": 0.12,
+    "hit_rate_3_low": 0.09,
+    "hit_rate_3_high": 0.15,
+    "paired_gain_pai_3_mean": 0.53,
+    "paired_gain_pai_3_low": 0.24,
+    "paired_gain_pai_3_high": 0.81,
+    "weeks_won": 19.0,
+}
+EXPOSURE = [
+    {
+        "stratum": "Q1 (lowest x)",
+        "flagged": 10,
+        "incidents": 40,
+        "cells": 50,
+        "share_flagged": 0.25,
+        "share_incidents": 0.4,
+        "share_cells": 0.5,
+    },
+    {
+        "stratum": "Q5 (highest x)",
+        "flagged": 30,
+        "incidents": 60,
+        "cells": 50,
+        "share_flagged": 0.75,
+        "share_incidents": 0.6,
+        "share_cells": 0.5,
+    },
+]
+BACKTEST = {"backtest_first_week_idx": 2268, "backtest_last_week_idx": 2293, "refit_every_weeks": 4}
+
+
+def registered_champion(
+    uri: str, artifacts: Path, target: str, *, candidate: str = "hgb_poisson"
+) -> tuple[str, str]:
+    """A version of the target's model with the alias champion, as `riskradar train` leaves one,
+    without a training: a training run with the BACKTEST window and a child run of `candidate`
+    with CHAMPION_METRICS and EXPOSURE (exposure_3pct.csv). (version, training run id)"""
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from riskradar.catalog import experiment_name, model_name
+
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment_name(target))
+    experiment = (
+        found.experiment_id
+        if found
+        else client.create_experiment(
+            experiment_name(target), artifact_location=(artifacts / target).as_uri()
+        )
+    )
+    run_id = client.create_run(
+        experiment, run_name=f"train-{target}", tags={"riskradar.git_commit": "0123abc"}
+    ).info.run_id
+    for key, value in BACKTEST.items():
+        client.log_param(run_id, key, value)
+    child = client.create_run(experiment, run_name=candidate, tags={"mlflow.parentRunId": run_id}).info.run_id
+    for key, value in CHAMPION_METRICS.items():
+        client.log_metric(child, key, value)
+    table = artifacts / "exposure_3pct.csv"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(EXPOSURE).to_csv(table, index=False)
+    client.log_artifact(child, str(table))
+    for run in (child, run_id):
+        client.set_terminated(run)
+    name = model_name(target)
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    version = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id).version
+    tags = {"candidate": candidate, "gate_reason": "beats the best baseline", "params": '{"max_iter": 40}'}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    client.set_registered_model_alias(name, "champion", version)
+    return str(version), run_id
+
+
+@dataclass(frozen=True)
+class ChampionStore:
+    """A test city whose MLflow store holds a champion of `burglary` (registered_champion)."""
+
+    config: Path
+    lake: Path
+    uri: str
+    version: str
+    run_id: str
+
+
+def champion_store(tmp_path: Path) -> ChampionStore:
+    """The bundled config with its lake under `tmp_path` and a champion of burglary registered."""
+    from riskradar.config import load_settings
+    from riskradar.lake import Lake
+    from riskradar.registry import tracking_uri
+
+    feeds = ["police_crimes", "sanitation_311", "weather", "census_indicators", "census_areas"]
+    config = write_config(tmp_path, landing=SAMPLE, enabled=feeds)
+    settings = load_settings(config)
+    uri = tracking_uri(settings, Lake(settings.lake_root))
+    version, run_id = registered_champion(uri, tmp_path / "artifacts", "burglary")
+    return ChampionStore(config, settings.lake_root, uri, version, run_id)
