@@ -67,10 +67,15 @@ def main(
         scored.append(target)
     # each partner's package, as its example agreement (conf/sharing/) allows
     run("share", "--all", "--skip-undeliverable")
+    # the register of processing, and the Algoritmeregister entry of each champion
+    run("register", "processing")
+    for target in scored:
+        run("register", "algorithm", "--target", target)
     log.info(
         f"demo: done. Validation reports: {lake.reports('validation')}; features: {lake.gold('features')}; "
         f"scores ({', '.join(scored) or 'none'}): {lake.gold('scores')}; reports: {lake.reports('scores')}; "
         f"partners' packages: {lake.root / 'outbox'} (`riskradar disclosures` lists them); "
+        f"registers of processing and of the algorithms: {lake.reports('register')}; "
         f"audit log: {lake.audit}; experiments: `make mlflow-ui`, then http://127.0.0.1:5000"
     )
 

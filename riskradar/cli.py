@@ -31,6 +31,10 @@ COMMANDS = {
         "the register of disclosures: who received what, when, on which basis",
     ),
     "evaluate-scores": ("jobs.evaluate_scores", "compare published scores with what happened, log to MLflow"),
+    "register": (
+        "jobs.register",
+        "processing: the register of processing per feed; algorithm --target T: the Algoritmeregister entry",
+    ),
     "airflow": ("riskradar.standalone", "Airflow standalone on 127.0.0.1 with the project's DAGs and config"),
     "synth": ("benchmarks.synth", "write a synthetic city's partner files (seeded, chunked) for scale tests"),
     "demo": ("jobs.demo", "run the pipeline end to end on the bundled Chicago sample"),

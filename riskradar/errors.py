@@ -53,6 +53,10 @@ class ScoringOff(NoChampion):
     without one skips it too."""
 
 
+class IncompleteEntry(RiskradarError):
+    """A register entry lacks a field its standard requires, or a value breaks the standard."""
+
+
 class KeyMismatch(RiskradarError):
     """The pseudonymisation key differs from the one the lake was built with (or the lake's
     record of it cannot be read): its pseudonyms would not match the lake's."""

@@ -197,6 +197,8 @@ def registered_champion(
     child = client.create_run(experiment, run_name=candidate, tags={"mlflow.parentRunId": run_id}).info.run_id
     for key, value in CHAMPION_METRICS.items():
         client.log_metric(child, key, value)
+    for week, value in enumerate([1.5, 3.5]):  # a weekly metric, as train logs them: no summary
+        client.log_metric(child, "pai_3", value, step=BACKTEST["backtest_first_week_idx"] + week)
     table = artifacts / "exposure_3pct.csv"
     table.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(EXPOSURE).to_csv(table, index=False)
