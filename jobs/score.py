@@ -160,21 +160,21 @@ def switch_targets(
 
 
 def scoring_is_on(settings: Settings, target: str, week: date | None, *, skip: bool) -> bool:
-    """True when scoring of `target` is on. When it is off: ScoringOff, or with `skip` False
-    after auditing the target as skipped."""
+    """True when scoring of `target` is on. When it is off: ScoringOff, or with `skip` False;
+    either way the run is audited (failed, or skipped with the reason)."""
     from mlflow import MlflowClient
 
     lake = Lake(settings.lake_root)
     client = MlflowClient(tracking_uri(settings, lake))
-    with audited_run(lake, "score", {"target": target, "week": str(week or "newest")}) as record:
-        try:
-            require_scoring_on(client, model_name(target), target)
-        except ScoringOff as exc:
+    try:
+        require_scoring_on(client, model_name(target), target)
+    except ScoringOff as exc:
+        with audited_run(lake, "score", {"target": target, "week": str(week or "newest")}) as record:
             if not skip:
                 raise
             record.notes.append(f"skipped: {exc}")
             log.warning("score %s: skipped, %s", target, exc)
-            return False
+        return False
     return True
 
 
