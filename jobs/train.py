@@ -49,7 +49,7 @@ from models.backtest import (
     tune_at,
 )
 from models.baselines import HistoryRate, baselines_for
-from models.estimators import Blend, fit_weighted, make_candidates
+from models.estimators import Blend, fit_weighted, inputs_of, make_candidates
 from models.gate import (
     BASELINE_CHAMPION_REASON,
     baseline_serves_reason,
@@ -300,10 +300,10 @@ def backtest_all(
     run (its tuning choices) by name. Each fit is logged with its count and the time elapsed."""
     with _phase("backtest baselines"):
         results = [run_baseline(name, b, frames.evaluate, frames.label) for name, b in baselines.items()]
-    recipes = dict(make_candidates(training.candidates))
+    recipes = dict(make_candidates(training.candidates, baselines))
     if champion is not None:
         base, params = recipe_of(champion[0]), champion[1]
-        recipes[f"champion_{base}"] = make_candidates({base: params})[base]
+        recipes[f"champion_{base}"] = make_candidates({base: params}, baselines)[base]
     fitting = fitting_for(training, baselines)
     fits = fits_per_backtest(frames.origins, training.refit_every_weeks, training.tuning) * len(recipes)
     runs: dict[str, CandidateRun] = {}
@@ -340,7 +340,7 @@ def final_model(
     newest weeks as each backtest fit was. A blend wraps the model with the baseline and weight
     its tuning chose."""
     base = recipe_of(best)
-    estimator = make_candidates({base: training.candidates[base]})[base]
+    estimator = make_candidates({base: training.candidates[base]}, baselines)[base]
     fitting = fitting_for(training, baselines)
     origin = max(int(frames.evaluate["week_idx"].max()), int(frames.train["week_idx"].max())) + frames.horizon
     # A choice can change the final model only with a grid to choose from or a blend to make.
@@ -353,9 +353,10 @@ def final_model(
         estimator, frames.train, frames.features, label=frames.label, weight="sample_weight", rows=rows
     )
     params = {**training.candidates[base], **tuned}
+    inputs = inputs_of(estimator, frames.features)
     if not is_blend(best) or choice is None or choice.baseline is None:
-        return FinalModel(estimator, params, list(frames.features))  # a blend of weight 1 is the model
-    blend = Blend(estimator, baselines[choice.baseline], choice.weight, tuple(frames.features))
+        return FinalModel(estimator, params, inputs)  # a blend of weight 1 is the model
+    blend = Blend(estimator, baselines[choice.baseline], choice.weight, tuple(inputs))
     mix = f"{choice.weight:g} x model + {1 - choice.weight:g} x {choice.baseline}"
     return FinalModel(blend, params, blend.inputs(), mix)
 
@@ -385,12 +386,8 @@ def train_target(
     recipe = champion_recipe(current_champion.tags if current_champion is not None else None)
     results, champion_value, runs = backtest_all(target, frames, training, baselines, recipe)
     metric = training.promotion_metric
-    best_baseline = best_of(results, "baseline", metric)
-    paired, paired_also = paired_comparisons(results, best_baseline, training)
-    checks = non_inferiority_gains(paired_also, training)
-    best = best_of(results, "candidate", metric)
-    if checks:
-        best = best_non_inferior(results, metric, checks, training.non_inferiority.tolerance)
+    ranked = standings(results, training)
+    best, best_baseline, paired, paired_also = ranked.best, ranked.baseline, ranked.paired, ranked.paired_also
     with _phase("final fit"):
         final = final_model(best.name, frames, training, baselines)
     experiment = _experiment(lake, target)
@@ -406,16 +403,7 @@ def train_target(
             version = register_model(final.model, "model", frames.train[final.inputs].head(50), name)
         with _phase("gate"):
             gain = paired.gains[best.name]
-            alias, reason = gate(
-                best,
-                best_baseline,
-                champion_value,
-                metric,
-                training.promotion_margin,
-                paired=gain,
-                non_inferior={m: gains[best.name] for m, gains in checks.items()},
-                tolerance=training.non_inferiority.tolerance if training.non_inferiority else 0.0,
-            )
+            alias, reason = ranked.verdict(champion_value, training)
             _set_alias(client, name, version, alias, reason, best, metric, final.params, gain)
             if final.blend is not None:
                 tag_version(client, name, version, {"blend": final.blend})
@@ -451,6 +439,47 @@ def train_target(
         "paired_also": paired_also,
         "study": rows,
     }
+
+
+@dataclass(frozen=True)
+class Standings:
+    """What the backtest ranked: the best baseline, the best candidate (with
+    `training.non_inferiority`, the best that loses at none of its metrics), the paired
+    comparisons with that baseline and, per metric the gate checks non-inferiority at, each
+    candidate's paired gain."""
+
+    best: BacktestResult
+    baseline: BacktestResult
+    paired: PairedComparison
+    paired_also: tuple[PairedComparison, ...]
+    checks: dict[str, dict[str, PairedInterval]]
+
+    def verdict(self, champion_value: float | None, training: TrainingConfig) -> tuple[str, str]:
+        """The gate's (alias, reason) for the best candidate."""
+        checked = training.non_inferiority
+        return gate(
+            self.best,
+            self.baseline,
+            champion_value,
+            training.promotion_metric,
+            training.promotion_margin,
+            paired=self.paired.gains[self.best.name],
+            non_inferior={m: gains[self.best.name] for m, gains in self.checks.items()},
+            tolerance=checked.tolerance if checked else 0.0,
+        )
+
+
+def standings(results: list[BacktestResult], training: TrainingConfig) -> Standings:
+    """The `Standings` of a backtest's results."""
+    metric = training.promotion_metric
+    baseline = best_of(results, "baseline", metric)
+    paired, paired_also = paired_comparisons(results, baseline, training)
+    checks = non_inferiority_gains(paired_also, training)
+    best = best_of(results, "candidate", metric)
+    if checks:
+        assert training.non_inferiority is not None
+        best = best_non_inferior(results, metric, checks, training.non_inferiority.tolerance)
+    return Standings(best, baseline, paired, paired_also, checks)
 
 
 def paired_comparisons(
@@ -510,7 +539,7 @@ def _study(
     training = settings.training
     assert training is not None
     recipe = recipe_of(best.name)
-    estimator = make_candidates({recipe: training.candidates[recipe]})[recipe]
+    estimator = make_candidates({recipe: training.candidates[recipe]}, baselines)[recipe]
     spec = panel_spec(settings, panel)
     study = training.study
     fitting = fitting_for(training, baselines)

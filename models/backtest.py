@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import RegressorMixin, clone
 
-from models.estimators import fit_weighted
+from models.estimators import fit_weighted, inputs_of
 from models.metrics import COVERAGES, Interval, PairedInterval, bootstrap_mean, paired_gain, week_metrics
 from models.tuning import Choice, known_rows, tune, validation_span
 from riskradar.config import TuningConfig
@@ -176,7 +176,7 @@ def run_candidate(
         rows = frames.evaluate[frames.evaluate["week_idx"].isin(block)]
         part = rows[["cell_id", "week_idx"]].copy()
         part["y"] = rows[label].to_numpy(dtype=float)
-        part["mu"] = model.predict(rows[frames.features])
+        part["mu"] = model.predict(rows[inputs_of(model, frames.features)])
         parts.append(part)
         if fitting.blends():
             assert choice is not None
@@ -357,6 +357,7 @@ def permutation_importances(
     from sklearn.inspection import permutation_importance
 
     sample = frame.sample(n=min(n_rows, len(frame)), random_state=seed)
+    features = inputs_of(model, features)
     found = permutation_importance(
         model,
         sample[features],

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
+from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import PoissonRegressor
 from sklearn.pipeline import Pipeline
@@ -50,8 +51,64 @@ class MedianImputer(TransformerMixin, BaseEstimator):
         return X
 
 
+class Offset(RegressorMixin, BaseEstimator):
+    """A count model of the ratio to a history map: it learns what the map misses.
+
+    With b the map's weekly rate in a cell (a baseline: `baselines.HistoryRate`, e.g. the
+    52-week EWMA) plus a floor (`floor` x its mean in the training rows, so a cell the map has
+    never seen still counts), the model fits y / b with sample weights w x b and predicts b x
+    its ratio. For a Poisson loss with a log link this is the offset log b: the trees start
+    from the map instead of a constant, and spend their splits on where it is wrong. The
+    model sees every input column, the map's included; `offset` names the baseline, which
+    `make_candidates` binds for the target (`baseline`).
+    """
+
+    def __init__(self, model=None, offset: str = "", floor: float = 0.05, baseline=None):
+        self.model = model
+        self.offset = offset
+        self.floor = floor
+        self.baseline = baseline
+
+    def extra_inputs(self) -> list[str]:
+        """The map's column: read beside the features, whether it is one or not."""
+        if self.baseline is None:
+            raise ValueError(
+                f"the offset {self.offset!r} is not bound to a baseline (make_candidates does it)"
+            )
+        return [self.baseline.column]
+
+    def _map(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        return X[self.baseline.column].to_numpy(dtype=float) * self.baseline.scale
+
+    def fit(self, X: pd.DataFrame, y, sample_weight=None) -> Offset:  # noqa: N803
+        rate = self._map(X)
+        weight = np.ones(len(rate)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        self.floor_ = self.floor * max(float(np.average(rate, weights=weight)), 1e-9)
+        rate = rate + self.floor_
+        self.model_ = clone(self.model).fit(X, np.asarray(y, dtype=float) / rate, sample_weight=weight * rate)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        check_is_fitted(self)
+        return (self._map(X) + self.floor_) * self.model_.predict(X)
+
+
+def inputs_of(model: RegressorMixin, features: list[str]) -> list[str]:
+    """The columns `model` fits and predicts on: the features and what it reads beside them
+    (an `Offset`'s map)."""
+    extra = model.extra_inputs() if hasattr(model, "extra_inputs") else []
+    return [*features, *(c for c in extra if c not in features)]
+
+
+def _offset(p: dict[str, Any]) -> Offset:
+    own = {k: p.pop(k) for k in ("offset", "floor") if k in p}
+    return Offset(HistGradientBoostingRegressor(loss="poisson", **p), **own)
+
+
 FACTORIES = {
     "hgb_poisson": lambda p: HistGradientBoostingRegressor(loss="poisson", **p),
+    # The boosted trees on the ratio to a history map (`offset`: a baseline's name).
+    "hgb_poisson_offset": _offset,
     # The linear model needs complete rows: missing covariates (e.g. weather) get the median.
     "poisson_glm": lambda p: Pipeline(
         [
@@ -63,12 +120,24 @@ FACTORIES = {
 }
 
 
-def make_candidates(params: dict[str, dict[str, Any]]) -> dict[str, RegressorMixin]:
-    """One unfitted estimator per configured candidate (name -> hyperparameters)."""
+def make_candidates(
+    params: dict[str, dict[str, Any]], baselines: Mapping[str, Any] | None = None
+) -> dict[str, RegressorMixin]:
+    """One unfitted estimator per configured candidate (name -> hyperparameters); an offset
+    candidate's map is bound to the baseline of that name among `baselines` (the target's)."""
     unknown = sorted(set(params) - set(FACTORIES))
     if unknown:
         raise ValueError(f"unknown candidates {unknown}; known: {sorted(FACTORIES)}")
-    return {name: FACTORIES[name](dict(p)) for name, p in params.items()}
+    out = {name: FACTORIES[name](dict(p)) for name, p in params.items()}
+    for name, estimator in out.items():
+        if isinstance(estimator, Offset) and baselines is not None:
+            if estimator.offset not in baselines:
+                raise ValueError(
+                    f"candidate {name}: offset {estimator.offset!r} is not a baseline of the target; "
+                    f"known: {', '.join(sorted(baselines))}"
+                )
+            estimator.set_params(baseline=baselines[estimator.offset])
+    return out
 
 
 def design_matrix(frame: pd.DataFrame, columns: list[str], rows: np.ndarray | None = None) -> pd.DataFrame:
@@ -104,7 +173,7 @@ def fit_weighted(
     work on it in place instead of each holding a further copy of the training rows; they
     copy again once fitted, so that predicting never changes the caller's frame.
     """
-    X = design_matrix(frame, features, rows)  # noqa: N806
+    X = design_matrix(frame, inputs_of(model, features), rows)  # noqa: N806
     y = frame[label].to_numpy()
     sample_weight = frame[weight].to_numpy()
     if rows is not None:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import RegressorMixin, clone
 
-from models.estimators import fit_weighted
+from models.estimators import fit_weighted, inputs_of
 from models.metrics import week_metric
 from riskradar.config import TuningConfig
 
@@ -124,7 +124,7 @@ def tune(
         )
         if on_fit is not None:
             on_fit()
-        mu = model.predict(validation[features])
+        mu = model.predict(validation[inputs_of(model, features)])
         score = mean_metric(validation, mu, label, metric)
         if best is None or score > best[0] or np.isnan(best[0]):
             best = (score, dict(params), mu)

@@ -343,3 +343,33 @@ def test_the_median_imputer_fills_as_sklearns_does_and_keeps_an_empty_column():
     X["c"] = np.nan  # e.g. weather rows that only start after this fit's weeks
     filled = MedianImputer().fit(X).transform(X)
     assert filled.shape == (200, 3) and (filled[:, 2] == 0).all()
+
+
+def test_an_offset_model_learns_the_ratio_to_the_map_and_reads_the_map_beside_its_features():
+    """y ~ Poisson(map x 3 where x1 > 1, map x 1 elsewhere): the offset model's trees only need
+    the one split on x1; it reads the map's column even where it is not a feature."""
+    from models.estimators import Offset, fit_weighted, inputs_of, make_candidates
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    frame = pd.DataFrame({"x1": rng.uniform(0, 2, n), "hist_t_w4": rng.gamma(2.0, 2.0, n)})
+    truth = frame["hist_t_w4"] / 4 * np.where(frame["x1"] > 1, 3.0, 1.0)
+    frame["label_t_h1"] = rng.poisson(truth).astype(float)
+    frame["sample_weight"] = 1.0
+    baselines = baselines_for("t", [4], [])
+    params = {"offset": "prior_4w", "max_iter": 30, "max_depth": 2, "random_state": 0}
+    model = make_candidates({"hgb_poisson_offset": params}, baselines)["hgb_poisson_offset"]
+    assert isinstance(model, Offset) and model.baseline.column == "hist_t_w4"
+    assert inputs_of(model, ["x1"]) == ["x1", "hist_t_w4"] and inputs_of(model, ["hist_t_w4"]) == [
+        "hist_t_w4"
+    ]
+    fit_weighted(model, frame, ["x1"], label="label_t_h1", weight="sample_weight")
+    mu = model.predict(frame[["x1", "hist_t_w4"]])
+    ratio = mu / (frame["hist_t_w4"] / 4 + model.floor_)
+    assert 2.6 < ratio[frame["x1"] > 1.1].mean() < 3.4 and 0.8 < ratio[frame["x1"] < 0.9].mean() < 1.2
+    assert model.floor_ == pytest.approx(0.05 * (frame["hist_t_w4"] / 4).mean())
+    assert (model.predict(frame.assign(hist_t_w4=0.0)[["x1", "hist_t_w4"]]) > 0).all(), "the floor"
+    with pytest.raises(
+        ValueError, match=r"offset 'ewma_hl9' is not a baseline of the target; known: prior_4w"
+    ):
+        make_candidates({"hgb_poisson_offset": {"offset": "ewma_hl9"}}, baselines)

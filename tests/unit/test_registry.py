@@ -20,3 +20,31 @@ def test_a_requirement_that_is_not_installed_is_left_out_with_a_warning(monkeypa
         pinned = model_requirements()
     assert [p.split("==")[0] for p in pinned] == [p for p in MODEL_REQUIREMENTS if p != "riskradar"]
     assert "riskradar is not installed as a package" in caplog.text
+
+
+def test_an_offset_model_and_its_blend_load_from_the_registry_and_predict_as_they_did(tmp_path):
+    """The model classes of our own that a version may hold are trusted by the skops loader."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from models.baselines import prior_counts
+    from models.estimators import Blend, fit_weighted, make_candidates
+    from riskradar.registry import register_model
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x1": rng.uniform(0, 2, 500), "hist_t_w4": rng.gamma(2.0, 2.0, 500)})
+    frame["y"], frame["w"] = rng.poisson(frame["hist_t_w4"] / 4).astype(float), 1.0
+    candidates = {"hgb_poisson_offset": {"offset": "prior_4w", "max_iter": 5}}
+    offset = make_candidates(candidates, {"prior_4w": prior_counts("t", 4)})["hgb_poisson_offset"]
+    fit_weighted(offset, frame, ["x1"], label="y", weight="w")
+    inputs = frame[["x1", "hist_t_w4"]]
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for name, model in (
+        ("offset", offset),
+        ("blend", Blend(offset, prior_counts("t", 4), 0.5, ("x1", "hist_t_w4"))),
+    ):
+        with mlflow.start_run():
+            version = register_model(model, "model", inputs, f"riskradar-{name}")
+        loaded = mlflow.sklearn.load_model(f"models:/riskradar-{name}/{version}")
+        np.testing.assert_allclose(loaded.predict(inputs), model.predict(inputs))
