@@ -19,7 +19,7 @@ CHAMPION = "champion"
 # ("<date> by <user>: <reason>"). It outlives new versions and the aliases a training sets.
 SCORING_OFF = "riskradar.scoring_off"
 # Types our models hold that skops does not trust by default: the tree predictor of the
-# gradient boosting model, our baselines, imputer, blend and offset model, and the dtype that
+# gradient boosting model, our baselines, imputer, blend, offset and average models, the dtype that
 # SimpleImputer kept in the linear models registered before MedianImputer replaced it.
 SKOPS_TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
@@ -28,6 +28,7 @@ SKOPS_TRUSTED_TYPES = [
     "models.estimators.MedianImputer",
     "models.estimators.Blend",
     "models.estimators.Offset",
+    "models.estimators.Average",
 ]
 # What a registered model needs to be loaded and to predict: the flavor's loader, the libraries of
 # its pipeline and of its skops file, and riskradar itself (the classes of the baselines, the

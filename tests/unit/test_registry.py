@@ -22,7 +22,7 @@ def test_a_requirement_that_is_not_installed_is_left_out_with_a_warning(monkeypa
     assert "riskradar is not installed as a package" in caplog.text
 
 
-def test_an_offset_model_and_its_blend_load_from_the_registry_and_predict_as_they_did(tmp_path):
+def test_an_offset_model_its_blend_and_the_ensemble_load_from_the_registry_and_predict_as_they_did(tmp_path):
     """The model classes of our own that a version may hold are trusted by the skops loader."""
     import mlflow
     import numpy as np
@@ -40,10 +40,11 @@ def test_an_offset_model_and_its_blend_load_from_the_registry_and_predict_as_the
     fit_weighted(offset, frame, ["x1"], label="y", weight="w")
     inputs = frame[["x1", "hist_t_w4"]]
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    for name, model in (
-        ("offset", offset),
-        ("blend", Blend(offset, prior_counts("t", 4), 0.5, ("x1", "hist_t_w4"))),
-    ):
+    candidates = {"hgb_poisson_ensemble": {"offset": "prior_4w", "max_iter": 5}}
+    ensemble = make_candidates(candidates, {"prior_4w": prior_counts("t", 4)})["hgb_poisson_ensemble"]
+    fit_weighted(ensemble, frame, ["x1"], label="y", weight="w")
+    blend = Blend(offset, prior_counts("t", 4), 0.5, ("x1", "hist_t_w4"))
+    for name, model in (("offset", offset), ("blend", blend), ("ensemble", ensemble)):
         with mlflow.start_run():
             version = register_model(model, "model", inputs, f"riskradar-{name}")
         loaded = mlflow.sklearn.load_model(f"models:/riskradar-{name}/{version}")
