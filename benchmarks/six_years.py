@@ -2,11 +2,13 @@
 
     .venv/bin/python benchmarks/six_years.py --change "what this row measures" [--work /tmp/six_years]
         [--data ../shared/data/chicago_2011_2016] [--target T ...] [--study] [--from train]
+        [--experiment benchmarks/experiments/X.yaml]
 
 Every model or feature change is judged here first, then on the demo's two years: 26 test weeks
 of one period can reward a choice that is worse elsewhere. The config is the committed
 conf/riskradar.yaml with the overrides of benchmarks/six_years.yaml (the police feed alone, a
-52-week backtest refitted every 13 weeks), written to <work>/riskradar.yaml. Stages, each its
+52-week backtest refitted every 13 weeks) and of each `--experiment` (a change tried before it is
+committed to conf/riskradar.yaml), written to <work>/riskradar.yaml. Stages, each its
 own process as Airflow runs them: ingest, validate, build-features (skipped with `--from train`
 on a lake that has them), then every target's training (benchmarks/train_chicago.py; the
 MLflow store is emptied first, so no earlier champion's recipe is backtested beside the
@@ -59,12 +61,19 @@ def merged(base: dict, overrides: dict) -> dict:
     return out
 
 
-def write_config(work: Path, data: Path) -> Path:
-    """<work>/riskradar.yaml: the committed config, the overrides, absolute paths."""
+def write_config(work: Path, data: Path, experiments: list[Path] = ()) -> Path:
+    """<work>/riskradar.yaml: the committed config, the overrides, then each experiment's
+    (whose `training.candidates`, if it has them, replace the committed ones), absolute paths."""
     conf = ROOT / "conf"
     config = merged(
         yaml.safe_load((conf / "riskradar.yaml").read_text()), yaml.safe_load(OVERRIDES.read_text())
     )
+    for path in experiments:
+        experiment = yaml.safe_load(path.read_text())
+        candidates = experiment.get("training", {}).pop("candidates", None)
+        config = merged(config, experiment)
+        if candidates is not None:
+            config["training"]["candidates"] = candidates
     config["partners"]["landing_root"] = str(data.resolve())
     config["partners"]["contracts_dir"] = str((conf / config["partners"]["contracts_dir"]).resolve())
     config["expectations_dir"] = str((conf / config["expectations_dir"]).resolve())
@@ -136,12 +145,19 @@ def main() -> None:
     parser.add_argument("--target", action="append", help="default: every configured target")
     parser.add_argument("--study", action="store_true", help="the ablation and learning curve too")
     parser.add_argument("--from", dest="start", choices=[*STAGES, "train"], default="ingest")
+    parser.add_argument(
+        "--experiment",
+        type=Path,
+        action="append",
+        default=[],
+        help="a YAML laid over the config (a change tried)",
+    )
     args = parser.parse_args()
     work = args.work.resolve()
     if args.start == "ingest" and work.exists():
         shutil.rmtree(work)
     (work / "logs").mkdir(parents=True, exist_ok=True)
-    config = write_config(work, args.data)
+    config = write_config(work, args.data, args.experiment)
     key = work / "pseudonym.key"  # a benchmark's own key, made once per work folder
     if not key.exists():
         key.write_text(secrets.token_hex(32))
