@@ -40,6 +40,10 @@ def test_an_offset_model_its_blend_and_the_ensemble_load_from_the_registry_and_p
     fit_weighted(offset, frame, ["x1"], label="y", weight="w")
     inputs = frame[["x1", "hist_t_w4"]]
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    # the artifacts in tmp_path too, not in ./mlruns of the working folder
+    mlflow.set_experiment(
+        experiment_id=mlflow.create_experiment("t", artifact_location=(tmp_path / "a").as_uri())
+    )
     candidates = {"hgb_poisson_ensemble": {"offset": "prior_4w", "max_iter": 5}}
     ensemble = make_candidates(candidates, {"prior_4w": prior_counts("t", 4)})["hgb_poisson_ensemble"]
     fit_weighted(ensemble, frame, ["x1"], label="y", weight="w")
