@@ -1,10 +1,14 @@
 """
 ### riskradar intake (daily)
 
-For every feed enabled in the pipeline config: ingest the files that landed since the last run
+For every feed enabled in the pipeline config: first remove what its contract no longer allows
+(`riskradar retention` as of the run's date: rows older than `retention_days` go from bronze,
+silver, history, quarantine and the copies of delivered files; the events that go are kept as
+counts per week and cell for the panel), then ingest the files that landed since the last run
 (bronze, personal data pseudonymised), then validate and publish them (silver | quarantine,
-behind the feed's expectation gate). One mapped task group per feed: a failed gate of one
-feed fails only that feed's tasks; the other feeds go on. Validation runs also when ingest
+behind the feed's expectation gate). The intake does not wait for retention to succeed; a
+failed retention still fails the feed and the run. One mapped task group per feed: a failed
+gate of one feed fails only that feed's tasks; the other feeds go on. Validation runs also when ingest
 failed (a rejected file fails ingest, but the delivery's good files are in bronze and are
 validated and published); the feed, and the run, still end failed. Every failure is also
 written to the lake's audit log. A feed whose validation published something in this run (its
@@ -25,6 +29,8 @@ from airflow.sdk import Asset, TriggerRule, dag, task, task_group
 from riskradar.orchestration import dag_params, default_args, spark_job
 
 SILVER_EVENTS = Asset(name="silver_events", uri="riskradar://silver/events")
+# The day retention counts back from: the run's logical date (a run without one: when it ran).
+AS_OF = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 
 
 @dag(
@@ -57,9 +63,20 @@ def riskradar_intake():
             "validated and published all the same"
         )
 
-    @task
+    @task(trigger_rule=TriggerRule.ONE_FAILED)
+    def fail_feed_if_retention_failed(partner: str) -> None:
+        """Runs only when retention failed. The intake went on without waiting for it; this leaf
+        keeps the feed, and the run, failed."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"retention of {partner} failed (see feed.apply_retention); its intake went on all the same"
+        )
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
     def feed_version(partner: str, params=None) -> int:
-        """The version of the feed's commit record before this run ingests anything."""
+        """The version of the feed's commit record before this run ingests anything (after
+        retention, whatever became of it)."""
         from riskradar.config import load_settings
         from riskradar.lake import FeedState, Lake
 
@@ -82,13 +99,15 @@ def riskradar_intake():
 
     @task_group(group_id="feed")
     def feed(partner: str):
+        retain = spark_job("apply_retention", "retention", ["--partner", partner, "--as-of", AS_OF])
         before = feed_version(partner)
         ingest = spark_job("ingest_new_files", "ingest", ["--partner", partner])
         # A rejected file fails ingest, but the delivery's good files are in bronze: validate them.
         validate = spark_job(
             "validate_and_publish", "validate", ["--partner", partner], trigger_rule=TriggerRule.ALL_DONE
         )
-        before >> ingest >> validate >> announce_new_data(partner, before)
+        retain >> before >> ingest >> validate >> announce_new_data(partner, before)
+        retain >> fail_feed_if_retention_failed(partner)
         ingest >> fail_feed_if_ingest_failed(partner)
 
     feed.expand(partner=enabled_feeds())

@@ -310,8 +310,33 @@ def panel_schema(spec: PanelSpec) -> T.StructType:
     return T.StructType(fields)
 
 
-def weekly_counts(events: DataFrame, spec: PanelSpec) -> DataFrame:
-    """(ix, iy, week_idx, c_<group>, c_sig_<feed>, y_<target>) for cell-weeks with events.
+# What the panel reads of an event: its week, cell, feed, category, origin and domestic flag.
+EVENT_KEYS = ["partner", "category", "origin", "domestic"]
+N_EVENTS = "n_events"
+
+
+def event_counts(events: DataFrame, grid: Grid, timezone: str) -> DataFrame:
+    """(week, ix, iy, partner, category, origin, domestic, n_events): events per local week
+    (its Monday), cell, feed, category, origin and domestic flag. All that the panel reads of
+    events, and nothing that points at one event: what retention keeps of the events it removes
+    (silver.expired_counts), given to `build_panel` as `expired`. Input: silver.events columns."""
+    return events.groupBy(
+        week_start(F.col("occurred_at"), timezone).alias("week"),
+        grid.ix(F.col("x")).alias("ix"),
+        grid.iy(F.col("y")).alias("iy"),
+        *EVENT_KEYS,
+    ).agg(F.count(F.lit(1)).alias(N_EVENTS))
+
+
+def count_basis(grid: Grid, timezone: str) -> dict[str, object]:
+    """What `event_counts` depend on besides the events: the cells (size, CRS) and the zone
+    whose Mondays start the weeks. Counts made on another basis cannot be read as this one's."""
+    return {"cell_size_m": grid.cell_size_m, "project_crs": grid.crs, "timezone": timezone}
+
+
+def weekly_counts(events: DataFrame, spec: PanelSpec, expired: DataFrame | None = None) -> DataFrame:
+    """(ix, iy, week_idx, c_<group>, c_sig_<feed>, y_<target>) for cell-weeks with events, of
+    `events` and of the counts `expired` (`event_counts` of events no longer in `events`).
 
     Crime counts weigh officer-initiated events by `discovered_weight` (feedback-loop
     control); target counts (labels) count every event of the target.
@@ -320,19 +345,22 @@ def weekly_counts(events: DataFrame, spec: PanelSpec) -> DataFrame:
         spec.grid.ix(F.col("x")).alias("ix"),
         spec.grid.iy(F.col("y")).alias("iy"),
         week_index(week_start(F.col("occurred_at"), spec.timezone)).alias("week_idx"),
-        "partner",
-        "category",
-        "origin",
-        "domestic",
+        *EVENT_KEYS,
+        F.lit(1).cast("long").alias(N_EVENTS),
     )
+    if expired is not None:
+        ev = ev.unionByName(
+            expired.select("ix", "iy", week_index(F.col("week")).alias("week_idx"), *EVENT_KEYS, N_EVENTS)
+        )
+    n = F.col(N_EVENTS)
     crime = F.col("partner").isin(spec.crime_feeds)
     weight = F.when(F.col("origin") == "discovered", F.lit(spec.discovered_weight)).otherwise(F.lit(1.0))
     aggs = [
-        F.sum(F.when(crime & F.col("category").isin(cats), weight).otherwise(0.0)).alias(f"c_{g}")
+        F.sum(F.when(crime & F.col("category").isin(cats), weight * n).otherwise(0.0)).alias(f"c_{g}")
         for g, cats in spec.groups.items()
     ]
     aggs += [
-        F.sum(F.when((F.col("partner") == s) & F.col("category").isin(cats), 1.0).otherwise(0.0)).alias(
+        F.sum(F.when((F.col("partner") == s) & F.col("category").isin(cats), 1.0 * n).otherwise(0.0)).alias(
             f"c_sig_{s}"
         )
         for s, cats in spec.signals.items()
@@ -341,7 +369,7 @@ def weekly_counts(events: DataFrame, spec: PanelSpec) -> DataFrame:
         hit = crime & F.col("category").isin(target.categories)
         if target.exclude_domestic:
             hit = hit & ~F.coalesce(F.col("domestic"), F.lit(False))
-        aggs.append(F.sum(F.when(hit, 1.0).otherwise(0.0)).alias(f"y_{t}"))
+        aggs.append(F.sum(F.when(hit, 1.0 * n).otherwise(0.0)).alias(f"y_{t}"))
     return ev.groupBy("ix", "iy", "week_idx").agg(*aggs)
 
 
@@ -486,6 +514,7 @@ def build_panel(
     history_start_week: int,
     weather: DataFrame | None = None,
     areas: DataFrame | None = None,
+    expired: DataFrame | None = None,
 ) -> DataFrame:
     """The panel for weeks [first_week, last_week] (week indexes), all rows of `cells`.
 
@@ -493,11 +522,14 @@ def build_panel(
     data (history before it is treated as empty). `data_end_week`: the last week with data;
     labels whose horizon passes it are null. `weather`: the daily series of the weather role
     (date, <measures>), or None (its features are then null). `areas`: (area_code, <indicators>).
+    `expired`: `event_counts` of the events retention removed, counted as if they were in
+    `events` (None: there are none).
     """
     half_lives = [*spec.half_lives, *(spec.near_repeat.half_lives_weeks if spec.near_repeat else [])]
     if (last_week - history_start_week) / min(half_lives or [1.0]) > _MAX_DECAY_SPAN:
         raise ValueError("the panel spans too many half-lives for exact decayed counts; raise the half-lives")
-    dense = _dense_counts(events, cells, spec, history_start_week, max(last_week, data_end_week))
+    end_week = max(last_week, data_end_week)
+    dense = _dense_counts(events, cells, spec, history_start_week, end_week, expired)
     features, labels = _window_columns(spec, history_start_week, data_end_week)
     dense = dense.withColumns(_running_sums(spec))
     panel = dense.withColumns({**features, **labels}).where(F.col("week_idx").between(first_week, last_week))
@@ -514,11 +546,16 @@ def build_panel(
 
 
 def _dense_counts(
-    events: DataFrame, cells: DataFrame, spec: PanelSpec, history_start_week: int, end_week: int
+    events: DataFrame,
+    cells: DataFrame,
+    spec: PanelSpec,
+    history_start_week: int,
+    end_week: int,
+    expired: DataFrame | None = None,
 ) -> DataFrame:
     """Every cell x every week from the history's start to `end_week` plus the longest
     horizon, with its weekly and neighbourhood counts (0 for a week without events)."""
-    weekly = weekly_counts(events, spec)
+    weekly = weekly_counts(events, spec, expired)
     spatial = spatial_counts(weekly, spec)
     weeks = events.sparkSession.range(history_start_week, end_week + max(spec.horizons) + 1).select(
         F.col("id").cast("int").alias("week_idx")

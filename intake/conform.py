@@ -24,7 +24,7 @@ from datetime import date, datetime, time, timedelta
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from intake.localtime import local_to_utc
+from intake.localtime import LocalTime, local_to_utc
 from intake.pseudonym import pseudonymise
 from riskradar import crs
 from riskradar.catalog import QUARANTINE_REASON, QUARANTINE_RULE, ROW_LINEAGE
@@ -308,7 +308,7 @@ def _event_values(bronze: DataFrame, contract: Contract, settings: Settings) -> 
     mapping = F.create_map(*[F.lit(v) for kv in m.category.map.items() for v in kv])
     bronze = bronze.withColumns(
         {
-            "__local": F.try_to_timestamp(F.trim(F.col(_q(m.timestamp.column))), F.lit(m.timestamp.format)),
+            "__local": event_wall_time(contract),
             "__x": number(F.col(_q(m.coordinates.x)), contract.reader.decimal),
             "__y": number(F.col(_q(m.coordinates.y)), contract.reader.decimal),
             "__category": F.try_element_at(mapping, F.trim(F.col(_q(m.category.column)))),
@@ -322,11 +322,30 @@ def _event_values(bronze: DataFrame, contract: Contract, settings: Settings) -> 
         m.coordinates.crs,
         [crs.Target(crs.WGS84, "__lon", "__lat"), crs.Target(settings.project_crs, "__px", "__py")],
     )
-    ts = m.timestamp
-    when = local_to_utc(F.col("__local"), ts.timezone, nonexistent=ts.nonexistent, ambiguous=ts.ambiguous)
+    when = event_instant(contract, F.col("__local"))
     return bronze.withColumns(
         {"__occurred": when.utc, "__nonexistent": when.nonexistent, "__ambiguous": when.ambiguous}
     )
+
+
+def event_wall_time(contract: Contract) -> Column:
+    """A delivered event's time as the wall clock showed it (its contract's timestamp column
+    and format), null where it does not parse."""
+    ts = contract.events.timestamp
+    return F.try_to_timestamp(F.trim(F.col(_q(ts.column))), F.lit(ts.format))
+
+
+def event_instant(contract: Contract, wall: Column) -> LocalTime:
+    """The UTC instant of a wall time in the feed's zone, by the contract's DST policy."""
+    ts = contract.events.timestamp
+    return local_to_utc(wall, ts.timezone, nonexistent=ts.nonexistent, ambiguous=ts.ambiguous)
+
+
+def series_day(contract: Contract) -> Column:
+    """A delivered row's day of a daily series (its contract's date column and format), null
+    where it does not parse."""
+    d = contract.series.date
+    return F.try_to_date(F.trim(F.col(_q(d.column))), d.format)
 
 
 def _with_stray_bound(df: DataFrame, contract: Contract, current: DataFrame | None) -> DataFrame:
@@ -594,7 +613,7 @@ def route_series(
     s = contract.series
     assert s is not None
     raw = F.col(_q(s.date.column))
-    day = F.try_to_date(F.trim(raw), s.date.format)
+    day = series_day(contract)
     measure_rules, values = _measure_rules(s.measures, contract.reader.decimal)
     df, repeated_by = _rank_flags(bronze, {"date": day}, current, replaced, key="date")
     dup_rules, repeated = _duplicate_rules(), repeated_by["date"]

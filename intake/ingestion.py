@@ -36,6 +36,7 @@ from pyspark.sql import functions as F
 from intake import delivery
 from intake.bronze import read_deliveries, read_delivery, same_csv_dialect
 from intake.delivery import shown
+from intake.retention import refuse_unfinished
 from riskradar.audit import RunRecord
 from riskradar.catalog import BRONZE_LINEAGE, INGEST_COLUMNS, QUARANTINE_REASON, QUARANTINE_RULE
 from riskradar.config import Contract, Settings
@@ -76,6 +77,7 @@ def ingest_feed(
     feed = contract.name
     with lock(lake, f"bronze.{feed}", run_id=record.run_id, job="ingest") as notes:
         record.notes += notes
+        refuse_unfinished(lake, feed)
         clear_scratch(lake, "ingest", feed)  # what a crashed run left
         try:
             with step(f"ingest {feed}: read the delivery", log):

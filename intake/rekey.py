@@ -57,6 +57,7 @@ from pyspark.sql import functions as F
 
 from intake import conform, delivery, ingestion, validation
 from intake.pseudonym import check_lake_key, key_fingerprint, key_record_path, write_lake_key
+from intake.retention import refuse_unfinished
 from riskradar import catalog
 from riskradar.audit import RunRecord
 from riskradar.config import Contract, Settings
@@ -118,6 +119,8 @@ def rekey_lake(
     ):
         record.notes += notes
         record.notes += roll_back_interrupted(lake)
+        for feed in feeds:
+            refuse_unfinished(lake, feed)
         old_fp, new_fp = _check_keys(lake, old_key, new_key, old_key_env=old_key_env, key_env=key_env)
         _check_feeds_enabled(settings, lake)
         plans = plan_replays(settings, lake)

@@ -30,6 +30,7 @@ from pyspark.sql import functions as F
 
 from intake import conform
 from intake.quality import failed_expectations, run_suite, write_report
+from intake.retention import refuse_unfinished, rows_left
 from riskradar import catalog
 from riskradar.audit import RunRecord
 from riskradar.config import Contract, Settings
@@ -67,6 +68,7 @@ def validate_feed(
     feed = contract.name
     with lock(lake, f"intake.{feed}", run_id=record.run_id, job="validate") as notes:
         record.notes += notes
+        refuse_unfinished(lake, feed)
         clear_scratch(lake, "validate", feed)  # what a crashed run left
         state = FeedState.read(lake, feed)
         markers = sorted(
@@ -105,11 +107,16 @@ def validate_feed(
 
 def restart(state: FeedState) -> FeedState:
     """The state a replay starts from: empty, but for the batches an operator discarded (their
-    rows stay in quarantine)."""
+    rows stay in quarantine) and what retention did (the counts of the events it removed, and
+    the rows it removed from each batch's bronze: the replay expects the rest)."""
     discarded = {b: r for b, r in state.batches.items() if r["status"] == DISCARDED}
     quarantine = {b: rel for b, rel in state.tables.get("quarantine", {}).items() if b in discarded}
+    tables = {
+        "quarantine": quarantine,
+        catalog.EXPIRED_COUNTS: dict(state.tables.get(catalog.EXPIRED_COUNTS, {})),
+    }
     return FeedState(
-        feed=state.feed, version=state.version, tables={"quarantine": quarantine}, batches=discarded
+        feed=state.feed, version=state.version, tables=tables, batches=discarded, retention=state.retention
     )
 
 
@@ -154,7 +161,7 @@ def validate_batch(
     batch = BatchCommit(
         f"intake.{contract.name} batch {batch_id}", lake, state, {}, entry, record.run_id, commit
     )
-    if marker["rows"] == 0:  # every file of the batch was rejected at ingest
+    if rows_left(marker, state) == 0:  # every file rejected at ingest, or every row past retention
         batch.commit()
         return summary
     bronze = spark.read.parquet(str(lake.bronze(contract.name))).where(F.col("batch_id") == batch_id)
@@ -163,10 +170,11 @@ def validate_batch(
     tally = _tally(routed)
     by_file_in = {r["source_file"]: r["count"] for r in bronze.groupBy("source_file").count().collect()}
     summary.update(_counts(tally, rows_in=sum(by_file_in.values())))
-    if summary["rows_in"] != marker["rows"]:
+    if summary["rows_in"] != rows_left(marker, state):
         raise ReconciliationError(
-            f"{contract.name} batch {batch_id}: {marker['rows']} rows ingested, {summary['rows_in']} read "
-            f"from bronze; nothing was published"
+            f"{contract.name} batch {batch_id}: {marker['rows']} rows ingested, of which retention "
+            f"removed {marker['rows'] - rows_left(marker, state)}, {summary['rows_in']} read from bronze; "
+            f"nothing was published"
         )
     batch.written = _write_batch(spark, lake, contract, routed, batch_id, state, run_id=record.run_id)
     gate, result = _gate(settings, lake, contract, routed, summary, record, found)
@@ -544,6 +552,7 @@ def discard_batch(
     this acknowledges the files ingest rejected in it."""
     with lock(lake, f"intake.{contract.name}", run_id=record.run_id, job="batches") as notes:
         record.notes += notes
+        refuse_unfinished(lake, contract.name)
         return _discard(spark, lake, contract, batch_id, reason=reason, record=record)
 
 
@@ -562,6 +571,7 @@ def retry_batch(
     newer delivery still wins."""
     with lock(lake, f"intake.{contract.name}", run_id=record.run_id, job="batches") as notes:
         record.notes += notes
+        refuse_unfinished(lake, contract.name)
         state = FeedState.read(lake, contract.name)
         rec = state.batches.get(batch_id)
         if rec is None or rec["status"] != REJECTED:
@@ -593,7 +603,7 @@ def _discard(
     who = getpass.getuser()
     when = datetime.now(UTC).isoformat(timespec="seconds")
     note = {"by": who, "at": when, "reason": reason, "run_id": record.run_id}
-    if status in (PUBLISHED, DISCARDED) or markers[batch_id]["rows"] == 0:
+    if status in (PUBLISHED, DISCARDED) or rows_left(markers[batch_id], state) == 0:
         # Nothing left to set aside: what is acknowledged is the files ingest rejected.
         status = status or DISCARDED
         state.batches[batch_id] = {
@@ -619,10 +629,10 @@ def _discard(
     )
     rows.write.mode("overwrite").parquet(str(folder))
     counted = spark.read.parquet(str(folder)).count()
-    if counted != markers[batch_id]["rows"]:
+    if counted != rows_left(markers[batch_id], state):
         raise ReconciliationError(
-            f"{contract.name} batch {batch_id}: {markers[batch_id]['rows']} rows ingested, {counted} "
-            f"written to quarantine; nothing was discarded"
+            f"{contract.name} batch {batch_id}: {rows_left(markers[batch_id], state)} rows in bronze, "
+            f"{counted} written to quarantine; nothing was discarded"
         )
     _register(lake, state, {"quarantine": {batch_id: Written(folder, counted, {})}})
     previous = state.batches.get(batch_id, {})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -23,9 +23,11 @@ from pyspark.sql import functions as F
 
 from features.grid import Grid, assign_cells, cells_in_areas
 from features.panel import (
+    N_EVENTS,
     PanelSpec,
     build_panel,
     check_schema,
+    count_basis,
     index_of,
     role_indicators,
     schema_difference,
@@ -36,11 +38,13 @@ from features.panel import (
 from riskradar.audit import audited_run
 from riskradar.catalog import (
     AREAS,
+    EXPIRED_COUNTS,
     FEATURES,
     feed_freshness,
     latest,
     panel_builds,
     published_batches,
+    read_events_and_expired,
     read_history,
     read_silver,
     silver_table,
@@ -109,35 +113,67 @@ def role_feeds(settings: Settings) -> dict[str, str | None]:
     }
 
 
-def load_inputs(spark: SparkSession, settings: Settings, lake: Lake) -> dict[str, DataFrame | None]:
+def load_inputs(
+    spark: SparkSession, settings: Settings, lake: Lake
+) -> tuple[dict[str, DataFrame | None], date | None]:
     """The current rows (one per event, day and area) the panel reads, as published: `events`
-    (every events feed), and the feeds of the roles: `series` (weather), `areas` (area
-    indicators) and `boundaries` (area boundaries). None for a role the config leaves out or
-    whose feed has published nothing yet."""
-    inputs = {"events": read_silver(spark, settings, lake, "events")}
+    (every events feed) and `expired` (the counts of the events retention removed from it,
+    checked to be counted on the config's grid and weeks), and the feeds of the roles: `series`
+    (weather), `areas` (area indicators) and `boundaries` (area boundaries); None for a role the
+    config leaves out or whose feed has published nothing yet. And the local day of the newest
+    crime event retention removed (None: none was)."""
+    events, expired, retained = read_events_and_expired(spark, settings, lake)
+    check_counted_on(settings, {feed: r["counted_on"] for feed, r in retained.items()})
+    inputs = {"events": events, "expired": expired}
     for key, feed in role_feeds(settings).items():
         table = silver_table(settings.contract(feed)) if feed else ""
         inputs[key] = read_silver(spark, settings, lake, table, feeds=[feed]) if feed else None
-    return inputs
+    crime = [r["newest_expired"] for feed, r in retained.items() if feed in settings.features.crime_feeds]
+    return inputs, date.fromisoformat(max(crime)) if crime else None
+
+
+def check_counted_on(settings: Settings, counted_on: dict[str, dict]) -> None:
+    """Refuse a panel whose grid or weeks differ from those the expired events were counted on
+    (`counted_on`: feed -> what `riskradar retention` recorded): those weeks cannot be counted
+    again, the events are gone."""
+    now = count_basis(Grid(settings.grid.cell_size_m, settings.project_crs), settings.timezone)
+    for feed, then in sorted(counted_on.items()):
+        changed = [f"{k} {then.get(k)!r} then, {v!r} now" for k, v in now.items() if then.get(k) != v]
+        if changed:
+            raise ConfigError(
+                f"{settings.config_file}: the events of {feed} that retention removed live on as counts "
+                f"per week and cell of the grid they were counted on, and the config changed it "
+                f"({'; '.join(changed)}): the weeks whose events expired cannot be counted again. Put "
+                f"'grid.cell_size_m', 'project_crs' and 'timezone' back as they were"
+            )
 
 
 def _input_tables(settings: Settings, inputs: dict[str, DataFrame | None]) -> list[dict[str, str]]:
     """The audit record's inputs: each silver table read, with the feed of its role."""
     feeds = role_feeds(settings)
+    tables = {"expired": EXPIRED_COUNTS}
     out = []
     for key, df in inputs.items():
         feed = feeds.get(key)
         if df is not None:
-            table = silver_table(settings.contract(feed)) if feed else key
+            table = silver_table(settings.contract(feed)) if feed else tables.get(key, key)
             out.append({"table": f"silver.{table}", **({"feed": feed} if feed else {})})
     return out
 
 
 def study_cells(
-    spark: SparkSession, events: DataFrame, boundaries: DataFrame | None, grid: Grid
+    spark: SparkSession,
+    events: DataFrame,
+    boundaries: DataFrame | None,
+    grid: Grid,
+    expired: DataFrame | None = None,
 ) -> DataFrame:
-    """(ix, iy, area_code): cells holding any event, plus cells inside the boundary polygons."""
-    with_events = assign_cells(events, grid).select("ix", "iy").distinct()
+    """(ix, iy, area_code): cells holding any event (or any event retention removed, counted in
+    `expired`), plus cells inside the boundary polygons."""
+    with_events = assign_cells(events, grid).select("ix", "iy")
+    if expired is not None:
+        with_events = with_events.unionByName(expired.select("ix", "iy"))
+    with_events = with_events.distinct()
     if boundaries is None:
         return with_events.withColumn("area_code", F.lit(None).cast("string"))
     polygons = [(r["area_code"], r["geometry_geojson"]) for r in latest(boundaries, "area_code").collect()]
@@ -161,15 +197,17 @@ def build(
     f = settings.features
     assert f is not None
     with step("read the silver tables and the crime feeds' span", log):
-        inputs = load_inputs(spark, settings, lake)
-        events = _crime_events(inputs["events"], f.crime_feeds)
-        history_start, data_end, left_out = _data_span(events, settings)
-        _check_targets(events, settings)
+        inputs, newest_expired = load_inputs(spark, settings, lake)
+        expired = inputs["expired"]
+        events = _crime_events(spark, inputs["events"], expired, f.crime_feeds)
+        weeks = _crime_weeks(events, expired, settings, newest_expired)
+        history_start, data_end, left_out = _data_span(weeks, settings)
+        _check_targets(events, expired, settings)
     if left_out:
         log.warning("build-features: %s", left_out)
     areas, weather = inputs["areas"], inputs["series"]
     spec = PanelSpec.from_settings(settings, role_indicators(settings) if areas is not None else [])
-    cells = study_cells(spark, events, inputs["boundaries"], spec.grid).cache()
+    cells = study_cells(spark, events, inputs["boundaries"], spec.grid, expired).cache()
     try:
         with step("find the study cells and the weeks to build", log):
             n_cells = cells.count()
@@ -188,6 +226,7 @@ def build(
             history_start_week=history_start,
             weather=latest(weather, "date") if weather is not None else None,
             areas=latest(areas, "area_code") if areas is not None else None,
+            expired=expired,
         )
         check_schema(panel, spec)
         weeks = [week_of(w).isoformat() for w in range(first_week, last_week + 1)]
@@ -223,30 +262,62 @@ def build(
     }
 
 
-def _crime_events(events: DataFrame | None, crime_feeds: list[str]) -> DataFrame:
-    """The silver events the panel reads (their columns it uses), once the crime feeds hold any."""
-    if events is None or events.where(F.col("partner").isin(crime_feeds)).limit(1).count() == 0:
+_EVENT_COLUMNS = ["partner", "category", "occurred_at", "x", "y", "origin", "domestic", "batch_id"]
+
+
+def _crime_events(
+    spark: SparkSession, events: DataFrame | None, expired: DataFrame | None, crime_feeds: list[str]
+) -> DataFrame:
+    """The silver events the panel reads (their columns it uses), once the crime feeds hold any
+    (or once retention counted some of theirs in `expired`: silver may then hold none)."""
+
+    def has_crime(df: DataFrame | None) -> bool:
+        return df is not None and df.where(F.col("partner").isin(crime_feeds)).limit(1).count() > 0
+
+    if not (has_crime(events) or has_crime(expired)):
         raise NothingToDo(
             f"silver.events holds no events of the crime feeds {crime_feeds}: run "
             f"`riskradar ingest --all` and `riskradar validate --all` first"
         )
-    return events.select("partner", "category", "occurred_at", "x", "y", "origin", "domestic", "batch_id")
+    if events is None:
+        schema = "partner string, category string, occurred_at timestamp, x double, y double, "
+        return spark.createDataFrame([], schema + "origin string, domestic boolean, batch_id string")
+    return events.select(*_EVENT_COLUMNS)
 
 
-def _data_span(events: DataFrame, settings: Settings) -> tuple[int, int, str | None]:
-    """(first week, last complete week) of the crime feeds' data, as week indexes, and what was
-    left out: events after a run of more than `features.max_gap_weeks` empty weeks are a stray
-    (a mistyped year), not the data's end, until the data catch up with them."""
+def _crime_weeks(
+    events: DataFrame, expired: DataFrame | None, settings: Settings, newest_expired: date | None
+) -> list[dict[str, Any]]:
+    """The weeks holding crime events, in order: (w: week index, n: events, newest: the local
+    time of the newest). A week of expired events only has no times: its newest is the newest
+    event retention removed where it is that week (the data may end there), else its Sunday."""
     crime_feeds = settings.features.crime_feeds
     local = F.from_utc_timestamp(F.col("occurred_at"), settings.timezone)
-    weeks = (
-        events.where(F.col("partner").isin(crime_feeds))
+    found = {
+        r["w"]: {"w": r["w"], "n": r["n"], "newest": r["newest"]}
+        for r in events.where(F.col("partner").isin(crime_feeds))
         .select(week_index(week_start(F.col("occurred_at"), settings.timezone)).alias("w"), local.alias("t"))
         .groupBy("w")
         .agg(F.count(F.lit(1)).alias("n"), F.max("t").alias("newest"))
-        .orderBy("w")
         .collect()
-    )
+    }
+    if expired is not None:
+        counted = expired.where(F.col("partner").isin(crime_feeds)).groupBy(
+            week_index(F.col("week")).alias("w")
+        )
+        for r in counted.agg(F.sum(N_EVENTS).alias("n")).collect():
+            ends = newest_expired if newest_expired and index_of(newest_expired) == r["w"] else None
+            day = ends or week_of(r["w"]) + timedelta(days=6)
+            week = found.setdefault(r["w"], {"w": r["w"], "n": 0, "newest": datetime.combine(day, time())})
+            week["n"] += r["n"]
+    return [found[w] for w in sorted(found)]
+
+
+def _data_span(weeks: list[dict[str, Any]], settings: Settings) -> tuple[int, int, str | None]:
+    """(first week, last complete week) of the crime feeds' data (`_crime_weeks`), as week
+    indexes, and what was left out: events after a run of more than `features.max_gap_weeks`
+    empty weeks are a stray (a mistyped year), not the data's end, until the data catch up."""
+    crime_feeds = settings.features.crime_feeds
     bulk, stray = _before_a_gap(weeks, settings.features.max_gap_weeks)
     history_start, last, newest = bulk[0]["w"], bulk[-1]["w"], bulk[-1]["newest"]
     # A label needs a whole week: if the newest data end before Sunday, the last week is partial
@@ -295,9 +366,11 @@ def _check_growth(lake: Lake, settings: Settings, last_week: int, *, allow: bool
         )
 
 
-def _check_targets(events: DataFrame, settings: Settings) -> None:
-    """Every target has events of its categories in silver.events."""
+def _check_targets(events: DataFrame, expired: DataFrame | None, settings: Settings) -> None:
+    """Every target has events of its categories in silver.events (or counted when they expired)."""
     present = {r["category"] for r in events.groupBy("category").count().collect()}
+    if expired is not None:
+        present |= {r["category"] for r in expired.groupBy("category").count().collect()}
     for name, target in settings.targets.items():
         if not present & set(target.categories):
             raise NothingToDo(

@@ -153,12 +153,18 @@ def storage(settings: Settings, contract: Contract) -> list[str]:
         f"landing `{settings.partners.landing_root}/{contract.landing.path}/`: the files as delivered "
         "(the partner's area; the pipeline only reads it)",
         f"`_delivered/{contract.name}/`: a raw copy of each ingested file version, owner-only, for a "
-        "change of pseudonymisation key",
+        "change of pseudonymisation key, removed with the last of its rows",
         f"`bronze/{contract.name}/`: the delivered rows, personal columns pseudonymised or dropped",
         f"`quarantine/{contract.name}/`: rows that failed a row rule, as in bronze, for review",
         f"`silver/{table}/` and `silver/{history_table(contract)}/`: the conformed current rows and "
         "the versions they superseded",
     ]
+    if contract.kind == "events":
+        kept.append(
+            f"`silver/expired_counts/partner={contract.name}/`: once `riskradar retention` has removed "
+            "its events, their counts per week, grid cell and category (no personal data), kept "
+            f"{settings.retention.counts_days} days for the panel's long-run features"
+        )
     if uses(settings, contract.name):
         kept.append(
             "`gold/features/` and `gold/scores/`: counts and forecasts per grid cell and week, "

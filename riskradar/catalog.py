@@ -36,6 +36,14 @@ _SILVER = {
 }
 SUPERSEDED_BY = "superseded_by"
 SUPERSEDED_AT = "superseded_at"
+# Retention's rewrite of the rows of a batch's files that ingest rejected (quarantine step=ingest,
+# a partition ingest publishes): named by the feed's commit record under this key, {batch: folder
+# under quarantine/<feed>/_retained/, or "" when none is left}, in the place of the partition.
+INGEST_QUARANTINE = "ingest_quarantine"
+# silver.expired_counts: per events feed (`partner=`) and year of the week (`year=`), the events
+# retention removed from silver, counted per week, cell, category, origin and domestic flag
+# (features.panel.event_counts): what the panel reads for the weeks whose events expired.
+EXPIRED_COUNTS = "expired_counts"
 
 # Column layouts of the intake tables, after each row's own values:
 # bronze.<feed> (partition batch_id): the contract's kept columns, then BRONZE_LINEAGE;
@@ -134,15 +142,24 @@ def intake_roots(lake: Lake, contract: Contract) -> dict[str, Path]:
         "silver": silver / prefix if prefix else silver,
         "history": history / prefix if prefix else history,
         "quarantine": lake.quarantine(contract.name),
+        INGEST_QUARANTINE: retained_ingest_quarantine(lake, contract.name),
+        EXPIRED_COUNTS: lake.silver(EXPIRED_COUNTS) / f"partner={contract.name}",
     }
 
 
+def retained_ingest_quarantine(lake: Lake, feed: str) -> Path:
+    """Where retention writes what it leaves of a batch's ingest quarantine: batch_id=<batch>/
+    step=ingest/r-<run>/ (hidden from a plain read of the quarantine folder, named by the record)."""
+    return lake.quarantine(feed) / "_retained"
+
+
 def vacuum_roots(lake: Lake, contract: Contract) -> list[Path]:
-    """What `lake.vacuum` may clean for a feed: its silver and history folders, and the
-    validate step of its quarantine (the ingest step belongs to ingest)."""
+    """What `lake.vacuum` may clean for a feed: its silver, history and expired-count folders,
+    the validate step of its quarantine and retention's rewrites of the ingest step (the ingest
+    step's own partitions belong to ingest)."""
     roots = intake_roots(lake, contract)
     quarantine = [p / "step=validate" for p in sorted(roots["quarantine"].glob("batch_id=*"))]
-    return [roots["silver"], roots["history"], *quarantine]
+    return [roots["silver"], roots["history"], roots[EXPIRED_COUNTS], roots[INGEST_QUARANTINE], *quarantine]
 
 
 def _read_folders(spark: SparkSession, base: Path, folders: list[Path]) -> DataFrame | None:
@@ -176,16 +193,45 @@ def read_history(
     return _read_folders(spark, lake.silver(f"{table}_history"), folders)
 
 
+def read_events_and_expired(
+    spark: SparkSession, settings: Settings, lake: Lake
+) -> tuple[DataFrame | None, DataFrame | None, dict[str, dict]]:
+    """silver.events (every enabled feed's current rows), silver.expired_counts (the counts of
+    the events retention removed, with `partner`) and, per feed with such counts, its record of
+    retention (`FeedState.retention`: what they were counted on, the newest event removed), all
+    from one read of each feed's commit record: a retention committing meanwhile neither counts
+    an event twice nor loses one."""
+    states = {c.name: FeedState.read(lake, c.name) for c in _feeds_of(settings, "events")}
+    events = [f for s in states.values() for f in s.folders(lake, "silver")]
+    expired = [f for s in states.values() for f in s.folders(lake, EXPIRED_COUNTS)]
+    retained = {f: s.retention for f, s in states.items() if s.tables.get(EXPIRED_COUNTS)}
+    return (
+        _read_folders(spark, lake.silver("events"), events),
+        _read_folders(spark, lake.silver(EXPIRED_COUNTS), expired),
+        retained,
+    )
+
+
 def read_quarantine(spark: SparkSession, lake: Lake, feed: str) -> DataFrame | None:
     """Every quarantined row of a feed: those validation set aside (committed batches) and
-    those of files ingest rejected (committed batches)."""
+    those of files ingest rejected (committed batches; where retention removed some, what it
+    left)."""
     state = FeedState.read(lake, feed)
     committed = {m["batch_id"] for m in read_json_dir(lake.batch_markers(feed))}
     root = lake.quarantine(feed)
+    retained = state.tables.get(INGEST_QUARANTINE, {})
     ingest_parts = [
-        root / quarantine_partition(b, "ingest") for b in partition_values(root, "batch_id") if b in committed
+        root / quarantine_partition(b, "ingest")
+        for b in partition_values(root, "batch_id")
+        if b in committed and b not in retained
     ]
-    return _read_folders(spark, root, [*ingest_parts, *state.folders(lake, "quarantine")])
+    found = _read_folders(spark, root, [*ingest_parts, *state.folders(lake, "quarantine")])
+    rewritten = _read_folders(
+        spark, retained_ingest_quarantine(lake, feed), state.folders(lake, INGEST_QUARANTINE)
+    )
+    if found is None or rewritten is None:
+        return found if rewritten is None else rewritten
+    return found.unionByName(rewritten, allowMissingColumns=True)
 
 
 def published_batches(lake: Lake, settings: Settings) -> list[str]:
@@ -227,14 +273,17 @@ def _table_base(lake: Lake, contract: Contract, table: str) -> Path:
         return lake.silver(silver_table(contract))
     if table == "history":
         return lake.silver(history_table(contract))
+    if table == EXPIRED_COUNTS:
+        return lake.silver(EXPIRED_COUNTS)
     return lake.quarantine(contract.name)
 
 
 def read_feed_table(
     spark: SparkSession, lake: Lake, contract: Contract, state: FeedState, table: str
 ) -> DataFrame | None:
-    """One feed's part of a logical table ("silver", "history" or "quarantine") as `state`
-    names it (which need not be committed yet: a run reads its own work in progress)."""
+    """One feed's part of a logical table ("silver", "history", "quarantine" or
+    EXPIRED_COUNTS) as `state` names it (which need not be committed yet: a run reads its own
+    work in progress)."""
     return _read_folders(spark, _table_base(lake, contract, table), state.folders(lake, table))
 
 

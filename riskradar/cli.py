@@ -20,6 +20,10 @@ COMMANDS = {
     "validate": ("jobs.validate", "bronze -> silver | quarantine, behind the expectation gate"),
     "batches": ("jobs.batches", "list a feed's batches; discard or retry one that was set aside"),
     "rekey": ("jobs.rekey", "move the lake to a new pseudonymisation key, re-deriving it from landing"),
+    "retention": (
+        "jobs.retention",
+        "remove every row older than its contract's retention_days; keep counts of the events (--dry-run)",
+    ),
     "build-features": ("jobs.build_features", "silver -> gold/features, the cell x week panel"),
     "train": ("jobs.train", "backtest candidates vs baselines, log to MLflow, register, gate the champion"),
     "score": ("jobs.score", "the champion's expected counts for every study cell of a week -> gold/scores"),

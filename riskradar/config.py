@@ -390,6 +390,18 @@ class PseudonymConfig(_Model):
     key_env: str = "RISKRADAR_PSEUDONYM_KEY"
 
 
+class RetentionConfig(_Model):
+    """What `riskradar retention` keeps beyond the contracts' `retention_days`."""
+
+    counts_days: int = Field(
+        7300,
+        gt=0,
+        description="how long the counts per week, cell and category of the events retention removed "
+        "(silver.expired_counts, no personal data) are kept, in days: at least the longest "
+        "retention_days of an events feed, so that the panel's long-run features outlive the events",
+    )
+
+
 class TargetConfig(_Model):
     categories: list[str] = Field(min_length=1)
     exclude_domestic: bool = False
@@ -862,6 +874,7 @@ class Settings(_Model):
     scoring: ScoringConfig = ScoringConfig()
     sharing: SharingConfig = SharingConfig()
     pseudonymisation: PseudonymConfig = PseudonymConfig()
+    retention: RetentionConfig = RetentionConfig()
     spark: SparkConfig = SparkConfig()
     mlflow: MlflowConfig = MlflowConfig()
     governance: GovernanceConfig | None = Field(None, description="needed by `riskradar register`")
@@ -1211,6 +1224,18 @@ def _check_governance(path: Path, settings: Settings) -> None:
         )
 
 
+def _check_counts_retention(path: Path, retention: RetentionConfig, contracts: dict[str, Contract]) -> None:
+    """The counts of expired events outlive the events: no shorter than any events feed's retention."""
+    events = {name: c.retention_days for name, c in contracts.items() if c.kind == "events"}
+    longest = max(events, key=lambda name: events[name], default=None)
+    if longest is not None and retention.counts_days < events[longest]:
+        raise ConfigError(
+            f"{path}: key 'retention.counts_days' = {retention.counts_days}: shorter than the "
+            f"retention_days of the events feed {longest!r} ({events[longest]}); the counts of its "
+            f"expired events would go before the events do, and the panel's long-run features with them"
+        )
+
+
 def _check_kde(path: Path, kde: KdeConfig, features: FeatureConfig, cell_size_m: float) -> None:
     for i, gname in enumerate(kde.groups):
         if gname not in features.category_groups:
@@ -1300,6 +1325,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     if settings.features:
         _check_features(path, settings.features, settings)
     _check_governance(path, settings)
+    _check_counts_retention(path, settings.retention, contracts)
     _check_roles(path, settings.roles, contracts, Path(partners.contracts_dir))
     settings = settings.model_copy(
         update={

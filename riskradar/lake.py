@@ -312,9 +312,11 @@ class FeedState:
     """A feed's commit record, `_state/<feed>.json`: the folders that hold its published intake
     tables, and every validated batch with its outcome.
 
-    `tables` maps a logical table ("silver", "history", "quarantine") to {part key -> folder
-    relative to the lake root}; `batches` maps a batch id to its record (status `published`,
-    `rejected` or `discarded`, counts, report, run). Replacing the file is the commit.
+    `tables` maps a logical table ("silver", "history", "quarantine", and the two retention
+    writes: "ingest_quarantine", "expired_counts") to {part key -> folder relative to the lake
+    root}; `batches` maps a batch id to its record
+    (status `published`, `rejected` or `discarded`, counts, report, run); `retention` is what
+    `riskradar retention` did to the feed (intake/retention.py). Replacing the file is the commit.
     """
 
     feed: str
@@ -323,6 +325,7 @@ class FeedState:
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     committed_at: str | None = None
     run_id: str | None = None
+    retention: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def read(cls, lake: Lake, feed: str) -> FeedState:
@@ -337,34 +340,36 @@ class FeedState:
             batches=doc["batches"],
             committed_at=doc.get("committed_at"),
             run_id=doc.get("run_id"),
+            retention=doc.get("retention", {}),
         )
 
     def parts(self, table: str) -> dict[str, str]:
         return self.tables.setdefault(table, {})
 
     def folders(self, lake: Lake, table: str) -> list[Path]:
-        """The published folders of one logical table that hold data."""
-        return [lake.root / rel for _, rel in sorted(self.tables.get(table, {}).items())]
+        """The published folders of one logical table that hold data (a part named with no
+        folder, "", has none: retention removed every row of a part that is not its own)."""
+        return [lake.root / rel for _, rel in sorted(self.tables.get(table, {}).items()) if rel]
 
     def commit(self, lake: Lake, *, run_id: str) -> None:
         """Make this state the published one (atomic: a temp file renamed over the record)."""
         self.version += 1
         self.committed_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         self.run_id = run_id
-        write_json(
-            lake.state(self.feed),
-            {
-                "feed": self.feed,
-                "version": self.version,
-                "committed_at": self.committed_at,
-                "run_id": run_id,
-                "tables": self.tables,
-                "batches": self.batches,
-            },
-        )
+        doc = {
+            "feed": self.feed,
+            "version": self.version,
+            "committed_at": self.committed_at,
+            "run_id": run_id,
+            "tables": self.tables,
+            "batches": self.batches,
+        }
+        write_json(lake.state(self.feed), {**doc, "retention": self.retention} if self.retention else doc)
 
     def referenced(self, lake: Lake) -> set[Path]:
-        return {(lake.root / rel).resolve() for parts in self.tables.values() for rel in parts.values()}
+        return {
+            (lake.root / rel).resolve() for parts in self.tables.values() for rel in parts.values() if rel
+        }
 
 
 def vacuum(lake: Lake, state: FeedState, roots: Iterable[Path]) -> list[Path]:

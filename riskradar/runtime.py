@@ -56,12 +56,17 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpar
     return args
 
 
-def monday(text: str) -> date:
-    """An argparse type: an ISO date that starts a week (weeks start on Monday)."""
+def iso_day(text: str) -> date:
+    """An argparse type: an ISO date."""
     try:
-        day = date.fromisoformat(text)
+        return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def monday(text: str) -> date:
+    """An argparse type: an ISO date that starts a week (weeks start on Monday)."""
+    day = iso_day(text)
     if day.weekday() != 0:
         raise argparse.ArgumentTypeError(f"{day} is a {day:%A}; weeks start on Monday")
     return day

@@ -48,6 +48,19 @@ def write_config(tmp_path: Path, *, landing: Path, enabled: list[str], **overrid
     return path
 
 
+def csv_gz(header: list[str], rows: list[dict[str, str]]) -> bytes:
+    """A gzipped CSV delivery of `rows` under `header` (a row's other keys are left out)."""
+    import csv
+    import gzip
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return gzip.compress(out.getvalue().encode(), mtime=0)
+
+
 def landing_with(tmp_path: Path, feed_folder: str, files: dict[str, bytes]) -> Path:
     """A landing root holding `files` (name -> bytes) in the folder of one feed."""
     root = tmp_path / "landing"

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
@@ -65,6 +67,7 @@ def test_every_application_a_task_submits_exists(bag):
         "export",
         "evaluate_scores",
         "share",
+        "retention",
     }
 
 
@@ -103,18 +106,56 @@ def test_a_feed_validates_what_ingest_landed_even_when_ingest_failed(bag):
     intake = bag.dags["riskradar_intake"]
     validate = intake.get_task("feed.validate_and_publish")
     watcher = intake.get_task("feed.fail_feed_if_ingest_failed")
+    retention_watcher = intake.get_task("feed.fail_feed_if_retention_failed")
+    version = intake.get_task("feed.feed_version")
     assert validate.trigger_rule == TriggerRule.ALL_DONE
-    assert watcher.trigger_rule == TriggerRule.ONE_FAILED
+    assert watcher.trigger_rule == retention_watcher.trigger_rule == TriggerRule.ONE_FAILED
     assert watcher.upstream_task_ids == {"enabled_feeds", "feed.ingest_new_files"}  # the map, ingest
-    assert {t.task_id for t in intake.leaves} == {"feed.announce_new_data", watcher.task_id}
+    assert {t.task_id for t in intake.leaves} == {
+        "feed.announce_new_data",
+        watcher.task_id,
+        retention_watcher.task_id,
+    }
+    # the intake of a feed goes on after its retention, whatever became of that
+    assert version.trigger_rule == TriggerRule.ALL_DONE
     # every other task runs only when all its upstream tasks succeeded: the asset is updated only
     # after a validation that succeeded
-    others = {t.task_id: t.trigger_rule for t in intake.tasks if t not in (validate, watcher)}
+    others = {
+        t.task_id: t.trigger_rule
+        for t in intake.tasks
+        if t not in (validate, watcher, retention_watcher, version)
+    }
     assert others == dict.fromkeys(
-        ["enabled_feeds", "feed.feed_version", "feed.ingest_new_files", "feed.announce_new_data"],
+        ["enabled_feeds", "feed.apply_retention", "feed.ingest_new_files", "feed.announce_new_data"],
         TriggerRule.ALL_SUCCESS,
     )
     with pytest.raises(AirflowFailException, match="ingest of police_crimes failed"):
+        watcher.python_callable("police_crimes")
+
+
+def test_every_feed_applies_its_retention_daily_before_its_intake_as_of_the_runs_date(bag):
+    """The daily run removes first what each feed's contract no longer allows, as of the run's
+    own date (a backfill of an old day removes nothing that day did not), then ingests: the
+    feed's commit version that says whether validation published is read after retention. A
+    failed retention does not hold the intake up, and a leaf keeps the feed failed."""
+    from jinja2 import StrictUndefined
+
+    intake = bag.dags["riskradar_intake"]
+    retain = intake.get_task("feed.apply_retention")
+    assert Path(retain.application) == ROOT / "jobs" / "retention.py"
+    args = retain.application_args
+    assert (args[0], args[2]) == ("--partner", "--as-of")
+    assert retain.upstream_task_ids == {"enabled_feeds"}
+    assert retain.downstream_task_ids == {"feed.feed_version", "feed.fail_feed_if_retention_failed"}
+    assert intake.get_task("feed.feed_version").downstream_task_ids >= {"feed.ingest_new_files"}
+    env = intake.get_template_env()
+    env.undefined = StrictUndefined
+    as_of = env.from_string(args[3])
+    logical, ran = datetime(2014, 7, 1, 6, tzinfo=UTC), datetime(2026, 12, 7, 13, tzinfo=UTC)
+    assert as_of.render(dag_run=SimpleNamespace(logical_date=logical, run_after=ran)) == "2014-07-01"
+    assert as_of.render(dag_run=SimpleNamespace(logical_date=None, run_after=ran)) == "2026-12-07"
+    watcher = intake.get_task("feed.fail_feed_if_retention_failed")
+    with pytest.raises(AirflowFailException, match="retention of police_crimes failed"):
         watcher.python_callable("police_crimes")
 
 

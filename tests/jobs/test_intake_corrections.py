@@ -108,7 +108,7 @@ def test_a_month_then_corrections_then_the_month_again_keeps_one_current_row_per
     assert _current(spark, settings) == after
     assert read_history(spark, settings, lake, "events").count() == 20
     # What the panel reads are the current rows only.
-    events = build_features.load_inputs(spark, settings, lake)["events"]
+    events = build_features.load_inputs(spark, settings, lake)[0]["events"]
     assert events.count() == len(after) and events.where(F.col("category") == "homicide").count() == sum(
         1 for e in after.values() if e[0] == "homicide"
     )

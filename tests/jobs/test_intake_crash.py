@@ -10,7 +10,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 from builders import ROOT, SAMPLE, write_config
 from support.cluster import C1_ONLY
+from support.crash import wait_killed
 
 from jobs import ingest, validate
 from riskradar.catalog import read_history, read_quarantine, read_silver
@@ -140,11 +140,7 @@ def test_a_killed_validation_leaves_the_old_state_or_the_new_and_its_rerun_finis
     prepared, killed, spark, kill
 ):
     settings, proc, output = killed[kill]
-    try:
-        proc.wait(timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the {kill} run did not end in 300 s; its output:\n{output.read_text()}")
-    assert proc.returncode == -signal.SIGKILL, output.read_text()
+    wait_killed(proc, output, kill)
     seen = view(spark, settings)
     expected = prepared["after"] if kill == "kill-after-commit" else prepared["before"]
     assert seen == expected

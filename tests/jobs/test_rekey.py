@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from builders import ROOT, RUN_TIMES, SAMPLE, TEST_KEY, intake_tables, write_config
+from builders import ROOT, RUN_TIMES, SAMPLE, TEST_KEY, csv_gz, intake_tables, write_config
 from pyspark.sql import functions as F
 
 from intake import ingestion, validation
@@ -41,14 +41,6 @@ def _sample(n: int) -> tuple[list[str], list[dict[str, str]]]:
         return list(reader.fieldnames or []), [row for _, row in zip(range(n), reader, strict=False)]
 
 
-def _gz(header: list[str], rows: list[dict[str, str]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return gzip.compress(out.getvalue().encode(), mtime=0)
-
-
 def _settings(root: Path):
     return load_settings(write_config(root, landing=root / "landing", enabled=[FEED]))
 
@@ -70,20 +62,20 @@ def built(spark, tmp_path_factory):
     settings = _settings(root)
     lake = Lake(settings.lake_root)
 
-    (folder / "crimes_2014-06.csv.gz").write_bytes(_gz(header, rows[:200]))
+    (folder / "crimes_2014-06.csv.gz").write_bytes(csv_gz(header, rows[:200]))
     ingest.main(["--partner", FEED], settings=settings, spark=spark)
     validate.main(["--partner", FEED], settings=settings, spark=spark)
 
     published = sorted(r["source_row"] for r in read_silver(spark, settings, lake, "events").collect())
     corrected = [dict(rows[i - 1], **{"Primary Type": "HOMICIDE"}) for i in published[:15]]
-    (folder / "crimes_2014-06_corrections.csv.gz").write_bytes(_gz(header, corrected))
+    (folder / "crimes_2014-06_corrections.csv.gz").write_bytes(csv_gz(header, corrected))
     ingest.main(["--partner", FEED], settings=settings, spark=spark)
     validate.main(["--partner", FEED], settings=settings, spark=spark)
 
     broken = [dict(r, Date="not a date") for r in rows[200:210]]
-    (folder / "crimes_broken.csv.gz").write_bytes(_gz(header, broken))
+    (folder / "crimes_broken.csv.gz").write_bytes(csv_gz(header, broken))
     no_type = [h for h in header if h != "Primary Type"]
-    (folder / "crimes_no_type.csv.gz").write_bytes(_gz(no_type, rows[210:215]))
+    (folder / "crimes_no_type.csv.gz").write_bytes(csv_gz(no_type, rows[210:215]))
     with pytest.raises(DeliveryRejected):
         ingest.main(["--partner", FEED], settings=settings, spark=spark)
     third = _markers(lake)[-1]["batch_id"]
@@ -232,7 +224,7 @@ def test_a_rekeyed_lake_equals_the_old_one_but_for_its_pseudonyms(spark, lake_co
     # A later delivery is refused with the old key and taken with the new one (the operator's
     # acknowledgement of the file without `Primary Type` was carried over: ingest does not fail).
     header, rows = _sample(220)
-    (tmp_path / "landing" / FEED / "crimes_later.csv.gz").write_bytes(_gz(header, rows[215:220]))
+    (tmp_path / "landing" / FEED / "crimes_later.csv.gz").write_bytes(csv_gz(header, rows[215:220]))
     with monkeypatch.context() as m:
         m.setenv("RISKRADAR_PSEUDONYM_KEY", TEST_KEY)
         with pytest.raises(KeyMismatch, match="riskradar rekey"):
@@ -409,10 +401,10 @@ def corrected(spark, tmp_path_factory):
     settings = _suite_settings(root)
     header, rows = _sample(226)
     deliveries = [
-        (MONTH_NAME, _gz(header, rows[:200])),
+        (MONTH_NAME, csv_gz(header, rows[:200])),
         (
             LATE_NAME,
-            _gz(header, [dict(r, Date="not a date") if i < 12 else r for i, r in enumerate(rows[200:])]),
+            csv_gz(header, [dict(r, Date="not a date") if i < 12 else r for i, r in enumerate(rows[200:])]),
         ),
     ]
     for name, content in deliveries:
@@ -422,7 +414,7 @@ def corrected(spark, tmp_path_factory):
     changed = [dict(r) for r in rows[:200]]
     for i in [i for i in published if i <= 200][:10]:
         changed[i - 1]["Description"] = "CORRECTED DESCRIPTION"
-    deliveries.append((MONTH_NAME, _gz(header, changed)))
+    deliveries.append((MONTH_NAME, csv_gz(header, changed)))
     _deliver_and_run(spark, settings, *deliveries[-1])
     return root, deliveries
 

@@ -59,6 +59,12 @@ def test_lake_root_comes_from_the_environment(monkeypatch, tmp_path):
         ("governance.contact", "nobody", "key 'governance.contact' = 'nobody': String should match pattern"),
         ("governance.purpose", {"nl": "alleen Nederlands"}, "key 'governance.purpose.en'"),
         ("governance.in_use_since", "2026-13", "key 'governance.in_use_since' = '2026-13'"),
+        (
+            "retention.counts_days",
+            1000,
+            "key 'retention.counts_days' = 1000: shorter than the retention_days of the events feed "
+            "'police_crimes' (1825)",
+        ),
     ],
 )
 def test_wrong_value_names_file_key_and_value(tmp_path: Path, key, value, message):
@@ -120,6 +126,16 @@ def test_wrong_contract_value_is_explained(tmp_path: Path, change, message):
         load_contract(_contract_file(tmp_path, **change))
     assert "police_crimes.yaml" in str(err.value)
     assert message in str(err.value)
+
+
+def test_a_contract_without_retention_days_is_refused(tmp_path: Path):
+    """Nothing may be kept without a term: `riskradar retention` enforces each contract's."""
+    path = _contract_file(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    del data["retention_days"]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="retention_days"):
+        load_contract(path)
 
 
 def test_contract_category_must_be_canonical(tmp_path: Path):

@@ -6,6 +6,7 @@ import math
 import random
 from datetime import date, datetime, timedelta
 
+import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
@@ -14,6 +15,7 @@ from features.panel import (
     PanelSpec,
     build_panel,
     check_schema,
+    event_counts,
     feature_columns,
     holiday_dates,
     index_of,
@@ -313,6 +315,47 @@ def test_windows_equal_plain_sums_over_the_weeks_before_on_random_data(spark):
             "khist_burglary_b150_all": smoothed(b, ix, iy, 0, t, g150),
         }
         assert {k: row[k] for k in want} == pytest.approx(want, abs=1e-9), (ix, iy, t)
+
+
+def test_the_panel_from_the_counts_of_expired_events_is_the_panel_from_the_events(spark):
+    """Retention replaces the events before its limit (mid-week here) by their `event_counts`:
+    the panel of the events left and those counts equals the panel of every event, to the bit,
+    with the long-run and near-repeat families, discovered events down-weighted and a target
+    without its domestic events. (The kernel-smoothed family reads the same weekly counts, but
+    its sums of Gaussian weights may differ in their last bit when Spark adds them up in another
+    order: tests/jobs/test_retention.py compares it to 1e-12.)"""
+    rng = random.Random(29)
+    categories = ["burglary", "theft", "sanitation_complaint"]
+    rows = [
+        (
+            "sr" if category == "sanitation_complaint" else "police",
+            category,
+            _at(rng.randrange(12), rng.randrange(7), rng.randrange(24)),
+            rng.uniform(0, 600),
+            rng.uniform(0, 600),
+            rng.choice(["reported", "discovered"]),
+            rng.choice([True, False, None]),
+        )
+        for category in (rng.choice(categories) for _ in range(200))
+    ]
+    events = _events(spark, rows)
+    spec = PanelSpec(
+        **{
+            **LONG.__dict__,
+            "kde": None,
+            "discovered_weight": 0.5,
+            "targets": {"burglary": TargetConfig(categories=["burglary"], exclude_domestic=True)},
+        }
+    )
+    cells = _cells(spark, [(ix, iy) for ix in range(4) for iy in range(4)])
+    weeks = {"first_week": I0, "last_week": I0 + 11, "data_end_week": I0 + 10, "history_start_week": I0}
+    limit = F.lit(_at(5, 2, 7))
+    expired = event_counts(events.where(F.col("occurred_at") < limit), spec.grid, spec.timezone)
+    assert expired.agg(F.max("n_events")).first()[0] > 1  # counts, not events one by one
+    left = build_panel(events.where(F.col("occurred_at") >= limit), cells, spec, expired=expired, **weeks)
+    every = build_panel(events, cells, spec, **weeks)
+    got, want = (p.toPandas().sort_values(["cell_id", "week"]).reset_index(drop=True) for p in (left, every))
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
 
 
 def test_kernel_taps_are_normalised_gaussians_cut_at_each_bandwidths_radius():
