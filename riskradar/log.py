@@ -174,6 +174,8 @@ class Progress:
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.every_s):
+            if self.done >= self.total:
+                continue  # every part is done: "still at work on 2/2" would say one is not
             self._context.run(
                 self.out.info,
                 "%s: still at work on %d/%d, %s elapsed",

@@ -103,3 +103,15 @@ def test_a_job_run_as_a_script_logs_its_own_lines(tmp_path):
     out = subprocess.run([sys.executable, str(job)], capture_output=True, text=True, check=True, timeout=120)
     lines = [LINE.match(line) for line in out.stdout.splitlines()]
     assert [m.groups() for m in lines if m] == [("INFO ", "train", "0123456789ab", "fit 1/7")], out
+
+
+def test_the_heartbeat_is_silent_once_every_part_is_done(capsys):
+    """A step that lingers after its last part (logging, registration) is not "still at work on
+    2/2": the heartbeat said so when a loaded machine let it speak between the last part and the end."""
+    configure(level_of())
+    with run_context("train", "r3"), Progress("fit", 2, every_s=0.05) as progress:
+        progress.advance("for burglary")
+        progress.advance("for burglary")
+        time.sleep(0.3)
+    texts = [text for *_, text in _lines(capsys)]
+    assert texts == ["fit 1/2 for burglary, 0 s elapsed", "fit 2/2 for burglary, 0 s elapsed"]
