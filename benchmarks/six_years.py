@@ -28,7 +28,6 @@ import os
 import platform
 import secrets
 import shutil
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,12 +83,10 @@ def write_config(work: Path, data: Path, experiments: list[Path] = ()) -> Path:
 
 
 def commit() -> str:
-    """HEAD's short hash, with "+changes" when the work tree differs from it."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True
-    )
-    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+    """HEAD's short hash, with "+changes" where the work tree differs from it (riskradar.audit)."""
+    from riskradar.audit import git_commit, git_dirty
+
+    return (git_commit(ROOT) or "unknown")[:7] + ("+changes" if git_dirty(ROOT) else "")
 
 
 def regression_rows(change: str, trained: dict, at: str, code: str) -> list[dict]:
