@@ -6,9 +6,10 @@
 `riskradar synth` writes a city of a fixed extent, so more events only make it denser. This
 writes a country whose extent holds `--cells` cells of the config's grid (`grid.cell_size_m`,
 150 m): a 5:7 rectangle (250,000 cells of 150 m are 63 km x 89 km), with
-- settlements of three kinds: a few large cities (one per 80,000 cells, 2-3.5 km wide
-  kernels), more towns (one per 8,000 cells, 0.6-1.2 km) and many villages (one per 1,000
-  cells, 150-350 m); cities draw half the settled events, towns a third, villages a sixth;
+- settlements of three kinds, each a Gaussian of its own spread (sd) and weight: a few large
+  cities (one per 60,000 cells, sd 2-3.5 km), more towns (one per 8,000 cells, 0.6-1.2 km)
+  and many villages (one per 1,000 cells, 150-350 m); cities draw half the settled events,
+  towns a third, villages a sixth;
 - rural cells with rare events: a fifth of the background events (a tenth of all) falls
   anywhere in the country;
 - what the city has, at the city's rate per cell: stable hotspots (600 per 25,000 cells),
@@ -60,7 +61,7 @@ from riskradar.crs import WGS84, transform_array
 ASPECT = 5 / 7  # width / height, as the city's 20 km x 28 km
 # kind: (cells per settlement, kernel sd range in metres, share of the settled events)
 SETTLEMENTS = {
-    "city": (80_000, (2_000.0, 3_500.0), 0.50),
+    "city": (60_000, (2_000.0, 3_500.0), 0.50),
     "town": (8_000, (600.0, 1_200.0), 0.33),
     "village": (1_000, (150.0, 350.0), 0.17),
 }
