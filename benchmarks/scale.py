@@ -44,7 +44,7 @@ STAGES = {
 }
 
 
-def _bench_config(city: Path) -> Path:
+def bench_config(city: Path) -> Path:
     """The city's config with the benchmark's training settings."""
     data = yaml.safe_load((city / "riskradar.yaml").read_text())
     data["training"]["backtest_weeks"] = 8
@@ -106,21 +106,14 @@ def run(events: int, work: Path, keep: bool, resume_from: str | None = None) -> 
         measure(
             "synth", [python, "-m", "riskradar.cli", "synth", "--events", str(events), "--out", str(city)]
         )
-    config = _bench_config(city)
+    config = bench_config(city)
     for name, argv in STAGES.items():
         if name not in names[names.index(resume_from or "synth") :]:
             continue
         measure(name, [python, "-m", "riskradar.cli", *argv, "--config", str(config)])
         if name == "validate":
-            result["rows"] = _rows(city)
-            reference = logs / "reference.json"
-            script = str(ROOT / "benchmarks" / "reference_panel.py")
-            run_measured(
-                [python, script, "--config", str(config), "--json", str(reference)],
-                logs / "reference.log",
-                cwd=ROOT,
-            )
-            result["reference_panel"] = json.loads(reference.read_text())
+            result["rows"] = validated_rows(city)
+            result["reference_panel"] = reference_panel(config, logs)
     result["complete"] = True
     out.write_text(json.dumps(result, indent=2) + "\n")
     if not keep:
@@ -128,7 +121,19 @@ def run(events: int, work: Path, keep: bool, resume_from: str | None = None) -> 
     return result
 
 
-def _rows(city: Path) -> dict[str, int]:
+def reference_panel(config: Path, logs: Path) -> dict:
+    """The count panel built by Spark and by DuckDB from the same silver (reference_panel.py)."""
+    reference = logs / "reference.json"
+    script = str(ROOT / "benchmarks" / "reference_panel.py")
+    run_measured(
+        [sys.executable, script, "--config", str(config), "--json", str(reference)],
+        logs / "reference.log",
+        cwd=ROOT,
+    )
+    return json.loads(reference.read_text())
+
+
+def validated_rows(city: Path) -> dict[str, int]:
     """Rows delivered to validation, published and quarantined, from the audit log."""
     from riskradar.audit import read_audit
     from riskradar.lake import Lake

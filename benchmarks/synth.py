@@ -26,13 +26,15 @@ events never sit in Python memory at once.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -42,10 +44,13 @@ from riskradar.crs import transform_array
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_CRS = "EPSG:26916"
+FEET_CRS = "EPSG:3435"  # the police and 311 feeds' X and Y (US survey feet)
 CENTRE_LONLAT = (-87.70, 41.84)
 EXTENT_M = (20_000.0, 28_000.0)
 AREAS = (7, 10)  # areas across x and y
 SHARE_311 = 0.12  # of all events (about the Chicago sample's share)
+URBAN_FLAT_SHARE = 0.15  # of the city's background events: uniform over the city
+POLICE_FIRST_ID, COMPLAINT_FIRST_ID = 20_000_000, 1
 
 # Police categories and their shares (close to the Chicago sample): (Primary Type, IUCR, FBI Code)
 CRIME_TYPES = {
@@ -97,6 +102,16 @@ SHARE_REPEAT = 0.15  # the rest is background
 EPISODE_LEAD_DAYS = 14
 
 
+class Span(Protocol):
+    """What the chunks and frames read of a generator's options (the city's and the country's)."""
+
+    seed: int
+    start: date
+    months: int
+    bad_share: float
+    chunk_rows: int
+
+
 @dataclass(frozen=True)
 class Options:
     events: int
@@ -110,7 +125,8 @@ class Options:
 
 @dataclass(frozen=True)
 class City:
-    """The fixed structure every chunk draws from (small: a few thousand numbers)."""
+    """The fixed structure every chunk draws from (small: a few thousand numbers). A country is
+    a City too: a larger extent, more cores (its settlements) and a larger rural share."""
 
     origin: tuple[float, float]  # south-west corner, project CRS metres
     cores: np.ndarray  # (k, 4): x, y, sd, weight
@@ -120,6 +136,8 @@ class City:
     day_weight: np.ndarray  # crime intensity per day of the span (seasonal, weekly, weather)
     temperature_f: np.ndarray  # daily max temperature, F
     precip_in_h: np.ndarray
+    extent: tuple[float, float] = EXTENT_M  # width, height in metres from the origin
+    flat_share: float = URBAN_FLAT_SHARE  # of the background: uniform over the extent
 
 
 def build_city(opts: Options) -> City:
@@ -137,36 +155,57 @@ def build_city(opts: Options) -> City:
             rng.uniform(0.5, 1.5, k),
         ]
     )
-    h = 600
-    hx, hy = _from_cores(rng, cores, h)
-    hotspots = np.column_stack([hx, hy, rng.uniform(50, 150, h), rng.lognormal(0.0, 1.0, h)])
+    layout = City(origin, cores, *(np.empty(0),) * 6)
+    return populate(
+        rng, layout, hotspots=600, episodes=30 * opts.months, start=opts.start, days=_span_days(opts)
+    )
+
+
+def populate(
+    rng: np.random.Generator, layout: City, *, hotspots: int, episodes: int, start: date, days: int
+) -> City:
+    """`layout` (its origin, extent, cores and flat share) with hotspots, episodes and a daily
+    calendar of `days` days from `start`, drawn from the cores."""
+    extent, flat = layout.extent, layout.flat_share
+    h = hotspots
+    hx, hy = _from_cores(rng, layout.cores, h, extent, flat)
+    spots = np.column_stack([hx, hy, rng.uniform(50, 150, h), rng.lognormal(0.0, 1.0, h)])
     hotspot_mix = rng.choice([1, 2, 3], size=h, p=[0.45, 0.35, 0.20])
-    days = _span_days(opts)
-    e = 30 * opts.months
-    ex, ey = _from_cores(rng, cores, e)
-    episodes = np.column_stack(
+    e = episodes
+    ex, ey = _from_cores(rng, layout.cores, e, extent, flat)
+    places = np.column_stack(
         [ex, ey, rng.uniform(80, 200, e), rng.uniform(-30, days, e), rng.uniform(14, 56, e)]
     )
-    calendar = pd.date_range(opts.start, periods=days, freq="D")
+    calendar = pd.date_range(start, periods=days, freq="D")
     season = np.cos(2 * np.pi * (calendar.dayofyear.to_numpy() - 200) / 365.25)
     temp_anomaly = rng.normal(0, 6, days)
     temperature = 58 + 26 * season + temp_anomaly
     precip = np.where(rng.random(days) < 0.3, rng.gamma(1.2, 0.01, days), 0.0)
     weight = np.exp(0.25 * season + 0.01 * temp_anomaly - 3.0 * precip) * WEEKDAY_FACTOR[calendar.dayofweek]
-    return City(origin, cores, hotspots, hotspot_mix, episodes, weight, temperature, precip)
+    return dataclasses.replace(
+        layout,
+        hotspots=spots,
+        hotspot_mix=hotspot_mix,
+        episodes=places,
+        day_weight=weight,
+        temperature_f=temperature,
+        precip_in_h=precip,
+    )
 
 
-def _span_days(opts: Options) -> int:
+def _span_days(opts: Span) -> int:
     end = (pd.Timestamp(opts.start) + pd.DateOffset(months=opts.months)).date()
     return (end - opts.start).days
 
 
-def _inside(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return (x >= 0) & (x < EXTENT_M[0]) & (y >= 0) & (y < EXTENT_M[1])
+def _inside(x: np.ndarray, y: np.ndarray, extent: tuple[float, float]) -> np.ndarray:
+    return (x >= 0) & (x < extent[0]) & (y >= 0) & (y < extent[1])
 
 
-def _from_cores(rng: np.random.Generator, cores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """n points from the mixture of urban cores (plus 15% uniform), all inside the city."""
+def _from_cores(
+    rng: np.random.Generator, cores: np.ndarray, n: int, extent: tuple[float, float], flat_share: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """n points from the mixture of cores (plus `flat_share` uniform), all inside the extent."""
     x = np.empty(n)
     y = np.empty(n)
     todo = np.arange(n)
@@ -176,10 +215,10 @@ def _from_cores(rng: np.random.Generator, cores: np.ndarray, n: int) -> tuple[np
         which = rng.choice(len(cores), size=m, p=p)
         px = rng.normal(cores[which, 0], cores[which, 2])
         py = rng.normal(cores[which, 1], cores[which, 2])
-        flat = rng.random(m) < 0.15
-        px[flat] = rng.uniform(0, EXTENT_M[0], flat.sum())
-        py[flat] = rng.uniform(0, EXTENT_M[1], flat.sum())
-        ok = _inside(px, py)
+        flat = rng.random(m) < flat_share
+        px[flat] = rng.uniform(0, extent[0], flat.sum())
+        py[flat] = rng.uniform(0, extent[1], flat.sum())
+        ok = _inside(px, py, extent)
         x[todo[ok]] = px[ok]
         y[todo[ok]] = py[ok]
         todo = todo[~ok]
@@ -187,13 +226,13 @@ def _from_cores(rng: np.random.Generator, cores: np.ndarray, n: int) -> tuple[np
 
 
 def _around(
-    rng: np.random.Generator, x: np.ndarray, y: np.ndarray, sd: np.ndarray
+    rng: np.random.Generator, x: np.ndarray, y: np.ndarray, sd: np.ndarray, extent: tuple[float, float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian jitter around centres, reflected back into the city."""
+    """Gaussian jitter around centres, reflected back into the extent."""
     px = np.abs(rng.normal(x, sd))
     py = np.abs(rng.normal(y, sd))
-    px = np.where(px >= EXTENT_M[0], 2 * EXTENT_M[0] - px - 1, px)
-    py = np.where(py >= EXTENT_M[1], 2 * EXTENT_M[1] - py - 1, py)
+    px = np.where(px >= extent[0], 2 * extent[0] - px - 1, px)
+    py = np.where(py >= extent[1], 2 * extent[1] - py - 1, py)
     return px, py
 
 
@@ -206,7 +245,7 @@ def _mix_cdf() -> np.ndarray:
     return np.array(rows)
 
 
-def _months(opts: Options) -> list[tuple[pd.Timestamp, int, int]]:
+def _months(opts: Span) -> list[tuple[pd.Timestamp, int, int]]:
     """(month start, first day index, number of days) for each month of the span."""
     out = []
     start = pd.Timestamp(opts.start)
@@ -252,11 +291,12 @@ def _crime_chunk(rng: np.random.Generator, city: City, n: int, first_day: int, n
         hour = rng.choice(24, size=m, p=HOUR_PROFILE / HOUR_PROFILE.sum())
         return day * 86400 + hour * 3600 + rng.integers(0, 3600, m)
 
-    bx, by = _from_cores(rng, city.cores, n_bg)
+    bx, by = _from_cores(rng, city.cores, n_bg, city.extent, city.flat_share)
     pieces.append((bx, by, times(n_bg, days), np.zeros(n_bg, np.int8)))
 
     which = rng.choice(len(city.hotspots), size=n_hot, p=city.hotspots[:, 3] / city.hotspots[:, 3].sum())
-    hx, hy = _around(rng, city.hotspots[which, 0], city.hotspots[which, 1], city.hotspots[which, 2])
+    spot = city.hotspots[which]
+    hx, hy = _around(rng, spot[:, 0], spot[:, 1], spot[:, 2], city.extent)
     pieces.append((hx, hy, times(n_hot, days), city.hotspot_mix[which].astype(np.int8)))
 
     # Episodes: crime rises EPISODE_LEAD_DAYS after the place's complaints start.
@@ -265,18 +305,18 @@ def _crime_chunk(rng: np.random.Generator, city: City, n: int, first_day: int, n
     if active.sum() > 0 and n_epi > 0:
         flat = rng.choice(active.size, size=n_epi, p=(active / active.sum()).ravel())
         e_idx, d_idx = np.divmod(flat, n_days)
-        ex, ey = _around(rng, ep[e_idx, 0], ep[e_idx, 1], ep[e_idx, 2])
+        ex, ey = _around(rng, ep[e_idx, 0], ep[e_idx, 1], ep[e_idx, 2], city.extent)
         hour = rng.choice(24, size=n_epi, p=HOUR_PROFILE / HOUR_PROFILE.sum())
         et = (first_day + d_idx) * 86400 + hour * 3600 + rng.integers(0, 3600, n_epi)
         pieces.append((ex, ey, et, np.full(n_epi, 2, np.int8)))
     else:  # no episode active this month: background instead
-        ex, ey = _from_cores(rng, city.cores, n_epi)
+        ex, ey = _from_cores(rng, city.cores, n_epi, city.extent, city.flat_share)
         pieces.append((ex, ey, times(n_epi, days), np.zeros(n_epi, np.int8)))
 
     x, y, t, mix = (np.concatenate(v) for v in zip(*pieces, strict=True))
     # Near-repeats: close to an earlier event of this month (about 100 m), days after it.
     parent = rng.integers(0, x.size, n_rep)
-    rx, ry = _around(rng, x[parent], y[parent], np.full(n_rep, 100.0))
+    rx, ry = _around(rng, x[parent], y[parent], np.full(n_rep, 100.0), city.extent)
     delay = rng.exponential(4 * 86400, n_rep).astype(np.int64)
     lo, hi = first_day * 86400, (first_day + n_days) * 86400 - 1
     rt = t[parent] + delay
@@ -303,8 +343,9 @@ def _complaint_chunk(rng: np.random.Generator, city: City, n: int, first_day: in
     n_epi = int(round(n * 0.45)) if active.sum() > 0 else 0
     flat = rng.choice(active.size, size=n_epi, p=(active / max(active.sum(), 1)).ravel()) if n_epi else []
     e_idx, d_idx = np.divmod(np.asarray(flat, dtype=np.int64), n_days)
-    ex, ey = _around(rng, city.episodes[e_idx, 0], city.episodes[e_idx, 1], city.episodes[e_idx, 2])
-    bx, by = _from_cores(rng, city.cores, n - n_epi)
+    ep = city.episodes[e_idx]
+    ex, ey = _around(rng, ep[:, 0], ep[:, 1], ep[:, 2], city.extent)
+    bx, by = _from_cores(rng, city.cores, n - n_epi, city.extent, city.flat_share)
     days = city.day_weight[first_day : first_day + n_days]
     bd = rng.choice(n_days, size=n - n_epi, p=days / days.sum())
     t = (first_day + np.concatenate([d_idx, bd])) * 86400 + rng.integers(7 * 3600, 19 * 3600, n)
@@ -312,23 +353,31 @@ def _complaint_chunk(rng: np.random.Generator, city: City, n: int, first_day: in
 
 
 class Geography:
-    """Areas (a 7 x 10 grid of rectangles), their codes, and conversions to the feeds' CRSs."""
+    """Areas (a grid of rectangles over the extent: 7 x 10 for the city), their codes, and
+    conversions to the feeds' CRSs."""
 
-    def __init__(self, city: City):
+    def __init__(self, city: City, areas: tuple[int, int] = AREAS):
         self.origin = city.origin
-        self.size = (EXTENT_M[0] / AREAS[0], EXTENT_M[1] / AREAS[1])
+        self.extent = city.extent
+        self.areas = areas
+        self.size = (city.extent[0] / areas[0], city.extent[1] / areas[1])
+
+    @property
+    def n_areas(self) -> int:
+        return self.areas[0] * self.areas[1]
 
     def area_code(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        col = np.clip((x // self.size[0]).astype(np.int64), 0, AREAS[0] - 1)
-        row = np.clip((y // self.size[1]).astype(np.int64), 0, AREAS[1] - 1)
-        return row * AREAS[0] + col + 1
+        col = np.clip((x // self.size[0]).astype(np.int64), 0, self.areas[0] - 1)
+        row = np.clip((y // self.size[1]).astype(np.int64), 0, self.areas[1] - 1)
+        return row * self.areas[0] + col + 1
 
     def to(self, crs: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return transform_array(x + self.origin[0], y + self.origin[1], PROJECT_CRS, crs)
 
     def bbox_wgs84(self, margin_m: float = 2000.0) -> list[float]:
-        xs = np.array([-margin_m, EXTENT_M[0] + margin_m, -margin_m, EXTENT_M[0] + margin_m])
-        ys = np.array([-margin_m, -margin_m, EXTENT_M[1] + margin_m, EXTENT_M[1] + margin_m])
+        width, height = self.extent
+        xs = np.array([-margin_m, width + margin_m, -margin_m, width + margin_m])
+        ys = np.array([-margin_m, -margin_m, height + margin_m, height + margin_m])
         lon, lat = self.to("EPSG:4326", xs, ys)
         return [
             round(float(lon.min()), 4),
@@ -338,12 +387,12 @@ class Geography:
         ]
 
 
-def _local_times(opts: Options, t: np.ndarray) -> pd.DatetimeIndex:
+def _local_times(opts: Span, t: np.ndarray) -> pd.DatetimeIndex:
     return pd.Timestamp(opts.start) + pd.to_timedelta(t, unit="s")
 
 
 def _police_frame(
-    rng: np.random.Generator, geo: Geography, opts: Options, chunk: Chunk, first_id: int
+    rng: np.random.Generator, geo: Geography, opts: Span, chunk: Chunk, first_id: int
 ) -> pd.DataFrame:
     n = chunk.x.size
     cdf = _mix_cdf()
@@ -355,7 +404,7 @@ def _police_frame(
     violent = np.isin(names, ["BATTERY", "ASSAULT"])
     domestic = rng.random(n) < np.where(violent, 0.3, 0.04)
     area = geo.area_code(chunk.x, chunk.y)
-    fx, fy = geo.to("EPSG:3435", chunk.x, chunk.y)
+    fx, fy = geo.to(FEET_CRS, chunk.x, chunk.y)
     lon, lat = geo.to("EPSG:4326", chunk.x, chunk.y)
     when = _local_times(opts, chunk.t)
     ids = first_id + np.arange(n)
@@ -411,11 +460,11 @@ def _spoil_police(rng: np.random.Generator, frame: pd.DataFrame, share: float) -
 
 
 def _complaint_frame(
-    rng: np.random.Generator, geo: Geography, opts: Options, chunk: Chunk, first_id: int
+    rng: np.random.Generator, geo: Geography, opts: Span, chunk: Chunk, first_id: int
 ) -> pd.DataFrame:
     n = chunk.x.size
     area = geo.area_code(chunk.x, chunk.y)
-    fx, fy = geo.to("EPSG:3435", chunk.x, chunk.y)
+    fx, fy = geo.to(FEET_CRS, chunk.x, chunk.y)
     lon, lat = geo.to("EPSG:4326", chunk.x, chunk.y)
     created = _local_times(opts, chunk.t)
     status = rng.choice(["Completed", "Open", "Completed - Dup"], size=n, p=[0.88, 0.07, 0.05])
@@ -453,59 +502,103 @@ def _chunks(total: int, size: int) -> Iterator[int]:
         total -= size
 
 
+@dataclass(frozen=True)
+class Period:
+    """Events of a stretch of days written to one file (periods sharing a path share the file)."""
+
+    index: int  # seeds the period's chunks: (seed, feed, index, chunk)
+    first_day: int  # days since the span's start
+    n_days: int
+    events: int
+    path: Path
+
+
+def month_periods(
+    opts: Span, city: City, total: int, path_of: Callable[[pd.Timestamp], Path]
+) -> list[Period]:
+    """One period a month of the span, `total` events split over them by the crime intensity;
+    `path_of(month start)` names each month's file."""
+    months = _months(opts)
+    weight = np.array([city.day_weight[d : d + k].sum() for _, d, k in months])
+    counts = _split(total, weight)
+    return [
+        Period(m, d0, nd, int(n), path_of(first))
+        for m, ((first, d0, nd), n) in enumerate(zip(months, counts, strict=True))
+    ]
+
+
+def write_police(opts: Span, city: City, geo: Geography, periods: list[Period], first_id: int) -> int:
+    """The police crimes of each period, chunk by chunk; returns the rows written."""
+    return _write_feed(opts, city, geo, periods, first_id, feed=1, chunk=_crime_chunk, frame=_police_frame)
+
+
+def write_complaints(opts: Span, city: City, geo: Geography, periods: list[Period], first_id: int) -> int:
+    """The 311 complaints of each period, chunk by chunk; returns the rows written."""
+    return _write_feed(
+        opts, city, geo, periods, first_id, feed=2, chunk=_complaint_chunk, frame=_complaint_frame
+    )
+
+
+def _write_feed(
+    opts: Span,
+    city: City,
+    geo: Geography,
+    periods: list[Period],
+    first_id: int,
+    *,
+    feed: int,
+    chunk: Callable[..., Chunk],
+    frame: Callable[..., pd.DataFrame],
+) -> int:
+    """Generate and write each period's events in chunks of `opts.chunk_rows`: only one chunk is
+    in memory at a time. A file's header is written with its first chunk."""
+    rows, fh, path = 0, None, None
+    try:
+        for p in periods:
+            if p.path != path:
+                if fh is not None:
+                    fh.close()
+                path = p.path
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fh, header = _gzip_text(path), True
+            for c, size in enumerate(_chunks(p.events, opts.chunk_rows)):
+                rng = np.random.default_rng([opts.seed, feed, p.index, c])
+                rows_of = frame(rng, geo, opts, chunk(rng, city, size, p.first_day, p.n_days), first_id)
+                rows_of.to_csv(fh, index=False, header=header, lineterminator="\n")
+                header = False
+                first_id += size
+                rows += len(rows_of)
+    finally:
+        if fh is not None:
+            fh.close()
+    return rows
+
+
 def write_city(opts: Options) -> dict[str, int]:
     """Write the landing files and the config; returns row counts per feed."""
     city = build_city(opts)
     geo = Geography(city)
     landing = opts.out / "landing"
-    months = _months(opts)
     n_complaints = int(round(opts.events * SHARE_311))
     n_crimes = opts.events - n_complaints
-    month_weight = np.array([city.day_weight[d : d + k].sum() for _, d, k in months])
-    counts = {"police_crimes": 0, "sanitation_311": 0}
-    crime_id, complaint_id = 20_000_000, 1
-
-    (landing / "police_crimes").mkdir(parents=True, exist_ok=True)
-    for m, ((first, d0, nd), n) in enumerate(zip(months, _split(n_crimes, month_weight), strict=True)):
-        path = landing / "police_crimes" / f"synth_crimes_{first:%Y-%m}.csv.gz"
-        with _gzip_text(path) as fh:
-            for c, size in enumerate(_chunks(int(n), opts.chunk_rows)):
-                rng = np.random.default_rng([opts.seed, 1, m, c])
-                frame = _police_frame(rng, geo, opts, _crime_chunk(rng, city, size, d0, nd), crime_id)
-                frame.to_csv(fh, index=False, header=c == 0, lineterminator="\n")
-                crime_id += size
-                counts["police_crimes"] += len(frame)
-
-    (landing / "sanitation_311").mkdir(parents=True, exist_ok=True)
-    years = sorted({first.year for first, _, _ in months})
-    handles = {y: _gzip_text(landing / "sanitation_311" / f"synth_sanitation_{y}.csv.gz") for y in years}
-    try:
-        header_done: set[int] = set()
-        for m, ((first, d0, nd), n) in enumerate(
-            zip(months, _split(n_complaints, month_weight), strict=True)
-        ):
-            for c, size in enumerate(_chunks(int(n), opts.chunk_rows)):
-                rng = np.random.default_rng([opts.seed, 2, m, c])
-                frame = _complaint_frame(
-                    rng, geo, opts, _complaint_chunk(rng, city, size, d0, nd), complaint_id
-                )
-                frame.to_csv(
-                    handles[first.year],
-                    index=False,
-                    header=first.year not in header_done,
-                    lineterminator="\n",
-                )
-                header_done.add(first.year)
-                complaint_id += size
-                counts["sanitation_311"] += len(frame)
-    finally:
-        for fh in handles.values():
-            fh.close()
-
-    counts["weather"] = _write_weather(city, opts, landing / "weather")
-    counts["census_indicators"] = _write_census(city, geo, landing / "census")
-    counts["census_areas"] = AREAS[0] * AREAS[1]
-    write_config(opts, geo)
+    police = month_periods(
+        opts, city, n_crimes, lambda first: landing / "police_crimes" / f"synth_crimes_{first:%Y-%m}.csv.gz"
+    )
+    complaints = month_periods(
+        opts,
+        city,
+        n_complaints,
+        lambda first: landing / "sanitation_311" / f"synth_sanitation_{first.year}.csv.gz",
+    )
+    counts = {
+        "police_crimes": write_police(opts, city, geo, police, POLICE_FIRST_ID),
+        "sanitation_311": write_complaints(opts, city, geo, complaints, COMPLAINT_FIRST_ID),
+    }
+    weather = weather_frame(city, opts)
+    counts["weather"] = write_csv(weather, landing / "weather" / "synth_weather_daily.csv")
+    counts["census_indicators"] = write_census(city, geo, landing / "census")
+    counts["census_areas"] = geo.n_areas
+    write_config(opts, geo, command=f"riskradar synth --events {opts.events} --seed {opts.seed}")
     return counts
 
 
@@ -514,11 +607,11 @@ def _gzip_text(path: Path):
     return io.TextIOWrapper(gzip.GzipFile(path, "wb", compresslevel=4, mtime=0), encoding="utf-8", newline="")
 
 
-def _write_weather(city: City, opts: Options, folder: Path) -> int:
-    folder.mkdir(parents=True, exist_ok=True)
+def weather_frame(city: City, opts: Span) -> pd.DataFrame:
+    """The daily weather of every day of the city's calendar."""
     rng = np.random.default_rng([opts.seed, 3])
     days = city.temperature_f.size
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "precipIntensity": np.round(city.precip_in_h, 5),
             "temperatureMax": np.round(city.temperature_f, 2),
@@ -527,16 +620,20 @@ def _write_weather(city: City, opts: Options, folder: Path) -> int:
             "date": pd.date_range(opts.start, periods=days, freq="D").strftime("%Y-%m-%d"),
         }
     )
-    frame.to_csv(folder / "synth_weather_daily.csv", index=False, lineterminator="\n")
-    return days
 
 
-def _write_census(city: City, geo: Geography, folder: Path) -> int:
+def write_csv(frame: pd.DataFrame, path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False, lineterminator="\n")
+    return len(frame)
+
+
+def write_census(city: City, geo: Geography, folder: Path, seed: int = 0) -> int:
     """Indicators per area (hardship follows the urban cores) and the area boundaries."""
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng([0, 4])
-    codes = np.arange(1, AREAS[0] * AREAS[1] + 1)
-    col, row = (codes - 1) % AREAS[0], (codes - 1) // AREAS[0]
+    rng = np.random.default_rng([seed, 4])
+    codes = np.arange(1, geo.n_areas + 1)
+    col, row = (codes - 1) % geo.areas[0], (codes - 1) // geo.areas[0]
     cx, cy = (col + 0.5) * geo.size[0], (row + 0.5) * geo.size[1]
     density = sum(w * np.exp(-((cx - x) ** 2 + (cy - y) ** 2) / (2 * sd**2)) for x, y, sd, w in city.cores)
     hardship = np.clip(
@@ -575,49 +672,56 @@ def _write_census(city: City, geo: Geography, folder: Path) -> int:
     return int(codes.size)
 
 
-def write_config(opts: Options, geo: Geography) -> Path:
-    """The committed config, pointed at the synthetic landing and a lake beside it."""
+def write_config(opts: Span, geo: Geography, *, command: str, expectations_dir: Path | None = None) -> Path:
+    """The committed config, pointed at the synthetic landing and a lake beside it (and at the
+    committed expectation suites, or at `expectations_dir`)."""
     data = yaml.safe_load((ROOT / "conf" / "riskradar.yaml").read_text())
     data["city"] = "synth"
     data["lake"]["root"] = str((opts.out / "lake").resolve())
     data["partners"]["landing_root"] = str((opts.out / "landing").resolve())
     data["partners"]["contracts_dir"] = str(ROOT / "conf" / "partners")
-    data["expectations_dir"] = str(ROOT / "expectations")
+    data["expectations_dir"] = str(expectations_dir.resolve() if expectations_dir else ROOT / "expectations")
     data["study_area"]["bbox_wgs84"] = geo.bbox_wgs84()
     path = opts.out / "riskradar.yaml"
-    command = f"riskradar synth --events {opts.events} --seed {opts.seed}"
-    header = f"# The synthetic city's config, written by `{command}`.\n"
+    header = (
+        f"# The synthetic {'country' if expectations_dir else 'city'}'s config, written by `{command}`.\n"
+    )
     path.write_text(header + yaml.safe_dump(data, sort_keys=False))
     return path
 
 
-def _month(text: str) -> date:
+def parse_month(text: str) -> date:
     try:
         return date.fromisoformat(f"{text}-01")
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a month (expected YYYY-MM)") from None
 
 
-def _positive(text: str) -> int:
+def parse_positive(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number")
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="riskradar synth", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--events", type=_positive, required=True, help="events over all partners")
+def add_span_arguments(parser: argparse.ArgumentParser, *, months: int) -> None:
+    """The arguments the city and the country share: where, the seed, the span, the damage, the chunks."""
     parser.add_argument(
         "--out", type=Path, required=True, help="folder for landing/, riskradar.yaml and lake/"
     )
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--start", type=_month, default=date(2013, 1, 1), help="first month, YYYY-MM")
-    parser.add_argument("--months", type=_positive, default=24)
+    parser.add_argument("--start", type=parse_month, default=date(2013, 1, 1), help="first month, YYYY-MM")
+    parser.add_argument("--months", type=parse_positive, default=months)
     parser.add_argument("--bad-share", type=float, default=0.005, help="share of rows damaged on purpose")
-    parser.add_argument("--chunk-rows", type=_positive, default=500_000, help="rows generated at once")
+    parser.add_argument("--chunk-rows", type=parse_positive, default=500_000, help="rows generated at once")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="riskradar synth", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=parse_positive, required=True, help="events over all partners")
+    add_span_arguments(parser, months=24)
     args = parser.parse_args(argv)
     opts = Options(args.events, args.out, args.seed, args.start, args.months, args.bad_share, args.chunk_rows)
     counts = write_city(opts)

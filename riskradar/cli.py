@@ -41,6 +41,10 @@ COMMANDS = {
     ),
     "airflow": ("riskradar.standalone", "Airflow standalone on 127.0.0.1 with the project's DAGs and config"),
     "synth": ("benchmarks.synth", "write a synthetic city's partner files (seeded, chunked) for scale tests"),
+    "synth-country": (
+        "benchmarks.synth_country",
+        "write a synthetic country's partner files: the area grows with --cells (seeded, chunked)",
+    ),
     "demo": ("jobs.demo", "run the pipeline end to end on the bundled Chicago sample"),
 }
 
