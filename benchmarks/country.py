@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.memory import measure  # noqa: E402
+from benchmarks.results_file import code_commit  # noqa: E402
 from benchmarks.scale import STAGES as CITY_STAGES  # noqa: E402
 from benchmarks.scale import TARGET, bench_config, reference_panel, validated_rows  # noqa: E402
 from riskradar.audit import read_audit  # noqa: E402
@@ -68,6 +69,7 @@ class Run:
             "months": months,
             "date": datetime.now(UTC).date().isoformat(),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "commit": code_commit(),
             "complete": False,
             "stages": {},
             "weekly": {},

@@ -7,7 +7,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def code_commit() -> str:
+    """HEAD's short hash, with "+changes" where the work tree differs from it (riskradar.audit):
+    the code a benchmark run starts with, for its results."""
+    from riskradar.audit import git_commit, git_dirty
+
+    return (git_commit(ROOT) or "unknown")[:7] + ("+changes" if git_dirty(ROOT) else "")
 
 
 def save_result(name: str, result: dict[str, Any], *, show: bool = True) -> Path:

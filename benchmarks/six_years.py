@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.memory import run_measured  # noqa: E402
-from benchmarks.results_file import RESULTS, save_result  # noqa: E402
+from benchmarks.results_file import RESULTS, code_commit, save_result  # noqa: E402
 
 OVERRIDES = ROOT / "benchmarks" / "six_years.yaml"
 STAGES = {
@@ -80,13 +80,6 @@ def write_config(work: Path, data: Path, experiments: list[Path] = ()) -> Path:
     path = work / "riskradar.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
-
-
-def commit() -> str:
-    """HEAD's short hash, with "+changes" where the work tree differs from it (riskradar.audit)."""
-    from riskradar.audit import git_commit, git_dirty
-
-    return (git_commit(ROOT) or "unknown")[:7] + ("+changes" if git_dirty(ROOT) else "")
 
 
 def regression_rows(change: str, trained: dict, at: str, code: str) -> list[dict]:
@@ -161,7 +154,7 @@ def main() -> None:
         key.chmod(0o600)
     os.environ["RISKRADAR_PSEUDONYM_KEY"] = key.read_text()
     python = sys.executable
-    at, code = datetime.now(UTC).isoformat(timespec="seconds"), commit()  # the code the run starts with
+    at, code = datetime.now(UTC).isoformat(timespec="seconds"), code_commit()  # the code the run starts with
     stages = {}
     names = [*STAGES, "train"]
     for name in names[names.index(args.start) :]:
