@@ -13,6 +13,11 @@ promotion metric beats the best baseline and the current champion by the margin,
 The job reads, samples and logs; the backtest is `models.backtest`, the gate `models.gate`, the
 exposure strata `models.strata`, the plots and the model card `reports.plots` and
 `reports.model_card`. Each fit of the backtest is logged ("fit 3/7 for burglary, 2 min elapsed").
+
+The backtest's evaluation rows (every study cell of the backtest and tuning weeks) are written
+once to the run's scratch folder, a folder per week, and the driver reads a refit block (or a
+tuning's validation weeks) at a time: `training.max_evaluate_rows` bounds those rows. The folder
+goes when the training ends, failed or not (`evaluation_scratch`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from models.backtest import (
     Fitting,
     Frames,
     PairedComparison,
+    Rows,
     backtest_candidate,
     blend_name,
     compare_paired,
@@ -80,15 +86,16 @@ from reports.model_card import (
     summary_table,
 )
 from reports.plots import write_result_artifacts
-from riskradar.audit import audited_run, code_state
+from riskradar.audit import RunRecord, audited_run, code_state
 from riskradar.catalog import FEATURES, experiment_name, label_column, model_name, read_panel
 from riskradar.config import Settings, TrainingConfig
 from riskradar.errors import ConfigError, NothingToDo
-from riskradar.lake import Lake
+from riskradar.lake import Lake, clear_scratch, lock
 from riskradar.log import Progress, step
 from riskradar.registry import CHAMPION, find_champion, register_model, tag_version, tracking_uri
 from riskradar.runtime import add_target_arguments, context, job_parser, parse, selected_targets
 from riskradar.spark import release_driver_heap
+from riskradar.weekly_rows import WeeklyRows, write_weekly_rows
 
 log = logging.getLogger(__name__)
 ID_COLUMNS = ["cell_id", "week_idx", "area_code"]
@@ -119,11 +126,29 @@ def main(
     results = {}
     for target in targets:
         with audited_run(lake, "train", {"target": target}) as record:
-            results[target] = result = train_target(spark, settings, lake, panel, target, study=args.study)
+            with evaluation_scratch(lake, target, record) as scratch:
+                results[target] = result = train_target(
+                    spark, settings, lake, panel, target, study=args.study, scratch=scratch
+                )
             record.inputs.append({"table": "gold.features", "weeks": result["weeks"]})
             record.outputs.append({k: result[k] for k in ("model", "version", "alias", "run_id")})
             log.info("%s", summary_table(target, result))
     return results
+
+
+@contextmanager
+def evaluation_scratch(lake: Lake, target: str, record: RunRecord) -> Iterator[Path]:
+    """The run's scratch folder for the evaluation rows of `target`, removed when the block
+    ends, failed or not (a killed run's is removed by the next training of the target, or by
+    the next run of any job that takes a lock of the lake). The target's lock is held meanwhile:
+    a run that takes a lock removes the scratch of every run that holds none."""
+    with lock(lake, f"train.{target}", run_id=record.run_id, job="train") as notes:
+        record.notes += notes
+        clear_scratch(lake, "train", target)  # what a killed training left
+        try:
+            yield lake.scratch("train", target, record.run_id)
+        finally:
+            clear_scratch(lake, "train", target)
 
 
 def check_grid(settings: Settings) -> None:
@@ -171,10 +196,15 @@ def load_frames(
     label: str,
     horizon: int,
     training: TrainingConfig,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, list[int]]:
-    """(train sample, evaluation frame, the weeks before it that tuning validates on (None
+    *,
+    scratch: Path | None = None,
+    study: bool = False,
+) -> tuple[pd.DataFrame, Rows, Rows | None, list[int]]:
+    """(train sample, evaluation rows, the weeks before them that tuning validates on (None
     without tuning), backtest origins). Sampling happens in Spark: rows with events are kept,
-    zero rows at `zero_row_fraction` with compensating weights."""
+    zero rows at `zero_row_fraction` with compensating weights. The evaluation rows are pandas
+    frames, or with `scratch`, `WeeklyRows` written there once (`evaluation_rows`; `study`: the
+    study's refits read from them too)."""
     labelled = panel.where(F.col(label).isNotNull())
     weeks = sorted(r[0] for r in labelled.select("week_idx").distinct().collect())
     if len(weeks) < training.backtest_weeks + 2:
@@ -186,6 +216,23 @@ def load_frames(
     # Features travel and sit in pandas as float32: half the memory of doubles, and the models
     # see the same values (counts are exact; the boosted trees bin them anyway).
     cols = [*ID_COLUMNS, *[F.col(c).cast("float").alias(c) for c in features], label]
+    train = training_sample(labelled, cols, label, training)
+    before_weeks = []
+    if training.tuning is not None:
+        first, _ = validation_span(origins[0], horizon, training.tuning)
+        before_weeks = [w for w in weeks if first <= w < origins[0]]
+    evaluation = labelled.where(F.col("week_idx").isin(origins + before_weeks))
+    if scratch is None:
+        evaluate, before = held_evaluation(evaluation.select(*cols), origins, len(before_weeks), training)
+    else:
+        rows = evaluation_rows(evaluation.select(*cols), scratch, training, study=study)
+        evaluate, before = rows.only(origins), rows.only(before_weeks)
+    return train, evaluate, before if training.tuning is not None else None, origins
+
+
+def training_sample(labelled: DataFrame, cols: list, label: str, training: TrainingConfig) -> pd.DataFrame:
+    """The weighted training sample of the labelled rows, thinned to about `max_train_rows`;
+    its attrs say how many rows were sampled and the thinning."""
     f = training.zero_row_fraction
     sample = labelled.where((F.col(label) > 0) | (F.rand(training.seed) < f)).withColumn(
         "sample_weight", F.when(F.col(label) > 0, 1.0).otherwise(1.0 / f)
@@ -209,23 +256,48 @@ def load_frames(
         )
     train = sample.select(*cols, "sample_weight").toPandas()
     train.attrs["sampled_rows"], train.attrs["thinning"] = n, thinning
-    before_weeks = []
-    if training.tuning is not None:
-        first, _ = validation_span(origins[0], horizon, training.tuning)
-        before_weeks = [w for w in weeks if first <= w < origins[0]]
-    evaluation = labelled.where(F.col("week_idx").isin(origins + before_weeks))
+    return train
+
+
+def held_evaluation(
+    evaluation: DataFrame, origins: list[int], before_weeks: int, training: TrainingConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The evaluation rows as pandas frames, (the backtest weeks, the weeks before them): the
+    driver holds every row at once, so `max_evaluate_rows` bounds them all."""
     m = evaluation.count()
     if m > training.max_evaluate_rows:
         raise ConfigError(
-            f"the backtest frame has {m} rows ({len(origins) + len(before_weeks)} weeks x study cells), more "
+            f"the backtest frame has {m} rows ({len(origins) + before_weeks} weeks x study cells), more "
             f"than training.max_evaluate_rows = {training.max_evaluate_rows}; lower training.backtest_weeks "
             "or raise the bound"
         )
-    loaded = evaluation.select(*cols).toPandas()
+    loaded = evaluation.toPandas()
     in_backtest = loaded["week_idx"].isin(origins)
-    evaluate = loaded[in_backtest].reset_index(drop=True)
-    before = loaded[~in_backtest].reset_index(drop=True) if training.tuning is not None else None
-    return train, evaluate, before, origins
+    return loaded[in_backtest].reset_index(drop=True), loaded[~in_backtest].reset_index(drop=True)
+
+
+def evaluation_rows(
+    evaluation: DataFrame, scratch: Path, training: TrainingConfig, *, study: bool
+) -> WeeklyRows:
+    """The evaluation rows written under `scratch`, a folder per week. The driver reads at most
+    a refit block, a tuning's validation weeks or (`study`) a study's block at once:
+    `max_evaluate_rows` bounds the largest of those reads, refused before any fit."""
+    rows = write_weekly_rows(evaluation, scratch)
+    spans = {"training.refit_every_weeks": training.refit_every_weeks}
+    if training.tuning is not None:
+        spans["training.tuning.validation_weeks"] = training.tuning.validation_weeks
+    if study and training.study.refit_every_weeks is not None:
+        spans["training.study.refit_every_weeks"] = training.study.refit_every_weeks
+    setting, span = max(spans.items(), key=lambda item: item[1])
+    weeks = rows.weeks()
+    most = max(sum(rows.rows[w] for w in weeks[i : i + span]) for i in range(len(weeks)))
+    if most > training.max_evaluate_rows:
+        raise ConfigError(
+            f"the backtest reads up to {most} rows at once ({setting} = {span} weeks x study cells), "
+            f"more than training.max_evaluate_rows = {training.max_evaluate_rows}; lower {setting} or "
+            "raise the bound"
+        )
+    return rows
 
 
 def read_frames(
@@ -238,16 +310,21 @@ def read_frames(
     *,
     without: tuple[str, ...] = (),
     baselines: dict[str, HistoryRate] | None = None,
+    scratch: Path | None = None,
+    study: bool = False,
 ) -> tuple[Frames, list[str]]:
     """The backtest's frames for `target` (its feature list, less the families in `without`)
     and the features left out because they hold no value at all. The columns the `baselines`
-    read are loaded too, features or not."""
+    read are loaded too, features or not. With `scratch`, the evaluation rows are written there
+    and read a block at a time (`load_frames`)."""
     assert settings.training is not None
     spec = panel_spec(settings, panel)
     features = [c for c in target_features(spec, target, without) if c in panel.columns]
     needed = [b.column for b in (baselines or {}).values() if b.column in panel.columns]
     loaded = features + [c for c in dict.fromkeys(needed) if c not in features]
-    train, evaluate, before, origins = load_frames(panel, loaded, label, horizon, settings.training)
+    train, evaluate, before, origins = load_frames(
+        panel, loaded, label, horizon, settings.training, scratch=scratch, study=study
+    )
     release_driver_heap(spark)  # the fits that follow run in Python, for minutes
     # A feature with no value at all (a feed that is not enabled, e.g. weather) carries nothing
     # and breaks the binning of the boosted trees: leave it out, and say so on the run.
@@ -299,7 +376,16 @@ def backtest_all(
     (None without a learned champion): the gate compares like with like; and each candidate's
     run (its tuning choices) by name. Each fit is logged with its count and the time elapsed."""
     with _phase("backtest baselines"):
-        results = [run_baseline(name, b, frames.evaluate, frames.label) for name, b in baselines.items()]
+        # Each baseline reads its ids, label and map of every backtest week: a few columns.
+        results = [
+            run_baseline(
+                name,
+                b,
+                frames.backtest_columns(["cell_id", "week_idx", frames.label, b.column]),
+                frames.label,
+            )
+            for name, b in baselines.items()
+        ]
     recipes = dict(make_candidates(training.candidates, baselines))
     if champion is not None:
         base, params = recipe_of(champion[0]), champion[1]
@@ -322,6 +408,14 @@ def backtest_all(
     return results + candidates, champion_value, runs
 
 
+def cell_strata(frames: Frames, settings: Settings) -> pd.DataFrame:
+    """The exposure strata of the backtest's cells (`models.strata`), read from the area
+    columns of every backtest row."""
+    indicator = strata_indicator(settings)
+    columns = ["cell_id", "area_code", *([indicator] if indicator else [])]
+    return exposure_strata(frames.backtest_columns(columns), indicator)
+
+
 @dataclass(frozen=True)
 class FinalModel:
     """The refitted best candidate: the estimator registered, its hyperparameters, the columns
@@ -342,7 +436,7 @@ def final_model(
     base = recipe_of(best)
     estimator = make_candidates({base: training.candidates[base]}, baselines)[base]
     fitting = fitting_for(training, baselines)
-    origin = max(int(frames.evaluate["week_idx"].max()), int(frames.train["week_idx"].max())) + frames.horizon
+    origin = max(frames.last_week(), int(frames.train["week_idx"].max())) + frames.horizon
     # A choice can change the final model only with a grid to choose from or a blend to make.
     matters = training.tuning is not None and (len(training.tuning.grid) > 1 or is_blend(best))
     choice = tune_at(estimator, frames, fitting, origin) if matters else None
@@ -362,13 +456,21 @@ def final_model(
 
 
 def train_target(
-    spark: SparkSession, settings: Settings, lake: Lake, panel: DataFrame, target: str, *, study: bool = False
+    spark: SparkSession,
+    settings: Settings,
+    lake: Lake,
+    panel: DataFrame,
+    target: str,
+    *,
+    study: bool = False,
+    scratch: Path | None = None,
 ) -> dict[str, Any]:
     """Backtest, refit the best candidate, log it all to MLflow, register and gate (and with
     `study`, the ablation and learning curve); the outcome (experiment, run id, model, version,
     alias, reason, champion version, backtest weeks, the results by name, the child runs by
     name, the paired comparison on the promotion metric and on the other PAI coverages
-    (`paired_also`) and the study rows)."""
+    (`paired_also`) and the study rows). With `scratch`, the evaluation rows are written there
+    (`load_frames`)."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -378,14 +480,15 @@ def train_target(
     label = label_column(target, horizon)
     baselines = target_baselines(settings, target, panel.columns)
     with _phase("read panel"):
-        frames, empty = read_frames(spark, settings, panel, target, label, horizon, baselines=baselines)
+        frames, empty = read_frames(
+            spark, settings, panel, target, label, horizon, baselines=baselines, scratch=scratch, study=study
+        )
     name = model_name(target)
     mlflow.set_tracking_uri(tracking_uri(settings, lake))
     client = MlflowClient()
     current_champion = find_champion(client, name)
     recipe = champion_recipe(current_champion.tags if current_champion is not None else None)
     results, champion_value, runs = backtest_all(target, frames, training, baselines, recipe)
-    metric = training.promotion_metric
     ranked = standings(results, training)
     best, best_baseline, paired, paired_also = ranked.best, ranked.baseline, ranked.paired, ranked.paired_also
     with _phase("final fit"):
@@ -393,7 +496,7 @@ def train_target(
     experiment = _experiment(lake, target)
     tags = _run_tags(settings, lake, target, label)
     with mlflow.start_run(run_name=f"train-{target}", tags=tags) as parent:
-        strata = exposure_strata(frames.evaluate, strata_indicator(settings))
+        strata = cell_strata(frames, settings)
         with _phase("log runs"):
             child_runs = _log_backtest(
                 lake, frames, training, empty, results, strata, tags, (paired, *paired_also), _choices(runs)
@@ -402,21 +505,10 @@ def train_target(
         with _phase("registration"):
             version = register_model(final.model, "model", frames.train[final.inputs].head(50), name)
         with _phase("gate"):
-            gain = paired.gains[best.name]
-            alias, reason = ranked.verdict(champion_value, training)
-            _set_alias(client, name, version, alias, reason, best, metric, final.params, gain)
-            if final.blend is not None:
-                tag_version(client, name, version, {"blend": final.blend})
-            champion_version = version if alias == CHAMPION else None
-            if alias != CHAMPION and current_champion is None:
-                # Nothing to score with yet and no learned model beats the baseline: the best
-                # baseline is registered and serves as the champion until a learned model beats it.
-                baseline = baselines[best_baseline.name]
-                champion_version = _register_baseline(
-                    client, name, best_baseline, baseline, frames.evaluate, metric
-                )
-                reason = baseline_serves_reason(reason, best_baseline, champion_version)
-            mlflow.log_text(reason, "gate_decision.txt")
+            first_model = current_champion is None
+            alias, reason, champion_version = _gate(
+                client, name, version, ranked, champion_value, final, training, baselines, frames, first_model
+            )
         training_done = Training(
             target, frames, results, best, best_baseline, strata, panel.columns, paired, paired_also
         )
@@ -736,6 +828,41 @@ def _log_result(
         mlflow.log_artifacts(tmp)
 
 
+def _gate(
+    client,
+    name: str,
+    version: str,
+    ranked: Standings,
+    champion_value: float | None,
+    final: FinalModel,
+    training: TrainingConfig,
+    baselines: dict[str, HistoryRate],
+    frames: Frames,
+    first_model: bool,
+) -> tuple[str, str, str | None]:
+    """The gate's alias and reason on the new `version` (into the active run too), and with
+    `first_model` (no champion yet), the best baseline registered as the champion when no
+    learned model beats it. (alias, reason, the champion's version; None: the champion stays.)"""
+    import mlflow
+
+    best, best_baseline, metric = ranked.best, ranked.baseline, training.promotion_metric
+    alias, reason = ranked.verdict(champion_value, training)
+    _set_alias(
+        client, name, version, alias, reason, best, metric, final.params, ranked.paired.gains[best.name]
+    )
+    if final.blend is not None:
+        tag_version(client, name, version, {"blend": final.blend})
+    champion_version = version if alias == CHAMPION else None
+    if alias != CHAMPION and first_model:
+        # Nothing to score with yet and no learned model beats the baseline: the best
+        # baseline is registered and serves as the champion until a learned model beats it.
+        baseline = baselines[best_baseline.name]
+        champion_version = _register_baseline(client, name, best_baseline, baseline, frames.evaluate, metric)
+        reason = baseline_serves_reason(reason, best_baseline, champion_version)
+    mlflow.log_text(reason, "gate_decision.txt")
+    return alias, reason, champion_version
+
+
 def _set_alias(
     client,
     name: str,
@@ -771,10 +898,10 @@ def _set_alias(
 
 
 def _register_baseline(
-    client, name: str, result: BacktestResult, baseline: HistoryRate, evaluate: pd.DataFrame, metric: str
+    client, name: str, result: BacktestResult, baseline: HistoryRate, evaluate: Rows, metric: str
 ) -> str:
     """Register a baseline as a version of the target's model, with the alias champion."""
-    example = evaluate[[baseline.column]].head(50)
+    example = evaluate.head(50)[[baseline.column]]
     version = register_model(baseline.fit(example), "baseline_model", example, name)
     client.set_registered_model_alias(name, CHAMPION, version)
     tags = {

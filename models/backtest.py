@@ -1,15 +1,17 @@
 """Rolling-origin backtest: for each of the last weeks, fit only on weeks before it.
 
 Pure pandas / NumPy / scikit-learn. `train` holds the (sampled) training rows with a
-`sample_weight` column; `evaluate` holds every study cell of the backtest weeks. The refit
-cadence bounds the cost: a fit at origin w predicts weeks w .. w + refit_every - 1.
+`sample_weight` column; `evaluate` holds every study cell of the backtest weeks, as a pandas
+frame or as `EvaluationRows` read a few weeks at a time. The refit cadence bounds the cost: a
+fit at origin w predicts weeks w .. w + refit_every - 1, and reads only those weeks' rows.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -72,26 +74,78 @@ def run_baseline(
     return score_predictions(name, "baseline", preds, coverages)
 
 
+class EvaluationRows(Protocol):
+    """Rows of every study cell of some weeks, kept out of the driver's memory and read a few
+    weeks at a time (`riskradar.weekly_rows.WeeklyRows`). A read returns the rows of its weeks
+    in the order the whole frame would hold them."""
+
+    columns: list[str]
+
+    def weeks(self) -> list[int]: ...
+
+    def read(self, weeks: Iterable[int], columns: list[str] | None = None) -> pd.DataFrame: ...
+
+    def head(self, n: int) -> pd.DataFrame: ...
+
+    def __len__(self) -> int: ...
+
+
+Rows = pd.DataFrame | EvaluationRows
+
+
+def weeks_of(rows: Rows) -> list[int]:
+    """The weeks `rows` hold, oldest first."""
+    if isinstance(rows, pd.DataFrame):
+        return sorted(int(w) for w in rows["week_idx"].unique())
+    return rows.weeks()
+
+
+def rows_of_weeks(rows: Rows, weeks: Iterable[int], columns: list[str] | None = None) -> pd.DataFrame:
+    """`columns` (None: all) of the rows of `weeks`, in the order `rows` hold them."""
+    if isinstance(rows, pd.DataFrame):
+        picked = rows[rows["week_idx"].isin(list(weeks))]
+        return picked if columns is None else picked[columns]
+    return rows.read(weeks, columns)
+
+
 @dataclass(frozen=True)
 class Frames:
     """What a candidate's backtest reads: the (sampled, weighted) training rows, every study cell
     of the backtest weeks, the feature and label columns, the horizon and the backtest origins;
     `before`: every study cell of the weeks before the first origin that a tuning validates on
-    (None without tuning)."""
+    (None without tuning). `evaluate` and `before` are pandas frames or `EvaluationRows`: the
+    backtest asks them for a block of weeks at a time (`rows`, `cells`), and for a few columns
+    of every backtest week (`backtest_columns`)."""
 
     train: pd.DataFrame
-    evaluate: pd.DataFrame
+    evaluate: Rows
     features: list[str]
     label: str
     horizon: int
     origins: list[int]
-    before: pd.DataFrame | None = None
+    before: Rows | None = None
+
+    def rows(self, weeks: Iterable[int]) -> pd.DataFrame:
+        """Every column of the backtest rows of `weeks`."""
+        return rows_of_weeks(self.evaluate, weeks)
 
     def cells(self, first: int, last: int) -> pd.DataFrame:
         """Every study cell of weeks `first` .. `last` that is loaded (`before`, then the
-        backtest weeks): only those rows are copied."""
-        frames = [f for f in (self.before, self.evaluate) if f is not None]
-        return pd.concat([f[f["week_idx"].between(first, last)] for f in frames], ignore_index=True)
+        backtest weeks): only those rows are read."""
+        held = [f for f in (self.before, self.evaluate) if f is not None]
+        return pd.concat([rows_of_weeks(f, range(first, last + 1)) for f in held], ignore_index=True)
+
+    def backtest_columns(self, columns: list[str]) -> pd.DataFrame:
+        """`columns` (those the rows have) of every backtest row: the reads of every week read
+        only a few columns (a baseline's ids, label and map; the cells' areas)."""
+        kept = [c for c in dict.fromkeys(columns) if c in self.evaluate.columns]
+        if isinstance(self.evaluate, pd.DataFrame):
+            return self.evaluate[kept]
+        return self.evaluate.read(self.evaluate.weeks(), kept)
+
+    def last_week(self) -> int:
+        """The newest backtest week held."""
+        return weeks_of(self.evaluate)[-1]
 
 
 @dataclass(frozen=True)
@@ -173,17 +227,10 @@ def run_candidate(
         )
         if on_fit is not None:
             on_fit()
-        rows = frames.evaluate[frames.evaluate["week_idx"].isin(block)]
-        part = rows[["cell_id", "week_idx"]].copy()
-        part["y"] = rows[label].to_numpy(dtype=float)
-        part["mu"] = model.predict(rows[inputs_of(model, frames.features)])
+        # The block's rows live only inside this call: the next block is read after they are gone.
+        part, mix = predict_block(model, frames.rows(block), frames, fitting, choice)
         parts.append(part)
-        if fitting.blends():
-            assert choice is not None
-            mix = part.copy()
-            if choice.baseline is not None:
-                base = np.asarray(fitting.baselines[choice.baseline](rows), dtype=float)
-                mix["mu"] = choice.weight * part["mu"].to_numpy() + (1.0 - choice.weight) * base
+        if mix is not None:
             blended.append(mix)
     assert model is not None
     result = score_predictions(name, "candidate", pd.concat(parts, ignore_index=True), coverages)
@@ -193,6 +240,24 @@ def run_candidate(
             blend_name(name), "candidate", pd.concat(blended, ignore_index=True), coverages
         )
     return CandidateRun(result, blend, choices, model)
+
+
+def predict_block(
+    model: RegressorMixin, rows: pd.DataFrame, frames: Frames, fitting: Fitting, choice: Choice | None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The predictions (cell_id, week_idx, y, mu) of `model` for `rows`, and with blends those
+    of the blend `choice` made (None without)."""
+    part = rows[["cell_id", "week_idx"]].copy()
+    part["y"] = rows[frames.label].to_numpy(dtype=float)
+    part["mu"] = model.predict(rows[inputs_of(model, frames.features)])
+    if not fitting.blends():
+        return part, None
+    assert choice is not None
+    mix = part.copy()
+    if choice.baseline is not None:
+        base = np.asarray(fitting.baselines[choice.baseline](rows), dtype=float)
+        mix["mu"] = choice.weight * part["mu"].to_numpy() + (1.0 - choice.weight) * base
+    return part, mix
 
 
 def tune_at(
@@ -244,10 +309,10 @@ def backtest_candidate(
     """`run_candidate` on `frames`, with the permutation importances of the last fit on the
     weeks it predicted (on the candidate's result and its blend's)."""
     run = run_candidate(name, estimator, frames, fitting, on_fit=on_fit)
-    evaluate = frames.evaluate
-    last_block = evaluate[evaluate["week_idx"] >= frames.origins[-1] - fitting.refit_every + 1]
+    first = frames.origins[-1] - fitting.refit_every + 1
+    last_block = [w for w in weeks_of(frames.evaluate) if w >= first]
     importances = permutation_importances(
-        run.model, last_block, frames.features, frames.label, seed=fitting.seed
+        run.model, frames.rows(last_block), frames.features, frames.label, seed=fitting.seed
     )
     run.result.importances = importances
     if run.blend is not None:

@@ -99,7 +99,8 @@ def tune(
     (`validation_span`; other weeks are ignored), with their labels; `train`: the weighted
     training sample."""
     first, last = validation_span(origin, horizon, tuning)
-    validation = cells[(cells["week_idx"] >= first) & (cells["week_idx"] <= last)]
+    in_span = cells["week_idx"].between(first, last)
+    validation = cells if in_span.all() else cells[in_span]  # no copy of rows read for the span
     if validation["week_idx"].nunique() < tuning.validation_weeks:
         raise ValueError(
             f"tuning at week {origin} needs every study cell of weeks {first}..{last}; "

@@ -647,7 +647,11 @@ class TrainingConfig(_Model):
         1_000_000, gt=0, description="bounds the driver's memory: a bigger sample is thinned to it"
     )
     max_evaluate_rows: int = Field(
-        3_000_000, gt=0, description="bounds the backtest weeks x cells brought to the driver"
+        3_000_000,
+        gt=0,
+        description="bounds the evaluation rows the driver reads at once: the largest of "
+        "refit_every_weeks, tuning.validation_weeks (and with --study, study.refit_every_weeks) x "
+        "study cells; the backtest reads its rows from the run's scratch a block of weeks at a time",
     )
     seed: int = 42
     promotion_metric: str = "pai_3"

@@ -25,9 +25,9 @@ from synthetic_panel import GOOD, WORSE, synthetic_settings, write_synthetic_pan
 from jobs import train
 from models.metrics import paired_gain
 from reports.model_card import paired_cell
-from riskradar.audit import code_state, read_audit
+from riskradar.audit import audited_run, code_state, read_audit
 from riskradar.errors import ConfigError, NothingToDo
-from riskradar.lake import Lake
+from riskradar.lake import Lake, lock
 from riskradar.registry import tracking_uri
 
 
@@ -513,6 +513,40 @@ def test_backtest_frame_over_the_bound_is_refused(trained, spark):
     settings = synthetic_settings(tmp, **{"training.candidates": GOOD, "training.max_evaluate_rows": 10})
     with pytest.raises(ConfigError, match=r"more than training.max_evaluate_rows = 10"):
         train.main(["--target", "burglary"], settings=settings, spark=spark)
+
+
+def test_a_training_leaves_no_evaluation_rows_after_success_or_failure(trained, spark):
+    """The backtest's evaluation rows are written to the run's scratch (the refusal below comes
+    after they were written: it counts them) and are gone when the run ends, and its lock too."""
+    tmp, settings, _ = trained
+    lake = Lake(settings.lake_root)
+    assert (lake.root / "_scratch").is_dir() and not list(lake.root.glob("_scratch/train/*/*"))
+    bounded = synthetic_settings(tmp, **{"training.candidates": GOOD, "training.max_evaluate_rows": 599})
+    with pytest.raises(ConfigError, match=r"reads up to 600 rows at once"):
+        train.main(["--target", "burglary"], settings=bounded, spark=spark)
+    assert not list(lake.root.glob("_scratch/train/*/*")) and not list(lake.locks().glob("train.*"))
+
+
+def test_the_evaluation_scratch_is_kept_under_the_targets_lock_and_removed_on_failure(tmp_path):
+    """Another job's lock clears the scratch of every run that holds none: the training holds
+    the target's lock while its rows are there. A killed training's rows go at the next one."""
+    lake = Lake(tmp_path / "lake")
+    killed = lake.scratch("train", "burglary", "killed000001")
+    killed.mkdir(parents=True)
+    with pytest.raises(RuntimeError, match="failed fit"):
+        with audited_run(lake, "train", {"target": "burglary"}) as record:
+            with train.evaluation_scratch(lake, "burglary", record) as scratch:
+                assert scratch == lake.scratch("train", "burglary", record.run_id)
+                assert not killed.exists()
+                scratch.mkdir(parents=True)
+                (scratch / "rows.parquet").write_bytes(b"rows")
+                with lock(lake, "bronze.police_crimes", run_id="ingest000001", job="ingest"):
+                    pass
+                assert (scratch / "rows.parquet").is_file()
+                assert (lake.locks() / "train.burglary.lock").is_file()
+                raise RuntimeError("failed fit")
+    assert not lake.scratch_root("train", "burglary").exists()
+    assert not (lake.locks() / "train.burglary.lock").exists()
 
 
 def test_tuned_training_blends_logs_its_choices_and_studies_the_history(spark, tmp_path):
