@@ -73,15 +73,8 @@ def test_files_have_the_chicago_feeds_headers(tmp_path):
         assert _header(landing / folder / ours) == _header(SAMPLE / folder / theirs), ours
 
 
-def test_chunks_bound_what_is_generated_at_once(tmp_path, monkeypatch):
-    sizes = []
-    real = synth._crime_chunk
-
-    def spy(rng, city, n, first_day, n_days):
-        sizes.append(n)
-        return real(rng, city, n, first_day, n_days)
-
-    monkeypatch.setattr(synth, "_crime_chunk", spy)
+def test_chunks_bound_what_is_generated_at_once(tmp_path, crime_chunk_sizes):
+    sizes = crime_chunk_sizes
     counts = _city(tmp_path, events=6000, chunk_rows=700, bad_share=0.0)
     assert max(sizes) <= 700
     assert sum(sizes) == counts["police_crimes"] == 6000 - round(6000 * synth.SHARE_311)

@@ -125,15 +125,8 @@ def test_city_cells_are_far_denser_than_rural_ones(tmp_path):
     assert city_rate > 20 * rural_rate, f"city {city_rate:.2f} vs rural {rural_rate:.3f} events per cell"
 
 
-def test_events_are_generated_chunk_by_chunk(tmp_path, monkeypatch):
-    sizes = []
-    real = synth._crime_chunk
-
-    def spy(rng, city, n, first_day, n_days):
-        sizes.append(n)
-        return real(rng, city, n, first_day, n_days)
-
-    monkeypatch.setattr(synth, "_crime_chunk", spy)
+def test_events_are_generated_chunk_by_chunk(tmp_path, crime_chunk_sizes):
+    sizes = crime_chunk_sizes
     opts = _options(tmp_path, events_per_cell_year=12.0, chunk_rows=700, bad_share=0.0)
     counts = synth_country.write_country(opts)
     assert max(sizes) <= 700 and len(sizes) > 3 + 1  # more chunks than the 3 months and the week after
