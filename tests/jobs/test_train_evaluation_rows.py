@@ -17,7 +17,7 @@ from synthetic_panel import CELLS, GOOD, synthetic_settings, write_synthetic_pan
 from jobs import train
 from riskradar.errors import ConfigError
 from riskradar.lake import Lake
-from riskradar.weekly_rows import WeeklyRows
+from riskradar.weekly_rows import WeeklyRows, write_weekly_rows
 
 TARGET, LABEL = "burglary", "label_burglary_h1"
 # 4 backtest weeks refitted every 2; one tuning on the 2 weeks before the first origin.
@@ -166,3 +166,12 @@ def test_max_evaluate_rows_bounds_one_read_not_every_week(panel, tmp_path):
         ConfigError, match=r"reads up to 900 rows .*training.tuning.validation_weeks = 3 weeks"
     ):
         load(tmp_path / "span", BLOCK_ROWS, validation_weeks=3)
+
+
+def test_the_scratch_refuses_a_frame_with_its_own_columns_and_an_empty_folder(spark, tmp_path):
+    frame = spark.createDataFrame([(1, 7, 0.5)], ["week_idx", "scratch_row", "x"])
+    with pytest.raises(ValueError, match=r"columns \['scratch_row'\] are the scratch's own"):
+        write_weekly_rows(frame, tmp_path / "taken")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no rows under .*empty"):
+        WeeklyRows.open(tmp_path / "empty")
