@@ -109,8 +109,8 @@ def main(
     if not targets:
         return {}
     settings, lake, spark = context(args, settings, spark)
-    panel = read_panel(spark, lake)
-    week = args.week or panel_weeks(lake)[-1]
+    week = args.week or (panel_weeks(lake) or [None])[-1]
+    panel = read_panel(spark, lake, week)  # the week's rows only: the panel's history is not read
     results = {}
     for target in targets:
         with audited_run(lake, "score", {"target": target, "week": str(week)}) as record:

@@ -490,12 +490,17 @@ def panel_builds(lake: Lake) -> Path:
     return lake.gold(FEATURES) / "_builds"
 
 
-def read_panel(spark: SparkSession, lake: Lake) -> DataFrame:
-    """gold.features, every published week."""
+def read_panel(spark: SparkSession, lake: Lake, week: date | None = None) -> DataFrame:
+    """gold.features, every published week; with `week`, that week's rows alone, read from its
+    own folder (the other weeks are not even listed: a weekly run's cost does not grow with the
+    panel's history). A week that is not published gives the empty rows of the whole table."""
     path = lake.gold(FEATURES)
     if not has_parquet(path):
         raise NothingToDo(f"no feature panel under {path}: run `riskradar build-features` first")
-    return spark.read.parquet(str(path))
+    if week is not None and has_parquet(path / f"week={week}"):
+        return spark.read.option("basePath", str(path)).parquet(str(path / f"week={week}"))
+    panel = spark.read.parquet(str(path))
+    return panel if week is None else panel.where(F.col("week") == F.lit(week))
 
 
 def panel_weeks(lake: Lake) -> list[date]:
@@ -527,10 +532,9 @@ def read_scores(spark: SparkSession, lake: Lake, target: str, week: date) -> pd.
         raise NothingToDo(
             f"no scores for {target!r} in the week of {week} (scored weeks: {known}): run `riskradar score`"
         )
-    scores = spark.read.parquet(str(lake.gold(SCORES))).where(
-        (F.col("target") == target) & (F.col("week") == F.lit(week))
-    )
-    return scores.toPandas()
+    # The partition's folder alone: the other targets and weeks are not even listed.
+    folder = scores_partition(lake, target, week)
+    return spark.read.option("basePath", str(lake.gold(SCORES))).parquet(str(folder)).toPandas()
 
 
 def read_scores_by_area(spark: SparkSession, lake: Lake, target: str, week: date) -> pd.DataFrame | None:
