@@ -13,7 +13,9 @@ versions that row replaced, given as `replaced` (key, row_hash): `change` is `ne
 row), `unchanged` (the current content again: nothing to publish), `outdated` (the content of
 a version already replaced, e.g. an old export sent again: nothing to publish either) or
 `correction` (content never seen for this key: it replaces the current row, which lives in
-batch `replaces_batch`).
+batch `replaces_batch`). A caller that knows the batch's row count passes it as `batch_rows`:
+a small batch then reads of `current` and `replaced` only the rows of its own keys
+(`only_batch_keys`), so that its cost does not grow with the feed's history by a shuffle of it.
 """
 
 from __future__ import annotations
@@ -122,6 +124,10 @@ def _ingest_rule() -> Rule:
 _RANK_ORDER = ("source_file", "source_row")
 # Up to this many flagged rows are broadcast to the wide rows; more are joined by a shuffle.
 BROADCAST_FLAGGED_ROWS = 1_000_000
+# A batch of up to this many rows sends its keys to the scan of the feed's published rows, so
+# that only the rows of those keys are shuffled into the comparison: a weekly batch then costs
+# one scan of the feed's history, not a shuffle of all of it (larger batches shuffle both).
+BROADCAST_BATCH_KEYS = 1_000_000
 
 
 def _rank_flags(
@@ -131,6 +137,7 @@ def _rank_flags(
     replaced: DataFrame | None = None,
     *,
     key: str,
+    batch_rows: int | None = None,
 ) -> tuple[DataFrame, dict[str, Column]]:
     """Exact duplicates and repeated keys of a batch, and rows whose key is current, found on a
     narrow projection.
@@ -141,9 +148,13 @@ def _rank_flags(
     `keys[key]`, from `current`: columns `key`, `row_hash`, `batch_id`) and `__seen_before`
     (the row's content is a version of the key that was replaced, from `replaced`: `key`,
     `row_hash`); and per key the condition "not the first row with this key". Rows are ordered
-    by file and row number.
+    by file and row number. With `batch_rows` (the batch's rows, when known) up to
+    BROADCAST_BATCH_KEYS, `current` and `replaced` are first cut to the batch's keys
+    (`only_batch_keys`): the same flags, without shuffling the feed's history.
     """
     narrow = df.select(*_RANK_ORDER, "row_hash", *[expr.alias(f"__k_{name}") for name, expr in keys.items()])
+    if batch_rows is not None and batch_rows <= BROADCAST_BATCH_KEYS:
+        current, replaced = only_batch_keys(narrow.select(f"__k_{key}"), current, replaced)
     by_hash = Window.partitionBy("row_hash").orderBy(*_RANK_ORDER)
     narrow = narrow.withColumns(
         {
@@ -191,6 +202,15 @@ def _rank_flags(
     on = [df[c] == flags[f"__flag_{c}"] for c in _RANK_ORDER]
     df = df.join(flags, on, "left").drop(*[f"__flag_{c}" for c in _RANK_ORDER])
     return df, {name: F.col(f"__{name}_rank") > 1 for name in keys}
+
+
+def only_batch_keys(batch_keys: DataFrame, *tables: DataFrame | None) -> tuple[DataFrame | None, ...]:
+    """Each table (a frame with a `key` column, or None) cut to the rows whose key is one of
+    `batch_keys` (a one-column frame; a null key matches nothing, as in an equi-join), joined
+    by a broadcast of the distinct keys: each table is scanned once and never shuffled."""
+    name = batch_keys.columns[0]
+    keys = F.broadcast(batch_keys.where(F.col(name).isNotNull()).distinct())
+    return tuple(None if t is None else t.join(keys, t["key"] == keys[name], "left_semi") for t in tables)
 
 
 def _duplicate_rules() -> list[Rule]:
@@ -251,6 +271,7 @@ def route_events(
     key: bytes,
     current: DataFrame | None = None,
     replaced: DataFrame | None = None,
+    batch_rows: int | None = None,
 ) -> DataFrame:
     """Bronze rows of an events feed -> canonical events + quarantine rules.
 
@@ -268,7 +289,9 @@ def route_events(
         domain=contract.name,
         normalise=contract.id_normalisation == "nfkc",
     )
-    df, repeated = _rank_flags(bronze, {"id": F.col("__event_id")}, current, replaced, key="id")
+    df, repeated = _rank_flags(
+        bronze, {"id": F.col("__event_id")}, current, replaced, key="id", batch_rows=batch_rows
+    )
     df = _with_stray_bound(df, contract, current)
     rules = [
         _ingest_rule(),
@@ -608,6 +631,7 @@ def route_series(
     *,
     current: DataFrame | None = None,
     replaced: DataFrame | None = None,
+    batch_rows: int | None = None,
 ) -> DataFrame:
     """Bronze rows of a daily series -> date + converted measures + quarantine rules."""
     s = contract.series
@@ -615,7 +639,7 @@ def route_series(
     raw = F.col(_q(s.date.column))
     day = series_day(contract)
     measure_rules, values = _measure_rules(s.measures, contract.reader.decimal)
-    df, repeated_by = _rank_flags(bronze, {"date": day}, current, replaced, key="date")
+    df, repeated_by = _rank_flags(bronze, {"date": day}, current, replaced, key="date", batch_rows=batch_rows)
     dup_rules, repeated = _duplicate_rules(), repeated_by["date"]
     rules = [
         _ingest_rule(),
@@ -638,6 +662,7 @@ def route_areas(
     *,
     current: DataFrame | None = None,
     replaced: DataFrame | None = None,
+    batch_rows: int | None = None,
 ) -> DataFrame:
     """Bronze rows of area attributes or boundaries -> area_code, area_name, indicators or
     geometry (GeoJSON, WGS84) + quarantine rules."""
@@ -646,7 +671,9 @@ def route_areas(
     code_raw = F.col(_q(a.code_column))
     code = F.nullif(F.trim(code_raw), F.lit(""))  # codes are text: BU03440101, 17031, 35
     measure_rules, values = _measure_rules(a.indicators, contract.reader.decimal)
-    df, repeated_by = _rank_flags(bronze, {"code": code}, current, replaced, key="code")
+    df, repeated_by = _rank_flags(
+        bronze, {"code": code}, current, replaced, key="code", batch_rows=batch_rows
+    )
     dup_rules, repeated = _duplicate_rules(), repeated_by["code"]
     not_area = [
         Rule("not_an_area", code == F.lit(str(k)), F.lit(f"{a.code_column} {k}: {why}"))

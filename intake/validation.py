@@ -166,7 +166,17 @@ def validate_batch(
         return summary
     bronze = spark.read.parquet(str(lake.bronze(contract.name))).where(F.col("batch_id") == batch_id)
     scratch = lake.scratch("validate", contract.name, record.run_id) / batch_id
-    routed = _route(spark, lake, settings, contract, state, bronze, key=key, scratch=scratch)
+    routed = _route(
+        spark,
+        lake,
+        settings,
+        contract,
+        state,
+        bronze,
+        key=key,
+        scratch=scratch,
+        rows=rows_left(marker, state),
+    )
     tally = _tally(routed)
     by_file_in = {r["source_file"]: r["count"] for r in bronze.groupBy("source_file").count().collect()}
     summary.update(_counts(tally, rows_in=sum(by_file_in.values())))
@@ -320,9 +330,11 @@ def _route(
     *,
     key: bytes,
     scratch: Path,
+    rows: int,
 ) -> DataFrame:
     """The batch's rows routed by the rules and compared with the feed's published rows (the
-    current ones, and the versions they replaced), computed once into `scratch` and read back."""
+    current ones, and the versions they replaced), computed once into `scratch` and read back.
+    `rows`: the batch's rows as ingested (a small batch reads only its keys' published rows)."""
     name = catalog.silver_key(contract)
     current = catalog.read_feed_table(spark, lake, contract, state, "silver")
     if current is not None:
@@ -335,11 +347,13 @@ def _route(
     if replaced is not None:
         replaced = replaced.select(F.col(name).alias("key"), "row_hash")
     if contract.kind == "events":
-        routed = conform.route_events(bronze, contract, settings, key=key, current=current, replaced=replaced)
+        routed = conform.route_events(
+            bronze, contract, settings, key=key, current=current, replaced=replaced, batch_rows=rows
+        )
     elif contract.kind == "series":
-        routed = conform.route_series(bronze, contract, current=current, replaced=replaced)
+        routed = conform.route_series(bronze, contract, current=current, replaced=replaced, batch_rows=rows)
     else:
-        routed = conform.route_areas(bronze, contract, current=current, replaced=replaced)
+        routed = conform.route_areas(bronze, contract, current=current, replaced=replaced, batch_rows=rows)
     # The routed batch is read several times (counts, each expectation of the suite, silver,
     # quarantine): it is computed once and staged as Parquet, so that each read takes only
     # its columns. (A memory cache ran a 4 GB heap out at 10M rows; a disk cache is read
@@ -418,6 +432,8 @@ def _write_batch(
         return written
     current = catalog.read_feed_table(spark, lake, contract, state, "silver")
     assert current is not None, "a correction replaces a current row"
+    # Only the batches that hold a replaced row are read (partition pruning on `batch_id=`).
+    current = current.where(F.col("batch_id").isin(sorted(replaced_in)))
     key = catalog.silver_key(contract)
     old = current.join(replaced, current[key] == replaced["__key"], "left_semi")
     history = old.select(*data_columns, "batch_id").withColumn(

@@ -14,6 +14,7 @@ import pytest
 from builders import ROOT, RUN_TIMES, SAMPLE, intake_tables, write_config
 from pyspark.sql import functions as F
 
+from intake import conform
 from intake.validation import list_batches
 from jobs import batches, build_features, ingest, validate
 from riskradar.catalog import read_history, read_quarantine, read_silver
@@ -75,7 +76,15 @@ def month_lake(spark, tmp_path):
     return settings, landing, header, rows, first
 
 
-def test_a_month_then_corrections_then_the_month_again_keeps_one_current_row_per_event(spark, month_lake):
+@pytest.mark.parametrize("shuffled", [False, True], ids=["batch keys broadcast", "history shuffled"])
+def test_a_month_then_corrections_then_the_month_again_keeps_one_current_row_per_event(
+    spark, month_lake, monkeypatch, shuffled
+):
+    # Both plans of the comparison with the published rows: the small batch's keys cut the
+    # history before the join (the default), or the whole history joined by a shuffle (a batch
+    # above conform.BROADCAST_BATCH_KEYS rows).
+    if shuffled:
+        monkeypatch.setattr(conform, "BROADCAST_BATCH_KEYS", 0)
     settings, landing, header, rows, first = month_lake
     lake = Lake(settings.lake_root)
     before = _current(spark, settings)
