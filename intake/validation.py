@@ -164,7 +164,7 @@ def validate_batch(
     if rows_left(marker, state) == 0:  # every file rejected at ingest, or every row past retention
         batch.commit()
         return summary
-    bronze = spark.read.parquet(str(lake.bronze(contract.name))).where(F.col("batch_id") == batch_id)
+    bronze = catalog.read_bronze_batch(spark, lake, contract.name, batch_id)
     scratch = lake.scratch("validate", contract.name, record.run_id) / batch_id
     routed = _route(
         spark,

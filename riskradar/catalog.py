@@ -183,6 +183,17 @@ def read_silver(
     return _read_folders(spark, lake.silver(table), folders)
 
 
+def read_bronze_batch(spark: SparkSession, lake: Lake, feed: str, batch_id: str) -> DataFrame:
+    """One batch of bronze.<feed>, with its `batch_id` column, read from the batch's own folder:
+    the feed's other batches (one more each week) are not listed. A batch with no folder reads
+    as the whole table filtered to it: no rows."""
+    root = lake.bronze(feed)
+    folder = root / f"batch_id={batch_id}"
+    if has_parquet(folder):
+        return spark.read.option("basePath", str(root)).parquet(str(folder))
+    return spark.read.parquet(str(root)).where(F.col("batch_id") == batch_id)
+
+
 def read_history(
     spark: SparkSession, settings: Settings, lake: Lake, table: str, *, feeds: list[str] | None = None
 ) -> DataFrame | None:

@@ -1,6 +1,7 @@
-"""A weekly run reads one week of gold.features and one (target, week) of gold.scores from their
-own folders (riskradar.catalog.read_panel with a week, read_scores): the same rows, columns and
-types as the whole table filtered to it, without listing the table's other weeks."""
+"""A weekly run reads one week of gold.features, one (target, week) of gold.scores and one batch
+of bronze from their own folders (riskradar.catalog.read_panel with a week, read_scores,
+read_bronze_batch): the same rows, columns and types as the whole table filtered to it, without
+listing the table's other weeks or batches."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from riskradar.catalog import SCORES, read_panel, read_scores
+from riskradar.catalog import SCORES, read_bronze_batch, read_panel, read_scores
 from riskradar.errors import NothingToDo
 from riskradar.lake import Lake
 
@@ -63,3 +64,21 @@ def test_one_scored_week_reads_as_the_whole_table_filtered_to_it(spark, tmp_path
     assert list(got["week"].unique()) == [WEEKS[2]] and list(got["target"].unique()) == ["robbery"]
     with pytest.raises(NothingToDo, match="no scores for 'robbery' in the week of 2017-01-02"):
         read_scores(spark, lake, "robbery", date(2017, 1, 2))
+
+
+def test_one_bronze_batch_reads_as_the_whole_table_filtered_to_it(spark, tmp_path):
+    lake = Lake(tmp_path / "lake")
+    batches = ["b000000000000000", "b111111111111111", "b222222222222222"]
+    rows = [(f"id{i}", f"f{b}.csv", i, batch) for b, batch in enumerate(batches) for i in range(2)]
+    frame = spark.createDataFrame(rows, "ID string, source_file string, source_row long, batch_id string")
+    frame.write.partitionBy("batch_id").parquet(str(lake.bronze("feed_a")))
+    whole = spark.read.parquet(str(lake.bronze("feed_a")))
+    one = read_bronze_batch(spark, lake, "feed_a", batches[1])
+    assert one.schema == whole.schema
+    assertDataFrameEqual(one, whole.where(F.col("batch_id") == batches[1]))
+    assert sorted((r["source_file"], r["source_row"]) for r in one.collect()) == [
+        ("f1.csv", 0),
+        ("f1.csv", 1),
+    ]
+    missing = read_bronze_batch(spark, lake, "feed_a", "b999999999999999")
+    assert missing.schema == whole.schema and missing.collect() == []
