@@ -161,7 +161,8 @@ def validate_batch(
     batch = BatchCommit(
         f"intake.{contract.name} batch {batch_id}", lake, state, {}, entry, record.run_id, commit
     )
-    if rows_left(marker, state) == 0:  # every file rejected at ingest, or every row past retention
+    left = rows_left(marker, state)
+    if left == 0:  # every file rejected at ingest, or every row past retention
         batch.commit()
         return summary
     bronze = catalog.read_bronze_batch(spark, lake, contract.name, batch_id)
@@ -175,7 +176,7 @@ def validate_batch(
         bronze,
         key=key,
         scratch=scratch,
-        rows=rows_left(marker, state),
+        rows=left,
     )
     tally = _tally(routed)
     by_file_in = {r["source_file"]: r["count"] for r in bronze.groupBy("source_file").count().collect()}

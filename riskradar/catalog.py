@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from riskradar.config import Contract, Settings
@@ -169,6 +169,14 @@ def _read_folders(spark: SparkSession, base: Path, folders: list[Path]) -> DataF
     return spark.read.option("basePath", str(base)).parquet(*[str(f) for f in folders])
 
 
+def _read_partition(spark: SparkSession, base: Path, folder: Path, where: Column) -> DataFrame:
+    """One partition of the table at `base`, read from its own `folder` (the table's other
+    partitions are not even listed), or, when that folder holds no data, the whole table
+    filtered by `where`: no rows, with the table's columns."""
+    one = _read_folders(spark, base, [folder])
+    return one if one is not None else spark.read.parquet(str(base)).where(where)
+
+
 def _feeds_of(settings: Settings, table: str) -> list[Contract]:
     return [c for c in settings.contracts.values() if silver_table(c) == table]
 
@@ -188,10 +196,7 @@ def read_bronze_batch(spark: SparkSession, lake: Lake, feed: str, batch_id: str)
     the feed's other batches (one more each week) are not listed. A batch with no folder reads
     as the whole table filtered to it: no rows."""
     root = lake.bronze(feed)
-    folder = root / f"batch_id={batch_id}"
-    if has_parquet(folder):
-        return spark.read.option("basePath", str(root)).parquet(str(folder))
-    return spark.read.parquet(str(root)).where(F.col("batch_id") == batch_id)
+    return _read_partition(spark, root, root / f"batch_id={batch_id}", F.col("batch_id") == batch_id)
 
 
 def read_history(
@@ -508,10 +513,9 @@ def read_panel(spark: SparkSession, lake: Lake, week: date | None = None) -> Dat
     path = lake.gold(FEATURES)
     if not has_parquet(path):
         raise NothingToDo(f"no feature panel under {path}: run `riskradar build-features` first")
-    if week is not None and has_parquet(path / f"week={week}"):
-        return spark.read.option("basePath", str(path)).parquet(str(path / f"week={week}"))
-    panel = spark.read.parquet(str(path))
-    return panel if week is None else panel.where(F.col("week") == F.lit(week))
+    if week is None:
+        return spark.read.parquet(str(path))
+    return _read_partition(spark, path, path / f"week={week}", F.col("week") == F.lit(week))
 
 
 def panel_weeks(lake: Lake) -> list[date]:
@@ -544,8 +548,8 @@ def read_scores(spark: SparkSession, lake: Lake, target: str, week: date) -> pd.
             f"no scores for {target!r} in the week of {week} (scored weeks: {known}): run `riskradar score`"
         )
     # The partition's folder alone: the other targets and weeks are not even listed.
-    folder = scores_partition(lake, target, week)
-    return spark.read.option("basePath", str(lake.gold(SCORES))).parquet(str(folder)).toPandas()
+    where = (F.col("target") == target) & (F.col("week") == F.lit(week))
+    return _read_partition(spark, lake.gold(SCORES), scores_partition(lake, target, week), where).toPandas()
 
 
 def read_scores_by_area(spark: SparkSession, lake: Lake, target: str, week: date) -> pd.DataFrame | None:
