@@ -167,24 +167,14 @@ def validate_batch(
         return summary
     bronze = catalog.read_bronze_batch(spark, lake, contract.name, batch_id)
     scratch = lake.scratch("validate", contract.name, record.run_id) / batch_id
-    routed = _route(
-        spark,
-        lake,
-        settings,
-        contract,
-        state,
-        bronze,
-        key=key,
-        scratch=scratch,
-        rows=left,
-    )
+    routed = _route(spark, lake, settings, contract, state, bronze, key=key, scratch=scratch, rows=left)
     tally = _tally(routed)
     by_file_in = {r["source_file"]: r["count"] for r in bronze.groupBy("source_file").count().collect()}
     summary.update(_counts(tally, rows_in=sum(by_file_in.values())))
-    if summary["rows_in"] != rows_left(marker, state):
+    if summary["rows_in"] != left:
         raise ReconciliationError(
             f"{contract.name} batch {batch_id}: {marker['rows']} rows ingested, of which retention "
-            f"removed {marker['rows'] - rows_left(marker, state)}, {summary['rows_in']} read from bronze; "
+            f"removed {marker['rows'] - left}, {summary['rows_in']} read from bronze; "
             f"nothing was published"
         )
     batch.written = _write_batch(spark, lake, contract, routed, batch_id, state, run_id=record.run_id)
