@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features.panel import PanelSpec, role_indicators, target_features
@@ -234,7 +234,7 @@ def training_sample(labelled: DataFrame, cols: list, label: str, training: Train
     """The weighted training sample of the labelled rows, thinned to about `max_train_rows`;
     its attrs say how many rows were sampled and the thinning."""
     f = training.zero_row_fraction
-    sample = labelled.where((F.col(label) > 0) | (F.rand(training.seed) < f)).withColumn(
+    sample = labelled.where((F.col(label) > 0) | (row_draw(training.seed) < f)).withColumn(
         "sample_weight", F.when(F.col(label) > 0, 1.0).otherwise(1.0 / f)
     )
     n = sample.count()
@@ -243,7 +243,7 @@ def training_sample(labelled: DataFrame, cols: list, label: str, training: Train
         # A dense city keeps most cell-weeks (every row with an event). Every row is then kept
         # with the same probability, weighted back, so the driver holds about max_train_rows.
         thinning = training.max_train_rows / n
-        sample = sample.where(F.rand(training.seed + 1) < thinning).withColumn(
+        sample = sample.where(row_draw(training.seed + 1) < thinning).withColumn(
             "sample_weight", F.col("sample_weight") / thinning
         )
         log.info(
@@ -255,8 +255,18 @@ def training_sample(labelled: DataFrame, cols: list, label: str, training: Train
             thinning,
         )
     train = sample.select(*cols, "sample_weight").toPandas()
+    # In a fixed order: the trees' binning subsample and early-stopping split draw by position.
+    train = train.sort_values(["week_idx", "cell_id"], ignore_index=True)
     train.attrs["sampled_rows"], train.attrs["thinning"] = n, thinning
     return train
+
+
+def row_draw(seed: int) -> Column:
+    """A uniform draw in [0, 1) per cell-week, a hash of (cell_id, week_idx, seed): the same rows
+    are drawn whatever the panel's partitioning, file order or path (`F.rand` draws by position
+    within a partition, so the same panel read another way gave another sample)."""
+    bits = F.xxhash64("cell_id", "week_idx", F.lit(seed)).bitwiseAND(F.lit((1 << 53) - 1))
+    return bits / float(1 << 53)
 
 
 def held_evaluation(

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pyspark.sql import functions as F
 from synthetic_panel import GOOD, WORSE, synthetic_settings, write_synthetic_panel
 
 from jobs import train
@@ -412,6 +413,29 @@ def test_training_sample_over_the_bound_is_thinned_and_weighted_back(trained, sp
     assert thinned["sample_weight"].sum() == pytest.approx(full["sample_weight"].sum(), rel=0.25)
     # The backtest frame is not thinned: every study cell of every backtest week is scored.
     assert len(evaluate) == len(train.load_frames(panel, features, label, 1, settings.training)[1])
+
+
+def test_the_training_sample_is_the_same_however_the_panel_is_partitioned(trained, spark):
+    """The zero rows kept and the rows thinned are drawn per cell-week, not by position: the same
+    panel in other partitions, in another order, gives the same sample in the same order."""
+    tmp, settings, _ = trained
+    panel = spark.read.parquet(str(Lake(settings.lake_root).gold("features")))
+    shuffled = panel.repartition(5, "cell_id").sortWithinPartitions(F.desc("week_idx"))
+    features, label = ["hardship_index", "hist_burglary_w4"], "label_burglary_h1"
+    thinned = synthetic_settings(tmp, **{"training.max_train_rows": 200}).training
+    samples = []
+    for training in (settings.training, thinned):
+        one = train.load_frames(panel, features, label, 1, training)[0]
+        other = train.load_frames(shuffled, features, label, 1, training)[0]
+        assert 0 < (one[label] == 0).sum() < len(one)  # zero rows were drawn, some kept
+        pd.testing.assert_frame_equal(one, other)
+        assert one.attrs == other.attrs
+        samples.append(one)
+    assert samples[1].attrs["thinning"] < 1  # the second draw bit
+    # Another seed draws other zero rows.
+    reseeded = synthetic_settings(tmp, **{"training.seed": settings.training.seed + 7}).training
+    again = train.load_frames(panel, features, label, 1, reseeded)[0]
+    assert not again[["cell_id", "week_idx"]].equals(samples[0][["cell_id", "week_idx"]])
 
 
 def test_training_without_a_panel_says_what_to_run(spark, tmp_path):
