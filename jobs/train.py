@@ -6,9 +6,10 @@ promotion gate that cannot be talked around.
 
 Per target: one MLflow experiment `riskradar-<target>`, a parent run per training with a
 child run per candidate and per baseline. The best candidate is refitted on every labelled
-week and registered as `riskradar-<target>`; it gets the alias `champion` only if its mean
-promotion metric beats the best baseline and the current champion by the margin, otherwise
-`challenger`, with the reason logged on the run.
+week and registered as `riskradar-<target>`; it gets the alias `champion` only if it beats
+the best baseline (its mean promotion metric by the margin, or with
+`training.promotion_lower_end` the lower end of its paired gain above that bar) and the current
+champion by the margin, otherwise `challenger`, with the reason logged on the run.
 
 The job reads, samples and logs; the backtest is `models.backtest`, the gate `models.gate`, the
 exposure strata `models.strata`, the plots and the model card `reports.plots` and
@@ -568,6 +569,7 @@ class Standings:
             paired=self.paired.gains[self.best.name],
             non_inferior={m: gains[self.best.name] for m, gains in self.checks.items()},
             tolerance=checked.tolerance if checked else 0.0,
+            lower_end=training.promotion_lower_end,
         )
 
 

@@ -3,8 +3,12 @@
 Pure: it compares backtest results and returns the alias with the reason in words; the train
 job sets the alias and logs the reason. A learned candidate becomes `champion` only if its mean
 promotion metric beats the best baseline and the current champion's (the champion's recipe
-backtested on today's data) by the margin; otherwise it is a `challenger`. The paired gain of the
-best candidate over the best baseline (with its interval) is appended to the reason. With a
+backtested on today's data) by the margin; otherwise it is a `challenger`. With a bar on the
+paired gain (`training.promotion_lower_end`), beating the best baseline means instead that the
+lower end of the paired gain's interval lies above that bar: a lead the weeks show clearly counts,
+however small, and a large mean whose interval reaches the bar does not, so the bar follows the
+noise of each target (the gain of a sparse target spans ten times a dense one's). The paired gain
+of the best candidate over the best baseline (with its interval) is appended to the reason. With a
 non-inferiority check (`training.non_inferiority`), a candidate must also not lose at the other
 coverages: the lower end of its paired gain over the best baseline at each of them may not lie
 below -tolerance, so a candidate that buys PAI@3 % with a loss at 1 % or 5 % stays a challenger,
@@ -25,7 +29,7 @@ from models.metrics import PairedInterval
 from riskradar.registry import CHAMPION
 
 CHALLENGER = "challenger"
-BASELINE_CHAMPION_REASON = "best baseline, serving as champion: no learned candidate beat it by the margin"
+BASELINE_CHAMPION_REASON = "best baseline, serving as champion: no learned candidate passed the gate"
 
 
 def best_of(results: list[BacktestResult], kind: str, metric: str) -> BacktestResult:
@@ -75,13 +79,18 @@ def gate(
     paired: PairedInterval | None = None,
     non_inferior: Mapping[str, PairedInterval] | None = None,
     tolerance: float = 0.0,
+    lower_end: float | None = None,
 ) -> tuple[str, str]:
     """(alias, reason): champion only if `best` beats the best baseline and the current
-    champion's value (None: no champion yet) by the margin on `metric` and, with
+    champion's value (None: no champion yet) by the margin on `metric` (with `lower_end`, the
+    best baseline is beaten when the lower end of `paired` lies above it instead) and, with
     `non_inferior` (its paired gains over `baseline` at other metrics), has no `shortfall` at
     any of them. `paired`, the paired gain of `best` over `baseline` on `metric`, is appended
     to the reason; so is which metric decided."""
-    alias, reason = _rule(best, baseline, champion, metric, margin)
+    if lower_end is not None and paired is None:
+        raise ValueError("a bar on the paired gain's lower end needs the paired gain")
+    bar = (paired, lower_end) if lower_end is not None else None
+    alias, reason = _rule(best, baseline, champion, metric, margin, bar)
     if non_inferior and alias != CHAMPION:
         reason += f"; decided by {metric}"
     elif non_inferior:
@@ -106,18 +115,42 @@ def gate(
 
 
 def _rule(
-    best: BacktestResult, baseline: BacktestResult, champion: float | None, metric: str, margin: float
+    best: BacktestResult,
+    baseline: BacktestResult,
+    champion: float | None,
+    metric: str,
+    margin: float,
+    bar=None,
 ) -> tuple[str, str]:
+    """The gate's rule on the promotion metric; `bar`: (the paired gain over `baseline`, the bar
+    its lower end must pass), or None for the margin on the mean."""
     value, base = best.mean(metric), baseline.mean(metric)
-    if not value > base + margin:
+    paired, lower_end = bar if bar is not None else (None, None)
+    if paired is None and not value > base + margin:
         return CHALLENGER, (
             f"{best.name} {metric} {value:.3f} does not beat the best baseline "
             f"{baseline.name} ({base:.3f}) by the margin {margin}"
+        )
+    if paired is not None and not paired.low > lower_end:
+        return CHALLENGER, (
+            f"{best.name} {metric} {value:.3f} does not beat the best baseline {baseline.name} "
+            f"({base:.3f}) clearly: the lower end of its paired gain, {paired.low:+.2f}, is not above "
+            f"{lower_end:g}"
         )
     if champion is not None and not value > champion + margin:
         return CHALLENGER, (
             f"{best.name} {metric} {value:.3f} does not beat the current champion "
             f"({champion:.3f}) by the margin {margin}"
+        )
+    if paired is not None:
+        return CHAMPION, (
+            f"{best.name} {metric} {value:.3f} beats the best baseline {baseline.name} ({base:.3f}) "
+            f"with the lower end of its paired gain, {paired.low:+.2f}, above {lower_end:g}"
+            + (
+                f", and the champion ({champion:.3f}) by more than {margin}"
+                if champion is not None
+                else " (no champion yet)"
+            )
         )
     return CHAMPION, (
         f"{best.name} {metric} {value:.3f} beats the best baseline {baseline.name} ({base:.3f})"
@@ -130,7 +163,7 @@ def baseline_serves_reason(reason: str, baseline: BacktestResult, version: str) 
     """The gate's reason when no champion exists yet and the best baseline is registered as one."""
     return (
         f"{reason}; no champion yet, so the best baseline {baseline.name} is registered as "
-        f"v{version} and serves as champion until a learned model beats it by the margin"
+        f"v{version} and serves as champion until a learned model passes the gate"
     )
 
 

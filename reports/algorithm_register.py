@@ -295,6 +295,15 @@ def proportionality(settings: Settings, champion: Champion) -> tuple[str, str]:
     training = settings.training
     assert training is not None
     label, margin = metric_label(training.promotion_metric), f"{training.promotion_margin:g}"
+    if training.promotion_lower_end is None:
+        bar_nl, bar_en = f"met {margin} verslaat", f"beats the best baseline at {label}% by {margin}"
+    else:
+        low = f"{training.promotion_lower_end:g}"
+        bar_nl = f"aantoonbaar verslaat (de ondergrens van het 95%-interval van de winst boven {low})"
+        bar_en = (
+            f"clearly beats the best baseline at {label}% (the lower end of the 95 % interval of its "
+            f"gain above {low})"
+        )
     gain = interval(champion.metrics, f"paired_gain_{training.promotion_metric}", signed=True)
     return (
         text(
@@ -303,8 +312,8 @@ def proportionality(settings: Settings, champion: Champion) -> tuple[str, str]:
             "Nadeel: plekken met veel registraties krijgen meer aandacht, en meer aandacht kan daar weer tot "
             "meer registraties leiden. Aandacht voor een buurt kan voor bewoners belastend zijn.",
             "Alternatieven: eenvoudige vuistregels (baselines, zoals het gemiddelde van de afgelopen "
-            f"weken). Een geleerd model wordt alleen kampioen als het de beste baseline op {label}% met "
-            f"{margin} verslaat; anders dient de beste baseline als voorspelling. Winst van deze versie: "
+            f"weken). Een geleerd model wordt alleen kampioen als het de beste baseline op {label}% "
+            f"{bar_nl}; anders dient de beste baseline als voorspelling. Winst van deze versie: "
             f"{gain}.",
             "Alleen aantallen per plek en week worden gebruikt; persoonsgegevens worden bij binnenkomst "
             "gepseudonimiseerd of verwijderd. Een voorspelling over personen is uitgesloten.",
@@ -315,7 +324,7 @@ def proportionality(settings: Settings, champion: Champion) -> tuple[str, str]:
             "Drawback: places with many records get more attention, and more attention can lead to more "
             "records there. Attention to a neighbourhood can burden its residents.",
             f"Alternatives: simple rules (baselines, such as the mean of the past weeks). A learned model "
-            f"becomes champion only if it beats the best baseline at {label}% by {margin}; otherwise the "
+            f"becomes champion only if it {bar_en}; otherwise the "
             f"best baseline serves as the forecast. Gain of this version: {gain}.",
             "Only counts per place and week are used; personal data are pseudonymised or dropped on "
             "arrival. A forecast about persons is ruled out.",

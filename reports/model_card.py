@@ -247,8 +247,8 @@ def gate_decision(
         serving = f"**{best.name}** (v{version}) is the champion: `score` uses it from now on."
     else:
         serving = (
-            f"**The champion is a baseline** (v{champion_version}): no learned candidate beat it by the "
-            f"margin, so the forecast is the baseline's. {best.name} (v{version}) stays a challenger."
+            f"**The champion is a baseline** (v{champion_version}): no learned candidate passed the "
+            f"gate, so the forecast is the baseline's. {best.name} (v{version}) stays a challenger."
         )
     return f"""
 ## Decision of the promotion gate

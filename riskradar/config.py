@@ -656,6 +656,12 @@ class TrainingConfig(_Model):
     seed: int = 42
     promotion_metric: str = "pai_3"
     promotion_margin: float = Field(0.0, ge=0.0, description="absolute margin on the promotion metric")
+    promotion_lower_end: float | None = Field(
+        None,
+        description="the best baseline is beaten when the lower end of the paired gain over it on the "
+        "promotion metric lies above this (instead of the mean by promotion_margin, which still "
+        "applies against the champion); null: the mean and the margin",
+    )
     non_inferiority: NonInferiorityConfig | None = Field(
         None, description="no loss at other coverages either (the gate); null: the promotion metric alone"
     )

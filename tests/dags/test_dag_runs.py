@@ -149,6 +149,7 @@ def _config(tmp: Path, landing: Path, tracking_uri: str) -> Path:
             "training.backtest_weeks": 4,
             "training.refit_every_weeks": 2,
             "training.promotion_margin": 0.0,
+            "training.promotion_lower_end": None,
             "training.candidates": {
                 "hgb_poisson": {"max_iter": 60, "min_samples_leaf": 20, "random_state": 0}
             },

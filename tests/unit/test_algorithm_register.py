@@ -83,6 +83,21 @@ def test_the_technical_operation_quotes_the_backtest_window_and_the_paired_inter
     )
 
 
+def test_the_promotion_rule_quoted_is_the_configured_one(settings, entry):
+    field = "proportionality"
+    clear = (
+        "clearly beats the best baseline at PAI@3% (the lower end of the 95 % interval of its gain above 0)"
+    )
+    assert clear in as_markdown(entry["eng"][field])
+    assert "aantoonbaar verslaat (de ondergrens van het 95%-interval van de winst boven 0)" in as_markdown(
+        entry["nld"][field]
+    )
+    training = settings.training.model_copy(update={"promotion_lower_end": None})
+    by_margin = algorithm_entry(settings.model_copy(update={"training": training}), champion())
+    assert "beats the best baseline at PAI@3% by 0.05;" in as_markdown(by_margin["eng"][field])
+    assert "op PAI@3% met 0.05 verslaat;" in as_markdown(by_margin["nld"][field])
+
+
 def test_the_risks_hold_the_exposure_table_and_the_monitoring(entry):
     risks = as_markdown(entry["eng"]["risks"])
     assert "- Q1 (lowest x): 25.0% of flagged cell-weeks, 50.0% of cells, 40.0% of incidents" in risks

@@ -223,6 +223,42 @@ def test_a_candidate_that_buys_the_promotion_metric_with_a_loss_at_another_cover
     assert (alias, reason.endswith("by the margin 1.5; decided by pai_3")) == ("challenger", True)
 
 
+def _paired(low: float, mean: float) -> PairedInterval:
+    return PairedInterval(mean=mean, low=low, high=2 * mean - low, weeks=52, won=30)
+
+
+def test_with_a_bar_on_the_lower_end_a_small_clear_gain_passes_and_a_large_unclear_one_does_not():
+    """promotion_lower_end: the best baseline is beaten when the paired gain's interval lies above
+    the bar, whatever the mean's distance; the margin still guards the champion."""
+    baseline = _result("ewma", "baseline", 2.0)
+    small = _result("hgb", "candidate", 2.03)
+    alias, reason = gate(small, baseline, None, "pai_3", 0.05, paired=_paired(0.01, 0.03), lower_end=0.0)
+    assert alias == "champion"
+    assert reason.startswith(
+        "hgb pai_3 2.030 beats the best baseline ewma (2.000) with the lower end of its paired gain, "
+        "+0.01, above 0 (no champion yet); paired gain over ewma, pai_3 +0.03 [+0.01, +0.05]"
+    )
+    assert gate(small, baseline, None, "pai_3", 0.05, paired=_paired(0.01, 0.03))[0] == "challenger"
+    large = _result("hgb", "candidate", 2.5)
+    alias, reason = gate(large, baseline, None, "pai_3", 0.05, paired=_paired(-0.02, 0.5), lower_end=0.0)
+    assert alias == "challenger"
+    assert reason.startswith(
+        "hgb pai_3 2.500 does not beat the best baseline ewma (2.000) clearly: the lower end of its "
+        "paired gain, -0.02, is not above 0"
+    )
+    # The champion's bar is the margin on the mean, as without the lower end.
+    alias, reason = gate(small, baseline, 2.0, "pai_3", 0.05, paired=_paired(0.01, 0.03), lower_end=0.0)
+    assert (alias, reason) == (
+        "challenger",
+        "hgb pai_3 2.030 does not beat the current champion (2.000) by the margin 0.05; paired gain "
+        "over ewma, pai_3 +0.03 [+0.01, +0.05], 30/52 weeks",
+    )
+    alias, reason = gate(small, baseline, 1.9, "pai_3", 0.05, paired=_paired(0.01, 0.03), lower_end=0.0)
+    assert alias == "champion" and ", and the champion (1.900) by more than 0.05;" in reason
+    with pytest.raises(ValueError, match="needs the paired gain"):
+        gate(small, baseline, None, "pai_3", 0.05, lower_end=0.0)
+
+
 def test_a_coverage_without_a_week_to_judge_is_a_shortfall_and_without_checks_nothing_is():
     assert shortfall({"pai_1": _gain(0.5), "pai_5": _gain(0.5, weeks=0)}, 0.1) == "pai_5"
     assert shortfall({"pai_1": _gain(float("nan"))}, 0.1) == "pai_1"
@@ -251,7 +287,7 @@ def test_a_baseline_serving_as_champion_is_said_in_the_reason():
     baseline = _result("prior_4w", "baseline", 2.0)
     assert baseline_serves_reason("r", baseline, "3") == (
         "r; no champion yet, so the best baseline prior_4w is registered as v3 and serves as champion "
-        "until a learned model beats it by the margin"
+        "until a learned model passes the gate"
     )
 
 
