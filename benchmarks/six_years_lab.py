@@ -214,13 +214,14 @@ def score(work: Path, target: str, smooth: bool) -> None:
 
 
 def headroom(work: Path, target: str, draws: int = 5) -> None:
-    """How much better than the best baseline any forecast of the backtest weeks could rank, as a
+    """How much better than the best baseline a forecast of the backtest weeks could rank, as a
     markdown table: the best baseline; an oracle map no forecast can have (each cell's mean count
-    over the other 51 backtest weeks); their half-half mix; and each of the best map and the mix
+    over the other backtest weeks); their half-half mix; and each of the best map and the mix
     taken as the true weekly rate (scaled to each week's total), scored on Poisson counts drawn
     from it (`draws` draws, seeded): the PAI a forecast that knew the rates exactly would get if
-    the map were right. A map's spread over cells is its rates' plus its own noise, so those two
-    rows are an upper estimate of the reachable."""
+    the map were right. A map's spread over cells is its rates' plus its own noise, which
+    overstates the reachable; rates that change from week to week, which a map cannot hold and a
+    forecast might, would understate it. An estimate of the headroom, not a bound."""
     from models.backtest import run_baseline, score_predictions
     from models.gate import best_of
 
@@ -233,7 +234,7 @@ def headroom(work: Path, target: str, draws: int = 5) -> None:
     mix = p.assign(mu=0.5 * oracle["mu"] / oracle["mu"].mean() + 0.5 * p["mu"] / p["mu"].mean())
     rows = {
         f"{best.name} (the best baseline)": best,
-        "oracle: each cell's mean over the other 51 weeks": score_predictions("o", "candidate", oracle),
+        "oracle: each cell's mean over the other backtest weeks": score_predictions("o", "candidate", oracle),
         f"half oracle, half {best.name}": score_predictions("m", "candidate", mix),
     }
     rng = np.random.default_rng(0)

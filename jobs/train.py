@@ -255,9 +255,9 @@ def training_sample(labelled: DataFrame, cols: list, label: str, training: Train
             training.max_train_rows,
             thinning,
         )
-    train = sample.select(*cols, "sample_weight").toPandas()
-    # In a fixed order: the trees' binning subsample and early-stopping split draw by position.
-    train = train.sort_values(["week_idx", "cell_id"], ignore_index=True)
+    # In a fixed order (the trees' binning subsample and early-stopping split draw by position),
+    # sorted by Spark: a sort in pandas would hold a second copy of the sample on the driver.
+    train = sample.select(*cols, "sample_weight").orderBy("week_idx", "cell_id").toPandas()
     train.attrs["sampled_rows"], train.attrs["thinning"] = n, thinning
     return train
 
@@ -570,6 +570,7 @@ class Standings:
             non_inferior={m: gains[self.best.name] for m, gains in self.checks.items()},
             tolerance=checked.tolerance if checked else 0.0,
             lower_end=training.promotion_lower_end,
+            block=training.paired_block_weeks or training.refit_every_weeks,
         )
 
 

@@ -29,6 +29,9 @@ from models.metrics import PairedInterval
 from riskradar.registry import CHAMPION
 
 CHALLENGER = "challenger"
+# The paired interval of fewer blocks of weeks than this is too coarse to promote by: with one
+# block every resample is the same weeks, and the interval shrinks to the mean.
+MIN_BLOCKS = 4
 BASELINE_CHAMPION_REASON = "best baseline, serving as champion: no learned candidate passed the gate"
 
 
@@ -80,17 +83,27 @@ def gate(
     non_inferior: Mapping[str, PairedInterval] | None = None,
     tolerance: float = 0.0,
     lower_end: float | None = None,
+    block: int = 1,
 ) -> tuple[str, str]:
     """(alias, reason): champion only if `best` beats the best baseline and the current
     champion's value (None: no champion yet) by the margin on `metric` (with `lower_end`, the
-    best baseline is beaten when the lower end of `paired` lies above it instead) and, with
-    `non_inferior` (its paired gains over `baseline` at other metrics), has no `shortfall` at
-    any of them. `paired`, the paired gain of `best` over `baseline` on `metric`, is appended
+    best baseline is beaten when its mean is beaten and the lower end of `paired` lies above
+    `lower_end` instead, if `paired` holds at least MIN_BLOCKS blocks of `block` weeks) and,
+    with `non_inferior` (its paired gains over `baseline` at other metrics), has no `shortfall`
+    at any of them. `paired`, the paired gain of `best` over `baseline` on `metric`, is appended
     to the reason; so is which metric decided."""
     if lower_end is not None and paired is None:
         raise ValueError("a bar on the paired gain's lower end needs the paired gain")
-    bar = (paired, lower_end) if lower_end is not None else None
+    bar, coarse = None, ""
+    if lower_end is not None and paired.weeks >= MIN_BLOCKS * block:
+        bar = (paired, lower_end)
+    elif lower_end is not None:
+        coarse = (
+            f" ({paired.weeks} weeks paired, fewer than {MIN_BLOCKS} blocks of {block}: too few for the "
+            "interval to judge, so the margin on the mean did)"
+        )
     alias, reason = _rule(best, baseline, champion, metric, margin, bar)
+    reason += coarse
     if non_inferior and alias != CHAMPION:
         reason += f"; decided by {metric}"
     elif non_inferior:
@@ -131,11 +144,10 @@ def _rule(
             f"{best.name} {metric} {value:.3f} does not beat the best baseline "
             f"{baseline.name} ({base:.3f}) by the margin {margin}"
         )
-    if paired is not None and not paired.low > lower_end:
+    if paired is not None and not (value > base and paired.weeks > 0 and paired.low > lower_end):
         return CHALLENGER, (
             f"{best.name} {metric} {value:.3f} does not beat the best baseline {baseline.name} "
-            f"({base:.3f}) clearly: the lower end of its paired gain, {paired.low:+.2f}, is not above "
-            f"{lower_end:g}"
+            f"({base:.3f}) clearly: its paired gain {paired.text()} has no lower end above {lower_end:g}"
         )
     if champion is not None and not value > champion + margin:
         return CHALLENGER, (

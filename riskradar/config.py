@@ -658,6 +658,8 @@ class TrainingConfig(_Model):
     promotion_margin: float = Field(0.0, ge=0.0, description="absolute margin on the promotion metric")
     promotion_lower_end: float | None = Field(
         None,
+        ge=0.0,
+        allow_inf_nan=False,
         description="the best baseline is beaten when the lower end of the paired gain over it on the "
         "promotion metric lies above this (instead of the mean by promotion_margin, which still "
         "applies against the champion); null: the mean and the margin",

@@ -428,10 +428,15 @@ def test_the_training_sample_is_the_same_however_the_panel_is_partitioned(traine
         one = train.load_frames(panel, features, label, 1, training)[0]
         other = train.load_frames(shuffled, features, label, 1, training)[0]
         assert 0 < (one[label] == 0).sum() < len(one)  # zero rows were drawn, some kept
+        assert list(one["week_idx"]) == sorted(one["week_idx"])
         pd.testing.assert_frame_equal(one, other)
         assert one.attrs == other.attrs
         samples.append(one)
     assert samples[1].attrs["thinning"] < 1  # the second draw bit
+    # The draw is uniform: about zero_row_fraction of the zero rows are kept (5 standard deviations).
+    zeros = panel.where(F.col(label) == 0).count()
+    f = settings.training.zero_row_fraction
+    assert abs((samples[0][label] == 0).sum() - f * zeros) < 5 * (zeros * f * (1 - f)) ** 0.5
     # Another seed draws other zero rows.
     reseeded = synthetic_settings(tmp, **{"training.seed": settings.training.seed + 7}).training
     again = train.load_frames(panel, features, label, 1, reseeded)[0]

@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.dummy import DummyRegressor
+from synthetic_panel import synthetic_settings
 
+from jobs.train import standings
 from models.backtest import (
     BacktestResult,
     Fitting,
@@ -18,9 +20,18 @@ from models.backtest import (
     pai_curve,
     run_baseline,
     run_candidate,
+    score_predictions,
 )
 from models.baselines import baselines_for, exponentially_weighted, prior_counts
-from models.gate import baseline_serves_reason, best_non_inferior, best_of, champion_recipe, gate, shortfall
+from models.gate import (
+    MIN_BLOCKS,
+    baseline_serves_reason,
+    best_non_inferior,
+    best_of,
+    champion_recipe,
+    gate,
+    shortfall,
+)
 from models.metrics import Interval, PairedInterval, pai
 from models.strata import exposure_strata
 
@@ -243,8 +254,18 @@ def test_with_a_bar_on_the_lower_end_a_small_clear_gain_passes_and_a_large_uncle
     alias, reason = gate(large, baseline, None, "pai_3", 0.05, paired=_paired(-0.02, 0.5), lower_end=0.0)
     assert alias == "challenger"
     assert reason.startswith(
-        "hgb pai_3 2.500 does not beat the best baseline ewma (2.000) clearly: the lower end of its "
-        "paired gain, -0.02, is not above 0"
+        "hgb pai_3 2.500 does not beat the best baseline ewma (2.000) clearly: its paired gain "
+        "+0.50 [-0.02, +1.02], 30/52 weeks has no lower end above 0"
+    )
+    # No week to pair leaves the interval nothing to judge (the margin on the mean does), and a
+    # mean under the baseline's is no clear gain whatever the interval says.
+    none = PairedInterval(mean=float("nan"), low=float("nan"), high=float("nan"), weeks=0, won=0)
+    alias, reason = gate(small, baseline, None, "pai_3", 0.05, paired=none, lower_end=0.0)
+    assert alias == "challenger" and "(0 weeks paired, fewer than" in reason
+    below = _result("hgb", "candidate", 1.99)
+    assert (
+        gate(below, baseline, None, "pai_3", 0.0, paired=_paired(0.01, 0.03), lower_end=0.0)[0]
+        == "challenger"
     )
     # The champion's bar is the margin on the mean, as without the lower end.
     alias, reason = gate(small, baseline, 2.0, "pai_3", 0.05, paired=_paired(0.01, 0.03), lower_end=0.0)
@@ -257,6 +278,22 @@ def test_with_a_bar_on_the_lower_end_a_small_clear_gain_passes_and_a_large_uncle
     assert alias == "champion" and ", and the champion (1.900) by more than 0.05;" in reason
     with pytest.raises(ValueError, match="needs the paired gain"):
         gate(small, baseline, None, "pai_3", 0.05, lower_end=0.0)
+
+
+def test_an_interval_of_too_few_blocks_does_not_judge_and_the_margin_on_the_mean_does():
+    """With a single block every resample holds the same weeks and the interval is a point: the
+    bar needs MIN_BLOCKS blocks of weeks, and below that the margin on the mean decides."""
+    baseline, small = _result("ewma", "baseline", 2.0), _result("hgb", "candidate", 2.03)
+    point = PairedInterval(mean=0.03, low=0.03, high=0.03, weeks=4, won=3)
+    alias, reason = gate(small, baseline, None, "pai_3", 0.05, paired=point, lower_end=0.0, block=4)
+    assert alias == "challenger"
+    assert reason.startswith(
+        "hgb pai_3 2.030 does not beat the best baseline ewma (2.000) by the margin 0.05 (4 weeks "
+        f"paired, fewer than {MIN_BLOCKS} blocks of 4: too few for the interval to judge, so the margin "
+        "on the mean did)"
+    )
+    enough = PairedInterval(mean=0.03, low=0.01, high=0.05, weeks=4 * MIN_BLOCKS, won=10)
+    assert gate(small, baseline, None, "pai_3", 0.05, paired=enough, lower_end=0.0, block=4)[0] == "champion"
 
 
 def test_a_coverage_without_a_week_to_judge_is_a_shortfall_and_without_checks_nothing_is():
@@ -409,3 +446,34 @@ def test_an_offset_model_learns_the_ratio_to_the_map_and_reads_the_map_beside_it
         ValueError, match=r"offset 'ewma_hl9' is not a baseline of the target; known: prior_4w"
     ):
         make_candidates({"hgb_poisson_offset": {"offset": "ewma_hl9"}}, baselines)
+
+
+def test_the_train_job_judges_by_the_configured_rule(tmp_path):
+    """training.promotion_lower_end reaches the gate through the job's standings, with the paired
+    comparison's block: on, the reason is the interval's; off, the margin's."""
+    rng = np.random.default_rng(3)
+    rate = rng.gamma(0.5, 2.0, size=400)
+    frames = []
+    for week in range(16):
+        y = rng.poisson(rate)
+        frames.append(pd.DataFrame({"cell_id": np.arange(400), "week_idx": week, "y": y, "mu": rate}))
+    truth = pd.concat(frames, ignore_index=True)
+    noisy = truth.assign(mu=truth["mu"] * rng.lognormal(0, 0.6, len(truth)))
+    results = [score_predictions("hgb", "candidate", truth), score_predictions("ewma", "baseline", noisy)]
+    settings = {
+        "training.backtest_weeks": 16,
+        "training.refit_every_weeks": 4,
+        "training.promotion_margin": 9.0,
+    }
+    for lower_end, rule in (
+        (0.0, "with the lower end of its paired gain, +1.02, above 0"),
+        (None, "by the margin 9.0"),
+    ):
+        training = synthetic_settings(
+            tmp_path, **settings, **{"training.promotion_lower_end": lower_end}
+        ).training
+        ranked = standings(results, training)
+        assert ranked.paired.block == 4
+        alias, reason = ranked.verdict(None, training)
+        assert rule in reason, reason
+        assert alias == ("champion" if lower_end is not None else "challenger")

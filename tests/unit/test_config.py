@@ -60,6 +60,16 @@ def test_lake_root_comes_from_the_environment(monkeypatch, tmp_path):
         ("governance.purpose", {"nl": "alleen Nederlands"}, "key 'governance.purpose.en'"),
         ("governance.in_use_since", "2026-13", "key 'governance.in_use_since' = '2026-13'"),
         (
+            "training.promotion_lower_end",
+            -0.1,
+            "key 'training.promotion_lower_end' = -0.1: Input should be greater than or equal to 0",
+        ),
+        (
+            "training.promotion_lower_end",
+            float("nan"),
+            "key 'training.promotion_lower_end' = nan: Input should be a finite number",
+        ),
+        (
             "retention.counts_days",
             1000,
             "key 'retention.counts_days' = 1000: shorter than the retention_days of the events feed "
