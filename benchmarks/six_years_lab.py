@@ -188,12 +188,10 @@ def score(work: Path, target: str, smooth: bool) -> None:
     best baseline, as a markdown table."""
     import pandas as pd
 
-    from models.backtest import compare_paired, run_baseline, score_predictions
-    from models.gate import best_of
+    from models.backtest import compare_paired, score_predictions
 
     frames, baselines = _load(work, target)
-    base = [run_baseline(n, b, frames.evaluate, frames.label) for n, b in baselines.items()]
-    best = best_of(base, "baseline", "pai_3")
+    base, best = _baselines_scored(frames, baselines)
     folder = work / "lab" / "preds" / target
     predictions = {p.stem: pd.read_pickle(p) for p in sorted(folder.glob("*.pkl"))}
     for a, b in itertools.combinations(list(predictions), 2):
@@ -222,12 +220,10 @@ def headroom(work: Path, target: str, draws: int = 5) -> None:
     the map were right. A map's spread over cells is its rates' plus its own noise, which
     overstates the reachable; rates that change from week to week, which a map cannot hold and a
     forecast might, would understate it. An estimate of the headroom, not a bound."""
-    from models.backtest import run_baseline, score_predictions
-    from models.gate import best_of
+    from models.backtest import score_predictions
 
     frames, baselines = _load(work, target)
-    base = [run_baseline(n, b, frames.evaluate, frames.label) for n, b in baselines.items()]
-    best = best_of(base, "baseline", "pai_3")
+    _, best = _baselines_scored(frames, baselines)
     p = best.predictions
     cells = p.groupby("cell_id")["y"]
     oracle = p.assign(mu=(cells.transform("sum") - p["y"]) / (cells.transform("count") - 1))
@@ -250,6 +246,15 @@ def headroom(work: Path, target: str, draws: int = 5) -> None:
         results = r if isinstance(r, list) else [r]
         means = [np.mean([x.mean(m) for x in results]) for m in COVERAGES]
         print(f"| {name} | " + " / ".join(f"{v:.2f}" for v in means) + " |")
+
+
+def _baselines_scored(frames, baselines):
+    """(every baseline's backtest result, the best of them on PAI@3 %)."""
+    from models.backtest import run_baseline
+    from models.gate import best_of
+
+    base = [run_baseline(n, b, frames.evaluate, frames.label) for n, b in baselines.items()]
+    return base, best_of(base, "baseline", "pai_3")
 
 
 def _load(work: Path, target: str):
@@ -279,6 +284,8 @@ def main() -> None:
         "--top-weight", type=float, action="append", default=[], help="gamma of a top-weighted fit"
     )
     args = parser.parse_args()
+    if args.top_weight and not args.offset:
+        parser.error("--top-weight leans toward the first --offset map: name one")
     if args.step == "extract":
         extract(args.work, args.target)
     elif args.step == "variants":

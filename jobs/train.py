@@ -570,7 +570,7 @@ class Standings:
             non_inferior={m: gains[self.best.name] for m, gains in self.checks.items()},
             tolerance=checked.tolerance if checked else 0.0,
             lower_end=training.promotion_lower_end,
-            block=training.paired_block_weeks or training.refit_every_weeks,
+            block=self.paired.block,
         )
 
 

@@ -135,8 +135,9 @@ def _rule(
     margin: float,
     bar=None,
 ) -> tuple[str, str]:
-    """The gate's rule on the promotion metric; `bar`: (the paired gain over `baseline`, the bar
-    its lower end must pass), or None for the margin on the mean."""
+    """The gate's rule on the promotion metric; `bar`: (the paired gain over `baseline`, of at
+    least MIN_BLOCKS blocks of weeks, and the bar its lower end must pass), or None for the
+    margin on the mean."""
     value, base = best.mean(metric), baseline.mean(metric)
     paired, lower_end = bar if bar is not None else (None, None)
     if paired is None and not value > base + margin:
@@ -144,7 +145,7 @@ def _rule(
             f"{best.name} {metric} {value:.3f} does not beat the best baseline "
             f"{baseline.name} ({base:.3f}) by the margin {margin}"
         )
-    if paired is not None and not (value > base and paired.weeks > 0 and paired.low > lower_end):
+    if paired is not None and not (value > base and paired.low > lower_end):
         return CHALLENGER, (
             f"{best.name} {metric} {value:.3f} does not beat the best baseline {baseline.name} "
             f"({base:.3f}) clearly: its paired gain {paired.text()} has no lower end above {lower_end:g}"
